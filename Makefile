@@ -1,0 +1,37 @@
+# Every target installs into .venv first when needed (a fresh clone needs only `make test`
+# or `make check`).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+ARGS ?=
+
+.PHONY: install test check serve lint bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: install
+	$(PY) -m pytest -q $(ARGS)
+
+check: install
+	$(VENV)/bin/harness check $(ARGS)
+
+serve: install
+	$(VENV)/bin/harness serve $(ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check harness tests benchmarks
+	$(VENV)/bin/mypy --strict harness
+
+bench: install
+	$(PY) -m benchmarks $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

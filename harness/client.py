@@ -1,0 +1,133 @@
+"""httpx client for the task API, with incremental, deadline-bounded stream reading."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import httpx
+
+from harness.streams import NdjsonDecoder, SseDecoder, StreamEvent
+
+StreamFormat = Literal["ndjson", "sse"]
+ACCEPT = {"ndjson": "application/x-ndjson", "sse": "text/event-stream"}
+
+
+@dataclass
+class TimedEvent:
+    """A stream event with the monotonic time (seconds) it was decoded."""
+
+    event: StreamEvent
+    at: float
+
+
+@dataclass
+class StreamReading:
+    """Everything read from one stream connection."""
+
+    status_code: int
+    content_type: str
+    events: list[TimedEvent] = field(default_factory=list)
+    closed_by_server: bool = False
+    timed_out: bool = False
+    error: str | None = None
+    raw_tail: bytes = b""
+    started: float = 0.0
+
+    @property
+    def updates(self) -> list[dict[str, Any]]:
+        return [t.event.payload for t in self.events
+                if t.event.kind == "update" and t.event.payload is not None]
+
+
+def task_of(update: dict[str, Any]) -> dict[str, Any]:
+    """The task inside a stream update (`{"data": task, "fields": [...]}`), or the update itself."""
+    data = update.get("data")
+    return data if isinstance(data, dict) and "fields" in update else update
+
+
+class ApiClient:
+    """One key's view of a target. Every method returns the raw httpx.Response."""
+
+    def __init__(self, base_url: str, api_key: str | None, timeout: float = 30.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        headers = {"Content-Type": "application/json", "User-Agent": "inference-harness/0.1"}
+        if api_key is not None:
+            headers["Authorization"] = f"Bearer {api_key}"
+        self.base_url = base_url.rstrip("/")
+        self.http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout,
+                                 transport=transport)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def run(self, body: dict[str, Any]) -> httpx.Response:
+        return self.http.post("/apps/run", json=body)
+
+    def get_task(self, task_id: str) -> httpx.Response:
+        return self.http.get(f"/tasks/{task_id}")
+
+    def get_status(self, task_id: str) -> httpx.Response:
+        return self.http.get(f"/tasks/{task_id}/status")
+
+    def cancel(self, task_id: str) -> httpx.Response:
+        return self.http.post(f"/tasks/{task_id}/cancel", content=b"")
+
+    def delete(self, task_id: str, files: bool = False) -> httpx.Response:
+        return self.http.delete(f"/tasks/{task_id}", params={"files": "true"} if files else None)
+
+    def workers(self) -> httpx.Response:
+        return self.http.get("/workers")
+
+    def create_file(self, filename: str | None, content_type: str, size: int | None
+                    ) -> httpx.Response:
+        spec = {"uri": "", "filename": filename, "content_type": content_type, "path": None,
+                "size": size, "public": None}
+        return self.http.post("/files", json={"files": [spec]})
+
+    def put_bytes(self, upload_url: str, data: bytes, content_type: str) -> httpx.Response:
+        """PUT to an upload URL exactly as the SDKs do: only Content-Type, no Authorization."""
+        with httpx.Client(timeout=self.http.timeout) as bare:
+            return bare.put(upload_url, content=data, headers={"Content-Type": content_type})
+
+    def download(self, uri: str) -> httpx.Response:
+        with httpx.Client(timeout=self.http.timeout) as bare:
+            return bare.get(uri)
+
+    def read_stream(self, task_id: str, fmt: StreamFormat, deadline_s: float) -> StreamReading:
+        """Read a task stream incrementally until the server closes it or the deadline passes."""
+        decoder: NdjsonDecoder | SseDecoder = NdjsonDecoder() if fmt == "ndjson" else SseDecoder()
+        start = time.monotonic()
+        end = start + deadline_s
+        # A silent server is cut by the read timeout, an endless one by the deadline check.
+        timeout = httpx.Timeout(connect=5.0, read=deadline_s, write=5.0, pool=5.0)
+        reading = StreamReading(0, "", started=start)
+        try:
+            with self.http.stream("GET", f"/tasks/{task_id}/stream",
+                                  headers={"Accept": ACCEPT[fmt], "Accept-Encoding": "identity"},
+                                  timeout=timeout) as response:
+                reading.status_code = response.status_code
+                reading.content_type = response.headers.get("content-type", "")
+                for chunk in response.iter_raw():
+                    now = time.monotonic()
+                    reading.raw_tail = (reading.raw_tail + chunk)[-4096:]
+                    reading.events.extend(TimedEvent(e, now) for e in decoder.feed(chunk))
+                    if now > end:
+                        reading.timed_out = True
+                        break
+                else:
+                    reading.closed_by_server = True
+                    now = time.monotonic()
+                    reading.events.extend(TimedEvent(e, now) for e in decoder.close())
+        except httpx.ReadTimeout:
+            reading.timed_out = True
+        except httpx.HTTPError as exc:
+            reading.error = f"{type(exc).__name__}: {exc}"
+        return reading

@@ -1,0 +1,101 @@
+"""Typed views of contracts/ (lifecycle and limits), loaded once per file."""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field
+
+
+def contracts_dir() -> Path:
+    """Where contracts/ lives: $HARNESS_CONTRACTS_DIR, else the repository's own folder."""
+    override = os.environ.get("HARNESS_CONTRACTS_DIR")
+    return Path(override) if override else Path(__file__).resolve().parents[1] / "contracts"
+
+
+class Lifecycle(BaseModel):
+    """Status codes, the terminal set and the allowed transitions of a task."""
+
+    name: str
+    source: str = ""
+    statuses: dict[int, str]
+    initial: list[int]
+    terminal: list[int]
+    completed: int
+    failed: int
+    cancelled: int
+    rejected: int | None = None
+    cancelling: int | None = None
+    setup_phases: list[int] = Field(default_factory=list)
+    transitions: dict[int, list[int]]
+
+    def is_terminal(self, status: int) -> bool:
+        return status in self.terminal
+
+    @functools.cached_property
+    def reachable(self) -> dict[int, frozenset[int]]:
+        """The transitive closure: every status reachable from each status (skips allowed)."""
+        closure: dict[int, frozenset[int]] = {}
+        for start in self.statuses:
+            seen: set[int] = set()
+            stack = list(self.transitions.get(start, []))
+            while stack:
+                nxt = stack.pop()
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.extend(self.transitions.get(nxt, []))
+            closure[start] = frozenset(seen)
+        return closure
+
+    def may_follow(self, before: int, after: int) -> bool:
+        """True if an observer may see `after` after `before` (equal, or reachable)."""
+        return before == after or after in self.reachable.get(before, frozenset())
+
+    def label(self, status: int) -> str:
+        return f"{status} ({self.statuses.get(status, 'not in the contract')})"
+
+
+class LimitGroup(BaseModel):
+    limit: int
+    source: str = ""
+    operations: list[str]
+
+
+class Limits(BaseModel):
+    """Per-key rate-limit groups, their window and header names."""
+
+    window_seconds: float
+    scope: str
+    algorithm: str
+    headers: dict[str, str]
+    rejected: dict[str, Any]
+    groups: dict[str, LimitGroup]
+    unlimited: list[str] = Field(default_factory=list)
+
+    def group_of(self, method: str, path_template: str) -> str | None:
+        op = f"{method.upper()} {path_template}"
+        for name, group in self.groups.items():
+            if op in group.operations:
+                return name
+        return None
+
+
+def _read(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+@functools.cache
+def load_lifecycle(path: Path | None = None) -> Lifecycle:
+    return Lifecycle.model_validate(_read(path or contracts_dir() / "lifecycle.yaml"))
+
+
+@functools.cache
+def load_limits(path: Path | None = None) -> Limits:
+    return Limits.model_validate(_read(path or contracts_dir() / "limits.yaml"))

@@ -1,0 +1,57 @@
+"""Findings (what a check found wrong) and the RunResult a suite returns."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Severity = Literal["error", "warning", "info"]
+SuiteStatus = Literal["passed", "failed", "error", "skipped"]
+
+
+class Finding(BaseModel):
+    """One broken promise, with the evidence and a way to reproduce it."""
+
+    check: str
+    severity: Severity = "error"
+    suite: str
+    message: str
+    task_id: str | None = None
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    repro: str | None = None
+
+
+class SuiteResult(BaseModel):
+    """What one suite did: its status, metrics, findings and the checks it ran."""
+
+    name: str
+    status: SuiteStatus
+    checks: list[str] = Field(default_factory=list)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    findings: list[Finding] = Field(default_factory=list)
+    error: str | None = None
+    duration_s: float = 0.0
+
+
+class RunResult(BaseModel):
+    """A whole run: target, settings without keys, suites and all their findings."""
+
+    schema_version: int = 1
+    run_id: str
+    target: str
+    started_at: str
+    finished_at: str | None = None
+    settings: dict[str, Any] = Field(default_factory=dict)
+    suites: list[SuiteResult] = Field(default_factory=list)
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for suite in self.suites for f in suite.findings]
+
+    def to_json_dict(self) -> dict[str, Any]:
+        data = self.model_dump(mode="json")
+        data["suites"] = {s["name"]: {k: v for k, v in s.items() if k not in ("name", "findings")}
+                          for s in data["suites"]}
+        data["findings"] = [f.model_dump(mode="json") for f in self.findings]
+        return data

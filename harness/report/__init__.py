@@ -1,0 +1,1 @@
+"""Turn a RunResult into files in its run folder."""

@@ -1,0 +1,478 @@
+"""Routes of the reference server: auth, envelope, problem+json errors, rate limits, streams."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from harness.server.apps import CATALOG, parse_ref, validation_errors
+from harness.server.contract_data import load_server_contract
+from harness.server.engine import Engine, EngineError, Task
+from harness.server.faults import Faults
+from harness.server.files import FileStore, FileTooLarge
+from harness.server.ratelimit import Decision, FixedWindowLimiter
+
+ERROR_BASE = "https://api.inference.sh/errors/"
+TITLES = {
+    "bad_request": "Bad request",
+    "unauthorized": "Invalid API key",
+    "app_not_found": "App not found",
+    "task_not_found": "Task not found",
+    "file_not_found": "File not found",
+    "not_found": "Not found",
+    "method_not_allowed": "Method not allowed",
+    "invalid_transition": "Invalid transition",
+    "payload_too_large": "Payload too large",
+    "validation_failed": "Input validation failed",
+    "rate_limited": "Rate limited",
+    "internal_error": "Internal server error",
+}
+ANONYMOUS = "anonymous"
+
+
+def dump(value: Any) -> bytes:
+    """Compact ASCII-only JSON (U+2028/U+2029 escaped, as WIRE.md section 8.2 requires)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def envelope(data_json: bytes) -> bytes:
+    return b'{"success":true,"data":' + data_json + b',"messages":[]}'
+
+
+class ApiError(Exception):
+    """An error answer: becomes a problem+json response."""
+
+    def __init__(self, status: int, code: str, detail: str,
+                 extra: dict[str, Any] | None = None) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail, self.extra = status, code, detail, extra or {}
+
+
+def problem(status: int, code: str, detail: str, extra: dict[str, Any] | None = None,
+            headers: dict[str, str] | None = None) -> Response:
+    title = TITLES.get(code, code.replace("_", " ").capitalize())
+    body = {"type": ERROR_BASE + code, "title": title, "status": status, "detail": detail,
+            "error": {"code": code, "message": detail}, **(extra or {})}
+    return Response(dump(body), status, headers=headers, media_type="application/problem+json")
+
+
+class RunRequest(BaseModel):
+    """`POST /apps/run` body; unknown keys pass (the SDKs forward whatever the caller gives)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    app: str
+    input: Any = None
+    setup: dict[str, Any] | None = None
+    infra: Literal["cloud", "private", "private_first"] | None = None
+    workers: list[str] | None = None
+    function: str | None = None
+    session: str | None = None
+    session_timeout: int | None = None
+    webhook: str | None = None
+    metadata: dict[str, Any] | None = None
+    stream: bool | None = None
+    wait: bool | None = None
+
+
+class FileCreate(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    uri: str | None = None
+    filename: str | None = None
+    content_type: str | None = None
+    path: str | None = None
+    size: int | None = None
+    public: bool | None = None
+
+
+class FilesRequest(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    files: list[FileCreate]
+
+
+@dataclass
+class ServerConfig:
+    """Everything `harness serve` can set."""
+
+    keys: list[str]
+    rate_window: float | None = None
+    speed: float = 1.0
+    faults: list[str] = field(default_factory=list)
+    heartbeat_interval: float = 10.0
+    progress_interval: float = 20.0
+    cloud_workers: int = 16
+    private_workers: int = 2
+    retention_seconds: float = 3600.0
+    max_finished_tasks: int = 10_000
+    max_upload_bytes: int = 10 * 1024 * 1024
+    max_files: int = 10_000
+    max_stored_bytes: int = 256 * 1024 * 1024
+
+
+Handler = Callable[[Request, str], Awaitable[Response]]
+
+
+class ReferenceApi:
+    """State and handlers of one reference server."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        contract = load_server_contract()
+        self.config = config
+        self.contract = contract
+        self.faults = Faults(config.faults)
+        self.keys = set(config.keys)
+        self.limiter = FixedWindowLimiter(
+            contract.limits, config.rate_window or contract.window_seconds, self.faults)
+        self.files = FileStore(config.max_upload_bytes, config.max_files,
+                               config.max_stored_bytes, config.retention_seconds,
+                               alter_uploads="upload-bytes-altered" in self.faults)
+        self.engine = Engine(self.files, contract.status_names, list(config.keys),
+                             cloud_workers=config.cloud_workers,
+                             private_workers=config.private_workers, speed=config.speed,
+                             retention_seconds=config.retention_seconds,
+                             max_finished=config.max_finished_tasks, faults=self.faults,
+                             dump=dump)
+        if "invalid-key-accepted" in self.faults:
+            self.engine.add_key(ANONYMOUS, 0)
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def authenticate(self, request: Request) -> str | None:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() == "bearer" and token in self.keys:
+            return token
+        if "invalid-key-accepted" in self.faults:
+            return ANONYMOUS
+        return None
+
+    def api(self, group: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            key = self.authenticate(request)
+            if key is None:
+                return problem(401, "unauthorized", "missing or unknown API key",
+                               headers={"WWW-Authenticate": "Bearer"})
+            decision = self.limiter.hit(key, group, time.time())
+            if not decision.admitted:
+                if group == "run" and "rate-limited-side-effect" in self.faults:
+                    with contextlib.suppress(ApiError):
+                        await handler(request, key)
+                return self._rate_limited(decision)
+            try:
+                response = await handler(request, key)
+            except ApiError as exc:
+                response = self._error_response(exc)
+            except EngineError as exc:
+                response = problem(exc.status, exc.code, exc.detail)
+            response.headers.update(decision.headers())
+            return response
+
+        return endpoint
+
+    def _error_response(self, exc: ApiError) -> Response:
+        if exc.status == 422 and "server-error-on-invalid-input" in self.faults:
+            return problem(500, "internal_error", "unhandled validation error")
+        return problem(exc.status, exc.code, exc.detail, exc.extra)
+
+    def _rate_limited(self, decision: Decision) -> Response:
+        detail = (f"rate limit of {decision.limit} requests per window exceeded; "
+                  f"retry after {decision.retry_after} s")
+        return problem(429, "rate_limited", detail, headers=decision.headers())
+
+    def _owned_task(self, request: Request, key: str) -> Task:
+        task_id = request.path_params["id"]
+        task = self.engine.get(task_id)
+        if task is None or (task.owner != key and "cross-key-read" not in self.faults):
+            raise ApiError(404, "task_not_found", f"task {task_id} not found")
+        return task
+
+    @staticmethod
+    def _base_url(request: Request) -> str:
+        return str(request.base_url).rstrip("/")
+
+    @staticmethod
+    async def _json_body(request: Request, model: type[BaseModel]) -> Any:
+        body = await request.body()
+        if not body.strip():
+            raise ApiError(400, "bad_request", "request body must be a JSON object")
+        try:
+            return model.model_validate_json(body)
+        except ValidationError as exc:
+            if any(err["type"] == "json_invalid" for err in exc.errors()):
+                raise ApiError(400, "bad_request", "request body is not valid JSON") from exc
+            params = validation_errors(exc, "body")
+            raise ApiError(422, "validation_failed", _first_reason(params),
+                           {"invalid_params": params}) from exc
+
+    def _task_response(self, task: Task, read: bool = False) -> Response:
+        data = self.engine.public_task(task)
+        if read and "status-regression" in self.faults:
+            task.reads += 1
+            if task.reads % 2 == 0 and len(task.events) >= 2:
+                data = {**data, "status": task.events[-2]["status"]}
+        return Response(envelope(dump(data)), media_type="application/json")
+
+    # -- handlers ------------------------------------------------------------------------
+
+    async def run(self, request: Request, key: str) -> Response:
+        body: RunRequest = await self._json_body(request, RunRequest)
+        ref = parse_ref(body.app)
+        if ref is None:
+            raise ApiError(422, "validation_failed", f"malformed app reference {body.app!r}",
+                           {"invalid_params": [{"name": "body.app", "reason": "expected "
+                                                "namespace/name[@version][:function]"}]})
+        app = CATALOG.get(ref.name)
+        if app is None:
+            raise ApiError(404, "app_not_found", f"app {ref.name!r} not found")
+        parsed_setup = _validated(app.validate_setup, body.setup, "setup")
+        parsed_input = _validated(app.validate_input, body.input, "input")
+        base_url = self._base_url(request)
+        for name in app.file_fields:
+            uri = getattr(parsed_input, name, None)
+            if uri is None:
+                continue
+            record = self.files.by_uri(uri, base_url)
+            if record is None or record.owner != key or record.data is None:
+                params = [{"name": f"input.{name}",
+                           "reason": "not the URI of an uploaded file of this key"}]
+                raise ApiError(422, "validation_failed", _first_reason(params),
+                               {"invalid_params": params})
+        infra = body.infra or "cloud"
+        self.engine.check_routing(key, infra, body.workers)
+        task = Task(
+            id=self.engine.new_id(), owner=key, app=app, app_ref=body.app,
+            function=ref.function or body.function, input=body.input, parsed_input=parsed_input,
+            setup=body.setup, parsed_setup=parsed_setup, infra=infra,
+            workers=body.workers, base_url=base_url, extra={},
+        )
+        self.engine.submit(task)
+        return self._task_response(task)
+
+    async def get_task(self, request: Request, key: str) -> Response:
+        if "slow-reads" in self.faults:
+            await asyncio.sleep(0.05)
+        return self._task_response(self._owned_task(request, key), read=True)
+
+    async def get_status(self, request: Request, key: str) -> Response:
+        if "slow-reads" in self.faults:
+            await asyncio.sleep(0.05)
+        task = self._owned_task(request, key)
+        data = self.engine.public_task(task)
+        status = data["status"]
+        if "status-regression" in self.faults:
+            task.reads += 1
+            if task.reads % 2 == 0 and len(task.events) >= 2:
+                status = task.events[-2]["status"]
+        body = {"id": task.id, "status": status, "updated_at": data["updated_at"]}
+        return Response(envelope(dump(body)), media_type="application/json")
+
+    async def cancel(self, request: Request, key: str) -> Response:
+        task = self._owned_task(request, key)
+        self.engine.cancel(task)
+        return self._task_response(task)
+
+    async def delete(self, request: Request, key: str) -> Response:
+        task = self._owned_task(request, key)
+        with_files = request.query_params.get("files", "false").lower() in ("1", "true", "yes")
+        self.engine.delete(task, with_files)
+        return Response(status_code=204)
+
+    async def workers(self, request: Request, key: str) -> Response:
+        data = [w.to_dict() for w in self.engine.visible_workers(key)]
+        return Response(envelope(dump(data)), media_type="application/json")
+
+    async def create_files(self, request: Request, key: str) -> Response:
+        body: FilesRequest = await self._json_body(request, FilesRequest)
+        if not body.files:
+            params = [{"name": "body.files", "reason": "at least one file is required"}]
+            raise ApiError(422, "validation_failed", _first_reason(params),
+                           {"invalid_params": params})
+        for index, spec in enumerate(body.files):
+            if spec.size is not None and spec.size < 0:
+                params = [{"name": f"body.files.{index}.size", "reason": "must be >= 0"}]
+                raise ApiError(422, "validation_failed", _first_reason(params),
+                               {"invalid_params": params})
+        base_url = self._base_url(request)
+        records = [self.files.create(key, base_url, spec.filename, spec.content_type, spec.size,
+                                     spec.path) for spec in body.files]
+        data = [record.to_dict() for record in records]
+        return Response(envelope(dump(data)), media_type="application/json")
+
+    async def stream(self, request: Request, key: str) -> Response:
+        task = self._owned_task(request, key)
+        sse = _wants_sse(request.headers.get("accept", ""))
+        media = "text/event-stream" if sse else "application/x-ndjson"
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return StreamingResponse(self._stream_lines(task, sse), media_type=media,
+                                 headers=headers)
+
+    async def _stream_lines(self, task: Task, sse: bool) -> AsyncIterator[bytes]:
+        engine = self.engine
+        queue = engine.subscribe(task)
+
+        def frame(line: bytes, version: int) -> bytes:
+            if sse:
+                return b"id: %d\ndata: " % version + line + b"\n\n"
+            return line + b"\n"
+
+        heartbeat = b": heartbeat\n\n" if sse else b'{"type":"heartbeat"}\n'
+        without_terminal = "stream-without-terminal" in self.faults
+        try:
+            snapshot_version = task.version
+            fields = list(engine.public_task(task))
+            if task.terminal and without_terminal:
+                return
+            yield frame(engine.update_line(task, fields), snapshot_version)
+            if task.terminal:
+                if "events-after-terminal" in self.faults:
+                    yield frame(engine.update_line(task, ["logs"]), snapshot_version + 1)
+                return
+            loop = asyncio.get_running_loop()
+            last_update = loop.time()
+            while True:
+                wait = min(self.config.heartbeat_interval,
+                           max(0.0, last_update + self.config.progress_interval - loop.time()))
+                try:
+                    version, line, terminal = await asyncio.wait_for(queue.get(), wait)
+                except TimeoutError:
+                    if loop.time() - last_update >= self.config.progress_interval:
+                        # A non-heartbeat line keeps the Python SDK's 30 s idle check quiet.
+                        yield frame(engine.update_line(task, []), task.version)
+                        last_update = loop.time()
+                    else:
+                        yield heartbeat
+                    continue
+                if version <= snapshot_version:
+                    continue
+                if terminal and without_terminal:
+                    return
+                yield frame(line, version)
+                last_update = loop.time()
+                if terminal:
+                    if "events-after-terminal" in self.faults:
+                        yield frame(engine.update_line(task, ["logs"]), version + 1)
+                    return
+        finally:
+            engine.unsubscribe(task, queue)
+
+    # -- unauthenticated capability URLs -------------------------------------------------
+
+    async def upload(self, request: Request) -> Response:
+        record = self.files.by_token(request.path_params["token"])
+        if record is None:
+            return problem(404, "file_not_found", "unknown upload URL")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.files.max_upload_bytes:
+                return problem(413, "payload_too_large",
+                               f"upload exceeds {self.files.max_upload_bytes} bytes")
+            chunks.append(chunk)
+        try:
+            self.files.put(record, b"".join(chunks))
+        except FileTooLarge as exc:
+            return problem(413, "payload_too_large", str(exc))
+        return Response(envelope(dump(record.to_dict())), media_type="application/json")
+
+    async def download(self, request: Request) -> Response:
+        record = self.files.by_id(request.path_params["id"])
+        if record is None or record.data is None:
+            return problem(404, "file_not_found", "no such file, or not uploaded yet")
+        return Response(record.data, media_type=record.content_type)
+
+    async def health(self, request: Request) -> Response:
+        return Response(b'{"status":"ok"}', media_type="application/json")
+
+    # -- assembly ------------------------------------------------------------------------
+
+    def routes(self) -> list[Route]:
+        group = self.contract.group_of
+        return [
+            Route("/apps/run", self.api(group["POST /apps/run"], self.run), methods=["POST"]),
+            Route("/tasks/{id}", self.api(group["GET /tasks/{id}"], self.get_task),
+                  methods=["GET"]),
+            Route("/tasks/{id}", self.api(group["DELETE /tasks/{id}"], self.delete),
+                  methods=["DELETE"]),
+            Route("/tasks/{id}/status", self.api(group["GET /tasks/{id}/status"],
+                                                 self.get_status), methods=["GET"]),
+            Route("/tasks/{id}/stream", self.api(group["GET /tasks/{id}/stream"], self.stream),
+                  methods=["GET"]),
+            Route("/tasks/{id}/cancel", self.api(group["POST /tasks/{id}/cancel"], self.cancel),
+                  methods=["POST"]),
+            Route("/files", self.api(group["POST /files"], self.create_files), methods=["POST"]),
+            Route("/workers", self.api(group["GET /workers"], self.workers), methods=["GET"]),
+            Route("/upload/{token}", self.upload, methods=["PUT"]),
+            Route("/files/{id}/{name}", self.download, methods=["GET"]),
+            Route("/healthz", self.health, methods=["GET"]),
+        ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        sweeper = asyncio.get_running_loop().create_task(self._sweep())
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            await self.engine.stop()
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.engine.evict()
+            self.files.evict()
+
+
+def _validated(validate: Callable[[Any], BaseModel], value: Any, name: str) -> BaseModel:
+    try:
+        return validate(value)
+    except ValidationError as exc:
+        params = validation_errors(exc, name)
+        raise ApiError(422, "validation_failed", _first_reason(params),
+                       {"invalid_params": params}) from exc
+
+
+def _first_reason(params: list[dict[str, str]]) -> str:
+    first = params[0]
+    return f"{first['name']}: {first['reason']}"
+
+
+def _wants_sse(accept: str) -> bool:
+    """NDJSON unless the client asks for SSE and not for NDJSON (NDJSON is the SDKs' format)."""
+    accept = accept.lower()
+    return "text/event-stream" in accept and "application/x-ndjson" not in accept
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+    detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    return problem(exc.status_code, code, f"{request.method} {request.url.path}: {detail}")
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    return problem(500, "internal_error", f"unexpected {type(exc).__name__}")
+
+
+def create_app(config: ServerConfig) -> Starlette:
+    """Build the Starlette application for one reference server."""
+    api = ReferenceApi(config)
+    app = Starlette(
+        routes=api.routes(),
+        lifespan=api.lifespan,
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+    )
+    app.state.api = api
+    return app

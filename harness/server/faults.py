@@ -1,0 +1,49 @@
+"""Named, opt-in bugs that make the reference server wrong on purpose.
+
+Each fault exists to prove that some check of the harness catches it; the list is
+documented in docs/faults.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+FAULTS: dict[str, str] = {
+    "status-regression": "GET /tasks/{id} shows the task's previous status on every second read.",
+    "stream-without-terminal": "Streams close after the last non-terminal update, without the terminal one.",
+    "events-after-terminal": "Streams send one more update after the terminal update before closing.",
+    "over-admit": "Each rate-limit group admits limit+1 requests per window.",
+    "remaining-not-counting": "X-RateLimit-Remaining stays at the limit instead of counting down.",
+    "completed-without-output": "Completed tasks carry output null.",
+    "invalid-key-accepted": "Any bearer token, or none, is accepted (as an anonymous key).",
+    "cross-key-read": "Tasks are readable and cancellable with any valid key, not only their owner's.",
+    "server-error-on-invalid-input": "Input that fails validation answers 500 instead of 422.",
+    "upload-bytes-altered": "PUT to an upload URL stores the bytes with the last byte flipped.",
+    "reset-in-past": "X-RateLimit-Reset names the start of the window, a second already past.",
+    "shared-bucket": "All keys share one rate-limit bucket per group.",
+    "rate-limited-side-effect": "A 429 on POST /apps/run still creates (and runs) the task.",
+    "slow-reads": "GET /tasks/{id} and /status answer after an extra 50 ms.",
+    "float-status": "Task status is sent as a JSON float (10.0), which the Python SDK reads as Unknown.",
+}
+
+
+class UnknownFault(ValueError):
+    """A fault name that the server does not know."""
+
+
+class Faults:
+    """The set of faults switched on for one server."""
+
+    def __init__(self, names: Iterable[str] = ()) -> None:
+        names = list(names)
+        unknown = [n for n in names if n not in FAULTS]
+        if unknown:
+            known = ", ".join(sorted(FAULTS))
+            raise UnknownFault(f"unknown fault {unknown[0]!r}; known faults: {known}")
+        self.names = frozenset(names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names
+
+    def __bool__(self) -> bool:
+        return bool(self.names)

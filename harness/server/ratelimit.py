@@ -1,0 +1,62 @@
+"""Per-key, per-group fixed-window rate limiter (sans-I/O: give it a time, get a decision)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from harness.server.faults import Faults
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of one request against its group's budget."""
+
+    admitted: bool
+    limit: int
+    remaining: int
+    reset: int
+    retry_after: int | None
+
+    def headers(self) -> dict[str, str]:
+        out = {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(self.reset),
+        }
+        if self.retry_after is not None:
+            out["Retry-After"] = str(self.retry_after)
+        return out
+
+
+class FixedWindowLimiter:
+    """Counts admissions per (key, group) in windows aligned to multiples of `window` on the epoch."""
+
+    def __init__(self, limits: dict[str, int], window: float, faults: Faults | None = None) -> None:
+        if window <= 0:
+            raise ValueError("window must be positive")
+        self.limits = dict(limits)
+        self.window = window
+        self.faults = faults or Faults()
+        # (key, group) -> [window index, admitted count]
+        self._counts: dict[tuple[str, str], list[int]] = {}
+
+    def hit(self, key: str, group: str, now: float) -> Decision:
+        """Count one request sent at epoch time `now`; admit it if the window has room."""
+        limit = self.limits[group]
+        index = math.floor(now / self.window)
+        start = index * self.window
+        end = start + self.window
+        bucket_key = ("*" if "shared-bucket" in self.faults else key, group)
+        bucket = self._counts.get(bucket_key)
+        if bucket is None or bucket[0] != index:
+            bucket = [index, 0]
+            self._counts[bucket_key] = bucket
+        capacity = limit + 1 if "over-admit" in self.faults else limit
+        reset = math.floor(start) - 1 if "reset-in-past" in self.faults else math.ceil(end)
+        if bucket[1] >= capacity:
+            retry_after = max(1, math.ceil(end - now))
+            return Decision(False, limit, 0, reset, retry_after)
+        bucket[1] += 1
+        remaining = limit if "remaining-not-counting" in self.faults else max(0, limit - bucket[1])
+        return Decision(True, limit, remaining, reset, None)

@@ -1,0 +1,88 @@
+"""One typed settings object: command-line flags > environment > harness.toml > defaults."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+DEFAULT_TOML = Path("harness.toml")
+
+
+class ConfigError(Exception):
+    """Bad configuration: the CLI exits with code 2."""
+
+
+class Settings(BaseModel):
+    """Everything a run needs to know about its target and its limits."""
+
+    base_url: str | None = None
+    api_keys: list[str] = Field(default_factory=list, repr=False)
+    rate_window: float | None = Field(default=None, gt=0)
+    max_tasks: int = Field(default=500, ge=1)
+    allow_hosts: list[str] = Field(default_factory=list)
+    out_dir: Path = Path("reports")
+    speed: float = Field(default=10.0, gt=0)
+    deadline: float = Field(default=60.0, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    def public(self) -> dict[str, Any]:
+        """The settings as they may appear in a report: no keys, only how many there are."""
+        data = self.model_dump(mode="json", exclude={"api_keys"})
+        data["api_key_count"] = len(self.api_keys)
+        return data
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if env.get("HARNESS_BASE_URL"):
+        out["base_url"] = env["HARNESS_BASE_URL"]
+    keys = [k.strip() for k in env.get("HARNESS_API_KEYS", "").split(",") if k.strip()]
+    if not keys and env.get("INFERENCE_API_KEY"):
+        keys = [env["INFERENCE_API_KEY"].strip()]
+    if keys:
+        out["api_keys"] = keys
+    return out
+
+
+def _from_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    section = data.get("harness", data)
+    known = set(Settings.model_fields)
+    unknown = sorted(k for k in section if k not in known and k != "thresholds")
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting {unknown[0]!r}")
+    return {k: v for k, v in section.items() if k in known}
+
+
+def load_settings(flags: Mapping[str, Any], env: Mapping[str, str] | None = None,
+                  toml_path: Path | None = None) -> Settings:
+    """Merge the sources; None-valued flags do not override anything."""
+    env = os.environ if env is None else env
+    merged: dict[str, Any] = {}
+    merged.update(_from_toml(toml_path or DEFAULT_TOML))
+    merged.update(_from_env(env))
+    merged.update({k: v for k, v in flags.items() if v is not None and v != []})
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"setting {where}: {err['msg']}") from exc

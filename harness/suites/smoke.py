@@ -1,0 +1,356 @@
+"""Smoke suite: every app through run, poll, stream, upload and cancel, with basic promises checked.
+
+The conformance, lifecycle and rate-limit suites go deeper; this one proves the main paths
+work end to end and catches the grossest faults fast.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from harness.client import ApiClient, StreamFormat, StreamReading, task_of
+from harness.contract import Lifecycle, Limits
+from harness.findings import Finding, SuiteResult
+from harness.repro import curl
+
+SUITE = "smoke"
+CHECKS = {
+    "ST-AUTH-REQUIRED": "a request with an unknown key is refused with 401 and a problem body",
+    "ST-INVALID-INPUT": "input that fails the app's schema is refused with 422, not 5xx or 2xx",
+    "ST-RUN-COMPLETES": "each app's task reaches Completed with an output object",
+    "ST-FAIL-ERROR": "a failing app ends Failed with its error text",
+    "ST-POLL-ORDER": "polled statuses are known and never go back",
+    "ST-STREAM-TERMINAL": "a stream ends with the terminal update and the server closes it",
+    "ST-STREAM-AFTER-TERMINAL": "nothing is sent after the terminal update",
+    "ST-STREAM-FORMAT": "a stream has the negotiated content type and only JSON-object events",
+    "ST-UPLOAD-ROUNDTRIP": "uploaded bytes come back unchanged through an app's output file",
+    "ST-CANCEL": "a cancelled running task ends Cancelled; cancelling it again answers 409",
+    "ST-ISOLATION": "another key cannot read a task (404)",
+}
+PNG_BYTES = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00"
+    b"\x90wS\xde\x00\x00\x00\x0cIDATx\x9cc\xf8\xcf\xc0\x00\x00\x03\x01\x01\x00\xc9\xfe\x92\xef"
+    b"\x00\x00\x00\x00IEND\xaeB`\x82"
+)
+
+
+@dataclass
+class SmokeOptions:
+    deadline_s: float = 60.0
+    poll_interval_s: float | None = None
+
+
+@dataclass
+class _Run:
+    """State of one smoke run."""
+
+    client: ApiClient
+    other: ApiClient | None
+    lifecycle: Lifecycle
+    poll_interval: float
+    deadline_s: float
+    findings: list[Finding] = field(default_factory=list)
+    tasks_created: int = 0
+    requests: int = 0
+
+    def find(self, check: str, message: str, task_id: str | None = None,
+             evidence: dict[str, Any] | None = None, repro: str | None = None) -> None:
+        self.findings.append(Finding(check=check, suite=SUITE, message=message, task_id=task_id,
+                                     evidence=evidence or {}, repro=repro))
+
+
+def _excerpt(response: httpx.Response, limit: int = 600) -> dict[str, Any]:
+    return {"request": f"{response.request.method} {response.request.url}",
+            "status": response.status_code,
+            "content_type": response.headers.get("content-type", ""),
+            "body": response.text[:limit]}
+
+
+def _data(response: httpx.Response) -> Any:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body.get("data") if isinstance(body, dict) and "data" in body else body
+
+
+def _is_problem(response: httpx.Response) -> bool:
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and {"type", "title", "status", "detail"} <= body.keys()
+
+
+def _start(run: _Run, body: dict[str, Any], label: str) -> str | None:
+    response = run.client.run(body)
+    run.requests += 1
+    task = _data(response)
+    if response.status_code >= 300 or not isinstance(task, dict) or "id" not in task:
+        run.find("ST-RUN-COMPLETES", f"{label}: POST /apps/run answered {response.status_code} "
+                 "without a task id", evidence=_excerpt(response),
+                 repro=curl("POST", f"{run.client.base_url}/apps/run", body))
+        return None
+    run.tasks_created += 1
+    return str(task["id"])
+
+
+def _poll(run: _Run, task_id: str, label: str) -> dict[str, Any] | None:
+    """Poll GET /tasks/{id} to a terminal status, checking order; the final task or None."""
+    seen: list[int] = []
+    end = time.monotonic() + run.deadline_s
+    url = f"{run.client.base_url}/tasks/{task_id}"
+    while time.monotonic() < end:
+        response = run.client.get_task(task_id)
+        run.requests += 1
+        task = _data(response)
+        if response.status_code != 200 or not isinstance(task, dict):
+            run.find("ST-RUN-COMPLETES", f"{label}: GET /tasks/{{id}} answered "
+                     f"{response.status_code}", task_id, _excerpt(response), curl("GET", url))
+            return None
+        status = task.get("status")
+        if type(status) is not int or status not in run.lifecycle.statuses:
+            run.find("ST-POLL-ORDER", f"{label}: status {status!r} is not an integer code of "
+                     "the lifecycle", task_id, _excerpt(response), curl("GET", url))
+            return None
+        if seen and not run.lifecycle.may_follow(seen[-1], status):
+            run.find("ST-POLL-ORDER", f"{label}: status went from "
+                     f"{run.lifecycle.label(seen[-1])} to {run.lifecycle.label(status)}",
+                     task_id, {"statuses_seen": [*seen, status], **_excerpt(response)},
+                     curl("GET", url))
+            return None
+        seen.append(status)
+        if run.lifecycle.is_terminal(status):
+            return task
+        time.sleep(run.poll_interval)
+    run.find("ST-RUN-COMPLETES", f"{label}: no terminal status within {run.deadline_s:g} s",
+             task_id, {"statuses_seen": seen})
+    return None
+
+
+def _check_auth(run: _Run, base_url: str) -> None:
+    with ApiClient(base_url, "inf_harness_not_a_real_key") as stranger:
+        response = stranger.workers()
+    run.requests += 1
+    if response.status_code != 401 or not _is_problem(response):
+        run.find("ST-AUTH-REQUIRED", f"an unknown key got {response.status_code}, expected 401 "
+                 "with a problem body", evidence=_excerpt(response),
+                 repro=curl("GET", f"{base_url}/workers").replace(
+                     "$INFERENCE_API_KEY", "inf_harness_not_a_real_key"))
+
+
+def _check_invalid_input(run: _Run) -> None:
+    body = {"app": "infsh/echo", "input": {"message": 12345}}
+    response = run.client.run(body)
+    run.requests += 1
+    if response.status_code < 300:
+        run.tasks_created += 1
+    if response.status_code != 422 or not _is_problem(response):
+        run.find("ST-INVALID-INPUT", f"invalid input got {response.status_code}, expected 422 "
+                 "with a problem body", evidence=_excerpt(response),
+                 repro=curl("POST", f"{run.client.base_url}/apps/run", body))
+
+
+def _check_app(run: _Run, body: dict[str, Any], label: str) -> dict[str, Any] | None:
+    task_id = _start(run, body, label)
+    if task_id is None:
+        return None
+    task = _poll(run, task_id, label)
+    if task is None:
+        return None
+    if task["status"] != run.lifecycle.completed or not isinstance(task.get("output"), dict):
+        run.find("ST-RUN-COMPLETES", f"{label}: ended {run.lifecycle.label(task['status'])} with "
+                 f"output {task.get('output')!r}, expected Completed with an output object",
+                 task_id, {"task": task}, curl("GET", f"{run.client.base_url}/tasks/{task_id}"))
+        return None
+    return task
+
+
+def _check_fail(run: _Run) -> None:
+    body = {"app": "infsh/fail", "input": {"message": "smoke failure"}}
+    task_id = _start(run, body, "infsh/fail")
+    if task_id is None:
+        return
+    task = _poll(run, task_id, "infsh/fail")
+    if task is not None and (task["status"] != run.lifecycle.failed
+                             or "smoke failure" not in str(task.get("error"))):
+        run.find("ST-FAIL-ERROR", f"infsh/fail ended {run.lifecycle.label(task['status'])} with "
+                 f"error {task.get('error')!r}", task_id, {"task": task})
+
+
+def _check_stream(run: _Run, fmt: StreamFormat) -> None:
+    # A task that lasts a moment, so the stream carries more than the final snapshot.
+    task_id = _start(run, {"app": "infsh/sleep", "input": {"seconds": 2}}, f"stream {fmt}")
+    if task_id is None:
+        return
+    reading = run.client.read_stream(task_id, fmt, run.deadline_s)
+    run.requests += 1
+    _judge_stream(run, task_id, fmt, reading)
+
+
+def _judge_stream(run: _Run, task_id: str, fmt: StreamFormat, reading: StreamReading) -> None:
+    repro = curl("GET", f"{run.client.base_url}/tasks/{task_id}/stream",
+                 headers={"Accept": "application/x-ndjson" if fmt == "ndjson"
+                          else "text/event-stream"}).replace("curl -sS -i", "curl -sS -N -i")
+    tail = reading.raw_tail[-800:].decode("utf-8", "replace")
+    evidence = {"format": fmt, "http_status": reading.status_code,
+                "content_type": reading.content_type, "tail": tail, "error": reading.error}
+    wanted = "application/x-ndjson" if fmt == "ndjson" else "text/event-stream"
+    invalid = [t.event.raw[:200].decode("utf-8", "replace") for t in reading.events
+               if t.event.kind == "invalid"]
+    if reading.status_code != 200 or not reading.content_type.startswith(wanted) or invalid:
+        run.find("ST-STREAM-FORMAT", f"{fmt} stream: HTTP {reading.status_code}, content type "
+                 f"{reading.content_type!r}, {len(invalid)} non-JSON event(s)", task_id,
+                 {**evidence, "invalid": invalid[:3]}, repro)
+        return
+    statuses = [task_of(u).get("status") for u in reading.updates]
+    terminal_at = next((i for i, s in enumerate(statuses)
+                        if isinstance(s, int) and run.lifecycle.is_terminal(s)), None)
+    if terminal_at is None or not reading.closed_by_server:
+        why = "timed out" if reading.timed_out else "closed" if reading.closed_by_server else \
+            "broke off"
+        run.find("ST-STREAM-TERMINAL", f"{fmt} stream {why} after statuses {statuses} without "
+                 "a terminal update" if terminal_at is None else
+                 f"{fmt} stream sent the terminal update but was not closed by the server",
+                 task_id, {**evidence, "statuses": statuses}, repro)
+        return
+    if terminal_at != len(statuses) - 1:
+        run.find("ST-STREAM-AFTER-TERMINAL", f"{fmt} stream sent {len(statuses) - 1 - terminal_at}"
+                 f" update(s) after the terminal status {statuses[terminal_at]}", task_id,
+                 {**evidence, "statuses": statuses}, repro)
+
+
+def _check_upload(run: _Run) -> None:
+    created = run.client.create_file("smoke.png", "image/png", len(PNG_BYTES))
+    run.requests += 1
+    files = _data(created)
+    if created.status_code >= 300 or not isinstance(files, list) or not files \
+            or not files[0].get("upload_url"):
+        run.find("ST-UPLOAD-ROUNDTRIP", f"POST /files answered {created.status_code} without an "
+                 "array of files with an upload_url", evidence=_excerpt(created))
+        return
+    record = files[0]
+    put = run.client.put_bytes(record["upload_url"], PNG_BYTES, "image/png")
+    if put.status_code >= 300:
+        run.find("ST-UPLOAD-ROUNDTRIP", f"PUT to the upload URL without auth answered "
+                 f"{put.status_code}", evidence=_excerpt(put))
+        return
+    task = _check_app(run, {"app": "infsh/image", "input": {"image": record["uri"]}},
+                      "infsh/image with an uploaded file")
+    if task is None:
+        return
+    image = task["output"].get("image")
+    uri = image.get("uri") if isinstance(image, dict) else None
+    if not isinstance(uri, str):
+        run.find("ST-UPLOAD-ROUNDTRIP", "output.image has no uri", task["id"], {"task": task})
+        return
+    got = run.client.download(uri)
+    if got.status_code != 200 or got.content != PNG_BYTES:
+        run.find("ST-UPLOAD-ROUNDTRIP", f"downloaded output ({got.status_code}, "
+                 f"{len(got.content)} bytes) differs from the {len(PNG_BYTES)} bytes uploaded",
+                 task["id"], {"uploaded_hex": PNG_BYTES.hex(), "downloaded_hex":
+                              got.content[:200].hex(), "uri": uri}, f"curl -sS {uri} | xxd")
+
+
+def _check_cancel(run: _Run) -> None:
+    task_id = _start(run, {"app": "infsh/sleep", "input": {"seconds": 600}}, "infsh/sleep")
+    if task_id is None:
+        return
+    url = f"{run.client.base_url}/tasks/{task_id}/cancel"
+    time.sleep(run.poll_interval)
+    first = run.client.cancel(task_id)
+    run.requests += 1
+    if first.status_code >= 300:
+        run.find("ST-CANCEL", f"cancel of a running task answered {first.status_code}", task_id,
+                 _excerpt(first), curl("POST", url))
+        return
+    task = _poll(run, task_id, "cancelled infsh/sleep")
+    if task is None:
+        return
+    if task["status"] != run.lifecycle.cancelled:
+        run.find("ST-CANCEL", f"cancelled task ended {run.lifecycle.label(task['status'])}",
+                 task_id, {"task": task})
+        return
+    again = run.client.cancel(task_id)
+    run.requests += 1
+    if again.status_code != 409 or not _is_problem(again):
+        run.find("ST-CANCEL", f"cancel of an ended task answered {again.status_code}, expected "
+                 "409 with a problem body", task_id, _excerpt(again), curl("POST", url))
+
+
+def _check_isolation(run: _Run, task_id: str) -> None:
+    if run.other is None:
+        return
+    response = run.other.get_task(task_id)
+    run.requests += 1
+    if response.status_code != 404:
+        run.find("ST-ISOLATION", f"a second key read another key's task: HTTP "
+                 f"{response.status_code}", task_id, _excerpt(response),
+                 curl("GET", f"{run.client.base_url}/tasks/{task_id}").replace(
+                     "INFERENCE_API_KEY", "SECOND_API_KEY"))
+
+
+def run_smoke(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: Limits,
+              options: SmokeOptions | None = None,
+              progress: Callable[[str], None] | None = None) -> SuiteResult:
+    """Run every smoke check against `base_url` with the first key (the second for isolation)."""
+    options = options or SmokeOptions()
+    get_budget = limits.groups["get"].limit / limits.window_seconds
+    interval = options.poll_interval_s or max(0.05, 2.0 / get_budget)
+    started = time.monotonic()
+    note = progress or (lambda _msg: None)
+    with ApiClient(base_url, keys[0]) as client:
+        other = ApiClient(base_url, keys[1]) if len(keys) > 1 else None
+        run = _Run(client, other, lifecycle, interval, options.deadline_s)
+        try:
+            steps: list[tuple[str, Callable[[], Any]]] = [
+                ("auth", lambda: _check_auth(run, base_url)),
+                ("invalid input", lambda: _check_invalid_input(run)),
+            ]
+            apps = [
+                ("infsh/echo", {"app": "infsh/echo", "input": {"message": "smoke"}}),
+                ("infsh/sleep", {"app": "infsh/sleep", "input": {"seconds": 0.5}}),
+                ("infsh/image", {"app": "infsh/image", "input": {"width": 4, "height": 4}}),
+                ("infsh/flux", {"app": "infsh/flux", "setup": {"model": "schnell"},
+                                "input": {"prompt": "a sunset"}}),
+                ("infsh/echo-image-flow", {"app": "infsh/echo-image-flow",
+                                           "input": {"message": "flow"}}),
+            ]
+            done: dict[str, dict[str, Any] | None] = {}
+            def app_step(label: str, body: dict[str, Any]) -> Callable[[], None]:
+                def step() -> None:
+                    done[label] = _check_app(run, body, label)
+                return step
+
+            steps += [(label, app_step(label, body)) for label, body in apps]
+            steps += [
+                ("infsh/fail", lambda: _check_fail(run)),
+                ("stream ndjson", lambda: _check_stream(run, "ndjson")),
+                ("stream sse", lambda: _check_stream(run, "sse")),
+                ("upload", lambda: _check_upload(run)),
+                ("cancel", lambda: _check_cancel(run)),
+            ]
+            for index, (label, step) in enumerate(steps, 1):
+                note(f"smoke {index}/{len(steps)}: {label}")
+                step()
+            echo = done.get("infsh/echo")
+            if echo is not None:
+                _check_isolation(run, echo["id"])
+        finally:
+            if other is not None:
+                other.close()
+    checks = [c for c in CHECKS if c != "ST-ISOLATION" or len(keys) > 1]
+    return SuiteResult(
+        name=SUITE,
+        status="failed" if run.findings else "passed",
+        checks=checks,
+        metrics={"tasks_created": run.tasks_created, "requests": run.requests,
+                 "poll_interval_s": round(interval, 3)},
+        findings=run.findings,
+        duration_s=round(time.monotonic() - started, 3),
+    )
