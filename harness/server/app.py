@@ -289,6 +289,18 @@ class ReferenceApi:
         self.engine.delete(task, with_files)
         return Response(status_code=204)
 
+    async def list_tasks(self, request: Request, key: str) -> Response:
+        try:
+            limit = int(request.query_params.get("limit", "100"))
+        except ValueError:
+            limit = -1
+        if not 1 <= limit <= 1000:
+            params = [{"name": "query.limit", "reason": "must be an integer from 1 to 1000"}]
+            raise ApiError(422, "validation_failed", _first_reason(params), {"invalid_params": params})
+        data = [{"id": t.id, "status": t.status, "updated_at": self.engine.public_task(t)["updated_at"]}
+                for t in self.engine.owned_tasks(key, limit)]
+        return Response(envelope(dump(data)), media_type="application/json")
+
     async def workers(self, request: Request, key: str) -> Response:
         data = [w.to_dict() for w in self.engine.visible_workers(key)]
         return Response(envelope(dump(data)), media_type="application/json")
@@ -402,6 +414,7 @@ class ReferenceApi:
         group = self.contract.group_of
         return [
             Route("/apps/run", self.api(group["POST /apps/run"], self.run), methods=["POST"]),
+            Route("/tasks", self.api(group["GET /tasks"], self.list_tasks), methods=["GET"]),
             Route("/tasks/{id}", self.api(group["GET /tasks/{id}"], self.get_task),
                   methods=["GET"]),
             Route("/tasks/{id}", self.api(group["DELETE /tasks/{id}"], self.delete),

@@ -228,6 +228,16 @@ class Engine:
     def get(self, task_id: str) -> Task | None:
         return self.tasks.get(task_id)
 
+    def owned_tasks(self, owner: str, limit: int) -> list[Task]:
+        """The owner's most recent tasks, newest first (retention bounds the scan)."""
+        out: list[Task] = []
+        for task in reversed(self.tasks.values()):
+            if task.owner == owner:
+                out.append(task)
+                if len(out) >= limit:
+                    break
+        return out
+
     def cancel(self, task: Task) -> None:
         if task.terminal:
             raise EngineError(409, "invalid_transition",
