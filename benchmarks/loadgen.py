@@ -141,7 +141,7 @@ def _run_python(url: str, targets: list[Target], connections: int, seconds: int,
                 "targets": [[t.path, t.key] for t in targets]}
     children: list[subprocess.Popen[str]] = []
     try:
-        for share in shares:
+        for _ in shares:
             child = subprocess.Popen(
                 [*taskset_prefix(client_cpus), sys.executable, "-m", "benchmarks.loadgen"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -24,7 +24,7 @@ CHECKS = {
     "ST-INVALID-INPUT": "input that fails the app's schema is refused with 422, not 5xx or 2xx",
     "ST-RUN-COMPLETES": "each app's task reaches Completed with an output object",
     "ST-FAIL-ERROR": "a failing app ends Failed with its error text",
-    "ST-POLL-ORDER": "polled statuses are known and never go back",
+    "ST-POLL-ORDER": "polled statuses are known integers, never go back, and a terminal one holds",
     "ST-STREAM-TERMINAL": "a stream ends with the terminal update and the server closes it",
     "ST-STREAM-AFTER-TERMINAL": "nothing is sent after the terminal update",
     "ST-STREAM-FORMAT": "a stream has the negotiated content type and only JSON-object events",
@@ -124,10 +124,11 @@ def _poll(run: _Run, task_id: str, label: str) -> dict[str, Any] | None:
                      task_id, {"statuses_seen": [*seen, status], **_excerpt(response)},
                      curl("GET", url))
             return None
+        if seen and run.lifecycle.is_terminal(seen[-1]):
+            return task  # the terminal status held on a second read
         seen.append(status)
-        if run.lifecycle.is_terminal(status):
-            return task
-        time.sleep(run.poll_interval)
+        if not run.lifecycle.is_terminal(status):
+            time.sleep(run.poll_interval)
     run.find("ST-RUN-COMPLETES", f"{label}: no terminal status within {run.deadline_s:g} s",
              task_id, {"statuses_seen": seen})
     return None

@@ -1,0 +1,171 @@
+"""`python -m benchmarks [NAME ...] [--quick]`: run benchmarks, write reports/bench/."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks import get_task, streams
+from benchmarks.common import (
+    DEFAULT_OUT,
+    SCHEMA_VERSION,
+    BenchmarkError,
+    command_line,
+    environment,
+    now_iso,
+    read_results,
+    write_result,
+)
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+    run: Callable[[argparse.Namespace], dict[str, Any]]
+    markdown: Callable[[dict[str, Any]], list[str]]
+
+
+def _run_get_task(args: argparse.Namespace) -> dict[str, Any]:
+    options = get_task.Options.quick() if args.quick else get_task.Options()
+    if args.rounds is not None:
+        options.rounds = args.rounds
+    if args.seconds is not None:
+        options.seconds = args.seconds
+    if args.connections is not None:
+        options.connections = args.connections
+    options.loadgen = args.loadgen
+    return get_task.run(options)
+
+
+def _run_streams(args: argparse.Namespace) -> dict[str, Any]:
+    options = streams.Options.quick() if args.quick else streams.Options()
+    if args.streams is not None:
+        options.streams = args.streams
+    if args.hold is not None:
+        options.hold_seconds = args.hold
+    return streams.run(options)
+
+
+BENCHMARKS = {
+    "get_task": Benchmark("get_task", _run_get_task, get_task.markdown),
+    "streams": Benchmark("streams", _run_streams, streams.markdown),
+}
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return value
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Benchmarks of the reference server; figures are ratios to a baseline "
+                    "measured in the same run, or latencies. Results: reports/bench/.")
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help=f"benchmarks to run: {', '.join(BENCHMARKS)} (default: all)")
+    parser.add_argument("--quick", action="store_true", help="short smoke version")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="result folder")
+    parser.add_argument("--check-goals", action="store_true",
+                        help="exit 3 when a goal is missed (default: report only)")
+    group = parser.add_argument_group("get_task")
+    group.add_argument("--rounds", type=_positive_int, help="rounds per server (default 3)")
+    group.add_argument("--seconds", type=_positive_int, help="seconds per run (default 5)")
+    group.add_argument("--connections", type=_positive_int, help="connections (default 32)")
+    group.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto",
+                       help="load generator (auto: wrk when on PATH)")
+    group = parser.add_argument_group("streams")
+    group.add_argument("--streams", type=_positive_int, help="open streams (default 2000)")
+    group.add_argument("--hold", type=_positive_float, help="seconds to hold them (default 12)")
+    args = parser.parse_args(argv)
+    unknown = [n for n in args.names if n not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark {unknown[0]!r} (choose from {', '.join(BENCHMARKS)})")
+    args.names = list(dict.fromkeys(args.names)) or list(BENCHMARKS)
+    return args
+
+
+def render_latest(out_dir: Path, ran: list[str]) -> Path:
+    results = read_results(out_dir, list(BENCHMARKS))
+    lines = ["# Benchmarks", "",
+             "Written by `make bench` (`python -m benchmarks`). Ratios compare against a baseline "
+             "measured in the same run; absolute rates depend on the (shared, noisy) machine.", ""]
+    for name, bench in BENCHMARKS.items():
+        result = results.get(name)
+        lines.append(f"## {name}")
+        lines.append("")
+        if result is None:
+            lines += ["not run yet", ""]
+            continue
+        stale = "" if name in ran else " (not re-run by the last invocation)"
+        lines.append(f"{result.get('title', name)} — {result.get('started_at')}, "
+                     f"`{result.get('command')}`{stale}")
+        lines.append("")
+        if result.get("status") == "error":
+            lines += [f"**error**: {result.get('error')}", ""]
+            continue
+        lines += ["| figure | value |", "|---|---|", *bench.markdown(result)]
+        if result.get("problems"):
+            lines += ["", "Problems: " + "; ".join(result["problems"])]
+        lines.append("")
+    path = out_dir / "latest.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    env = environment()
+    exit_code = 0
+    for name in args.names:
+        bench = BENCHMARKS[name]
+        print(f"benchmark {name}: running{' (quick)' if args.quick else ''}", flush=True)
+        start = time.monotonic()
+        base = {"schema_version": SCHEMA_VERSION, "benchmark": name, "command": command_line(),
+                "quick": args.quick, "environment": env}
+        try:
+            result = {**base, **bench.run(args), "status": "ok"}
+        except (BenchmarkError, OSError) as exc:
+            result = {**base, "status": "error", "error": str(exc), "started_at": now_iso()}
+            exit_code = max(exit_code, 1)
+        except Exception as exc:  # a crash is recorded too, then reported
+            result = {**base, "status": "error", "error": f"{type(exc).__name__}: {exc}",
+                      "traceback": traceback.format_exc(), "started_at": now_iso()}
+            exit_code = max(exit_code, 1)
+        result["elapsed_s"] = round(time.monotonic() - start, 1)
+        path = write_result(args.out, name, result)
+        if result["status"] == "error":
+            print(f"benchmark {name}: ERROR {result['error']}", file=sys.stderr)
+        else:
+            for line in bench.markdown(result):
+                print("  " + line.strip("| ").replace(" | ", ": ", 1))
+            if not result.get("valid", True):
+                exit_code = max(exit_code, 1)
+                print(f"  INVALID: {'; '.join(result.get('problems', []))}")
+            goal = result.get("goal", {})
+            if args.check_goals and not goal.get("met"):
+                exit_code = max(exit_code, 3)
+        print(f"benchmark {name}: {result['status']} in {result['elapsed_s']} s -> {path}",
+              flush=True)
+    latest = render_latest(args.out, args.names)
+    print(f"summary -> {latest}")
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

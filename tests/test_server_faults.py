@@ -1,0 +1,69 @@
+"""Faults whose checks arrive with the rate-limit and load suites: each shows its effect on the wire."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from harness.client import ApiClient
+from harness.server.faults import FAULTS
+from tests.conftest import StartServer
+
+
+def wait_for_window_start(window: float) -> None:
+    time.sleep(window - (time.time() % window) + 0.02)
+
+
+def burst(api: ApiClient, count: int) -> list[httpx.Response]:
+    return [api.create_file("f", "text/plain", 1) for _ in range(count)]
+
+
+def test_over_admit_admits_one_more(start_server: StartServer) -> None:
+    with start_server(faults=["over-admit"], rate_window=5.0) as srv, ApiClient(srv.url, srv.keys[0]) as api:
+        wait_for_window_start(5.0)
+        codes = [r.status_code for r in burst(api, 52)]
+    assert codes.count(200) == 51 and codes[-1] == 429
+
+
+def test_remaining_not_counting(start_server: StartServer) -> None:
+    with start_server(faults=["remaining-not-counting"]) as srv, ApiClient(srv.url, srv.keys[0]) as api:
+        assert {r.headers["X-RateLimit-Remaining"] for r in burst(api, 5)} == {"50"}
+
+
+def test_reset_in_past(start_server: StartServer) -> None:
+    with start_server(faults=["reset-in-past"]) as srv, ApiClient(srv.url, srv.keys[0]) as api:
+        assert int(api.workers().headers["X-RateLimit-Reset"]) < time.time()
+
+
+def test_shared_bucket(start_server: StartServer) -> None:
+    with start_server(faults=["shared-bucket"], rate_window=5.0) as srv, \
+            ApiClient(srv.url, srv.keys[0]) as first, ApiClient(srv.url, srv.keys[1]) as second:
+        wait_for_window_start(5.0)
+        burst(first, 10)
+        assert second.create_file("f", "text/plain", 1).headers["X-RateLimit-Remaining"] == "39"
+
+
+def test_rate_limited_side_effect(start_server: StartServer) -> None:
+    with start_server(faults=["rate-limited-side-effect"], rate_window=5.0) as srv, \
+            ApiClient(srv.url, srv.keys[0]) as api:
+        wait_for_window_start(5.0)
+        codes = [api.run({"app": "infsh/echo", "input": {"message": "x"}}).status_code for _ in range(101)]
+        listed = api.http.get("/tasks", params={"limit": 1000}).json()["data"]
+    assert codes[-1] == 429 and len(listed) == 101  # the refused run still made a task
+
+
+def test_slow_reads(start_server: StartServer) -> None:
+    with start_server(faults=["slow-reads"]) as srv, ApiClient(srv.url, srv.keys[0]) as api:
+        task_id = api.run({"app": "infsh/echo", "input": {"message": "x"}}).json()["data"]["id"]
+        started = time.monotonic()
+        api.get_task(task_id)
+        assert time.monotonic() - started >= 0.05
+
+
+def test_every_fault_is_documented() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "faults.md").read_text()
+    for name in FAULTS:
+        assert f"`{name}`" in text, name

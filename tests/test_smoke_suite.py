@@ -1,0 +1,54 @@
+"""The smoke suite: clean on a correct server, and each fault it covers caught by its check."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.contract import load_lifecycle, load_limits
+from harness.reference import ReferenceServer
+from harness.suites.smoke import CHECKS, SmokeOptions, run_smoke
+from tests.conftest import TEST_WINDOW, StartServer
+
+# Which smoke check proves each reference-server fault is caught.
+CAUGHT_BY = {
+    "status-regression": "ST-POLL-ORDER",
+    "float-status": "ST-POLL-ORDER",
+    "stream-without-terminal": "ST-STREAM-TERMINAL",
+    "events-after-terminal": "ST-STREAM-AFTER-TERMINAL",
+    "completed-without-output": "ST-RUN-COMPLETES",
+    "invalid-key-accepted": "ST-AUTH-REQUIRED",
+    "cross-key-read": "ST-ISOLATION",
+    "server-error-on-invalid-input": "ST-INVALID-INPUT",
+    "upload-bytes-altered": "ST-UPLOAD-ROUNDTRIP",
+}
+
+
+def limits_for_tests():  # type: ignore[no-untyped-def]
+    return load_limits().model_copy(update={"window_seconds": TEST_WINDOW})
+
+
+def test_clean_server_has_no_findings(server: ReferenceServer) -> None:
+    result = run_smoke(server.url, server.keys, load_lifecycle(), limits_for_tests(),
+                       SmokeOptions(deadline_s=30))
+    assert result.status == "passed", [f.message for f in result.findings]
+    assert result.findings == [] and result.checks == list(CHECKS)
+    assert result.metrics["tasks_created"] >= 10
+
+
+@pytest.mark.parametrize("fault", sorted(CAUGHT_BY))
+def test_fault_is_caught(start_server: StartServer, fault: str) -> None:
+    with start_server(faults=[fault], extra_args=["--heartbeat", "0.2"]) as srv:
+        result = run_smoke(srv.url, srv.keys, load_lifecycle(), limits_for_tests(),
+                           SmokeOptions(deadline_s=20))
+    checks = {f.check for f in result.findings}
+    assert CAUGHT_BY[fault] in checks, [f.message for f in result.findings]
+    assert result.status == "failed"
+    for finding in result.findings:
+        assert finding.suite == "smoke" and finding.message and finding.check in CHECKS
+        assert srv.keys[0] not in finding.model_dump_json()
+
+
+def test_isolation_is_skipped_with_one_key(server: ReferenceServer) -> None:
+    result = run_smoke(server.url, server.keys[:1], load_lifecycle(), limits_for_tests(),
+                       SmokeOptions(deadline_s=30))
+    assert "ST-ISOLATION" not in result.checks and result.findings == []
