@@ -1,0 +1,92 @@
+"""The `harness` command as users run it: a real process, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.reference import ReferenceServer
+
+
+def harness(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    base = {"PATH": "/usr/bin:/bin", "HOME": str(cwd or Path.cwd())}
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True,
+                          env={**base, **(env or {})}, cwd=cwd, timeout=timeout)
+
+
+def test_help_lists_subcommands_and_exit_codes() -> None:
+    result = harness("--help")
+    assert result.returncode == 0
+    assert "serve" in result.stdout and "check" in result.stdout and "3 target" in result.stdout
+
+
+@pytest.mark.parametrize("args", [
+    ["--bogus"], ["check", "--bogus"], ["serve", "--speed", "0"], ["serve", "--speed", "fast"],
+    ["serve", "--port", "70000"], ["check", "--rate-window", "-1"], ["check", "--max-tasks", "0"],
+    ["nosuchcommand"], [],
+])
+def test_usage_errors_are_one_line_and_exit_2(args: list[str]) -> None:
+    result = harness(*args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("harness") and "error:" in lines[0]
+
+
+def test_unknown_fault_is_a_usage_error() -> None:
+    result = harness("serve", "--port", "0", "--fault", "no-such-fault")
+    assert result.returncode == 2 and "unknown fault 'no-such-fault'" in result.stderr
+
+
+def test_check_on_a_self_started_server_is_clean(tmp_path: Path) -> None:
+    result = harness("check", "--out", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (run_dir,) = tmp_path.iterdir()
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["schema_version"] == 1 and results["findings"] == []
+    assert results["suites"]["smoke"]["status"] == "passed"
+    assert results["target"].startswith("http://127.0.0.1:")
+    assert "smoke 1/" in result.stderr  # progress on stderr
+
+
+def test_check_with_a_fault_exits_1_and_keeps_keys_out(tmp_path: Path, server: ReferenceServer) -> None:
+    result = harness("check", "--out", str(tmp_path), "--fault", "cross-key-read", cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "ST-ISOLATION" in result.stdout
+    (run_dir,) = tmp_path.iterdir()
+    results = json.loads((run_dir / "results.json").read_text())
+    assert [f["check"] for f in results["findings"]] == ["ST-ISOLATION"]
+    assert results["settings"]["api_key_count"] == 2 and "api_keys" not in results["settings"]
+    assert "inf_" not in (run_dir / "results.json").read_text().replace("inf_harness_not_a_real_key", "")
+
+
+def test_check_against_a_given_url(tmp_path: Path, server: ReferenceServer) -> None:
+    env = {"HARNESS_API_KEYS": ",".join(server.keys)}
+    result = harness("check", "--base-url", server.url, "--rate-window", "2", "--out", str(tmp_path),
+                     env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = next(tmp_path.iterdir()).joinpath("results.json").read_text()
+    assert all(key not in text for key in server.keys)
+
+
+def test_unreachable_target_exits_3(tmp_path: Path) -> None:
+    result = harness("check", "--base-url", "http://127.0.0.1:9", "--api-key", "inf_x", cwd=tmp_path)
+    assert result.returncode == 3 and "unreachable" in result.stderr
+
+
+def test_missing_key_and_foreign_host_exit_2(tmp_path: Path) -> None:
+    no_key = harness("check", "--base-url", "http://127.0.0.1:9", cwd=tmp_path)
+    assert no_key.returncode == 2 and "no API key" in no_key.stderr
+    foreign = harness("check", "--base-url", "https://api.example.com", "--api-key", "inf_x", cwd=tmp_path)
+    assert foreign.returncode == 2 and "--allow-host api.example.com" in foreign.stderr
+    assert "inf_x" not in foreign.stderr
+
+
+def test_bad_toml_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "harness.toml").write_text("max_tasks = 'many'\n")
+    result = harness("check", cwd=tmp_path)
+    assert result.returncode == 2 and "max_tasks" in result.stderr
