@@ -16,7 +16,7 @@ NDJSON = (b'{"data":{"id":"t","status":1},"fields":["status"]}\n'
 def _feed_in_chunks(decoder: NdjsonDecoder | SseDecoder, data: bytes, cuts: list[int]) -> list[str]:
     kinds = []
     last = 0
-    for cut in sorted(set(c % (len(data) + 1) for c in cuts)) + [len(data)]:
+    for cut in [*sorted(set(c % (len(data) + 1) for c in cuts)), len(data)]:
         kinds += [e.kind for e in decoder.feed(data[last:cut])]
         last = cut
     kinds += [e.kind for e in decoder.close()]
