@@ -44,16 +44,14 @@ def ndjson_lines(chunks: list[tuple[float, bytes]]) -> list[bytes]:
 
 
 def test_ndjson_stream_framing(server: ReferenceServer, client: ApiClient) -> None:
-    task_id = start(client, {"app": "infsh/echo", "input": {"message": "line\u2028sep\u2029 é"}})
+    task_id = start(client, {"app": "infsh/sleep", "input": {"seconds": 10}})  # 0.5 s at speed 20
     resp, chunks = read_raw(server.url, server.keys[0], task_id, "application/x-ndjson")
     assert resp.status_code == 200
     assert resp.headers["content-type"] == "application/x-ndjson"  # no charset: requests splits on it
     assert "content-encoding" not in resp.headers
     lines = ndjson_lines(chunks)
-    for line in lines:
-        line.decode("ascii")  # ASCII-only JSON: U+2028/U+2029 travel escaped
-        assert isinstance(json.loads(line), dict)
-    assert b"\\u2028" in lines[0] and b"\\u00e9" in lines[0]
+    assert all(isinstance(json.loads(line), dict) for line in lines)
+    assert b'{"type":"heartbeat"}' in lines
     updates = [json.loads(line) for line in lines if json.loads(line) != {"type": "heartbeat"}]
     first, last = updates[0], updates[-1]
     assert set(first) == {"data", "fields"} and set(first["fields"]) == set(first["data"])
@@ -61,8 +59,19 @@ def test_ndjson_stream_framing(server: ReferenceServer, client: ApiClient) -> No
     statuses = [u["data"]["status"] for u in updates]
     assert statuses == sorted(statuses) and last["data"]["status"] == 10
     assert [s for s in statuses if s in TERMINAL] == [10]
-    assert last["data"]["output"] == {"message": "line\u2028sep\u2029 é"}  # full task in terminal update
+    assert last["data"]["output"] == {"slept": 10}  # the full task rides in the terminal update
     assert "status" in updates[1]["fields"]
+
+
+def test_ndjson_is_ascii_with_line_separators_escaped(server: ReferenceServer, client: ApiClient) -> None:
+    message = "line\u2028sep\u2029 \u00e9\u0085"
+    task_id = start(client, {"app": "infsh/echo", "input": {"message": message}})
+    _, chunks = read_raw(server.url, server.keys[0], task_id, "application/x-ndjson")
+    lines = ndjson_lines(chunks)
+    for line in lines:
+        line.decode("ascii")  # raw U+2028/U+2029/U+0085 would be split by requests.iter_lines
+    assert b"\\u2028" in lines[-1] and b"\\u2029" in lines[-1] and b"\\u0085" in lines[-1]
+    assert json.loads(lines[-1])["data"]["output"] == {"message": message}
 
 
 def test_sse_stream_framing(server: ReferenceServer, client: ApiClient) -> None:

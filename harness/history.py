@@ -1,0 +1,141 @@
+"""Observation records and the JSONL history store (append as it happens, read as a stream)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+Channel = Literal["run", "get", "status", "ndjson", "sse", "cancel", "delete", "list"]
+Outcome = Literal["ok", "timeout", "error"]
+# What a stream observation is: an update, a heartbeat, the close by the server, or junk.
+StreamKind = Literal["update", "heartbeat", "close", "invalid"]
+
+
+@dataclass(slots=True)
+class Observation:
+    """What one client saw in one request or one stream event.
+
+    `send_ns`/`recv_ns` are CLOCK_MONOTONIC nanoseconds (comparable across processes of one
+    machine); `wall` is epoch seconds at send, for merging histories of several machines.
+    `recv_ns` is None and `outcome` not "ok" when the answer never came: indeterminate.
+    """
+
+    task: str | None
+    observer: str
+    channel: Channel
+    send_ns: int
+    recv_ns: int | None
+    wall: float
+    http: int | None = None
+    status: Any = None
+    output: bool | None = None
+    error: bool | None = None
+    updated_at: str | None = None
+    outcome: Outcome = "ok"
+    conn: str | None = None
+    seq: int | None = None
+    kind: StreamKind | None = None
+    trail: list[int] | None = None
+    key: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        data = {name: getattr(self, name) for name in _FIELDS}
+        return json.dumps({k: v for k, v in data.items() if v is not None and v != {}},
+                          separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Observation:
+        return cls(**{k: v for k, v in data.items() if k in _FIELD_SET})
+
+
+_FIELDS = tuple(Observation.__dataclass_fields__)
+_FIELD_SET = frozenset(_FIELDS)
+
+
+def now_ns() -> int:
+    return time.monotonic_ns()
+
+
+def task_digest(task: Any) -> dict[str, Any]:
+    """The fields of a task that the invariants need, read defensively from any JSON."""
+    if not isinstance(task, dict):
+        return {}
+    events = task.get("events")
+    trail = None
+    if isinstance(events, list):
+        trail = [e["status"] for e in events if isinstance(e, dict) and type(e.get("status")) is int]
+    return {
+        "status": task.get("status"),
+        "output": task.get("output") is not None if "output" in task else None,
+        "error": bool(task.get("error")) if "error" in task else None,
+        "updated_at": task.get("updated_at") if isinstance(task.get("updated_at"), str) else None,
+        "trail": trail,
+    }
+
+
+class HistoryWriter:
+    """Appends observations to a JSONL file, one flushed line each (a crash loses nothing seen)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._file: TextIO = path.open("a", encoding="utf-8")
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def append(self, observation: Observation) -> None:
+        line = observation.to_json() + "\n"
+        with self._lock:
+            self._file.write(line)
+            self._file.flush()
+            self.count += 1
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+    def __enter__(self) -> HistoryWriter:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+class HistoryError(ValueError):
+    """A history line that is not an observation."""
+
+
+def read_history(path: Path) -> Iterator[Observation]:
+    """Yield observations one line at a time; a torn last line (a crash mid-write) is skipped."""
+    with path.open(encoding="utf-8") as handle:
+        previous: str | None = None
+        number = 0
+        for line in handle:
+            if previous is not None:
+                yield _parse(previous, number)
+            number += 1
+            previous = line
+        if previous is not None:
+            if previous.endswith("\n"):
+                yield _parse(previous, number)
+            else:
+                try:
+                    yield _parse(previous, number)
+                except HistoryError:
+                    return
+
+
+def _parse(line: str, number: int) -> Observation:
+    try:
+        data = json.loads(line)
+        if not isinstance(data, dict):
+            raise TypeError("not an object")
+        return Observation.from_dict(data)
+    except (ValueError, TypeError) as exc:
+        raise HistoryError(f"line {number + 1}: not an observation ({exc})") from exc
