@@ -132,6 +132,34 @@ def cpu_seconds(pid: int) -> float | None:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def core_ticks(cpus: frozenset[int] | None) -> tuple[int, int] | None:
+    """(busy, total) clock ticks of the given CPUs since boot, from /proc/stat."""
+    if cpus is None:
+        return None
+    busy = total = 0
+    try:
+        lines = Path("/proc/stat").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        parts = line.split()
+        if not parts or not parts[0].startswith("cpu") or not parts[0][3:].isdigit():
+            continue
+        if int(parts[0][3:]) not in cpus:
+            continue
+        values = [int(v) for v in parts[1:9]]  # user nice system idle iowait irq softirq steal
+        total += sum(values)
+        busy += sum(values) - values[3] - values[4]
+    return (busy, total) if total else None
+
+
+def busy_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """Fraction of the interval the CPUs were busy (any process)."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])
+
+
 def rss_bytes(pid: int) -> int | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():

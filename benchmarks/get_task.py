@@ -36,6 +36,8 @@ from benchmarks.common import (
     BenchmarkError,
     CpuLayout,
     announced_server,
+    busy_share,
+    core_ticks,
     cpu_layout,
     cpu_seconds,
     median,
@@ -99,15 +101,21 @@ def _body_size(url: str, target: Target) -> int:
 
 def _measure(label: str, url: str, pid: int, targets: list[Target], options: Options,
              generator: str, layout: CpuLayout, seconds: int) -> dict[str, Any]:
+    core_before = core_ticks(layout.server)
     before = cpu_seconds(pid)
     load: LoadResult = run_load(generator, url, targets, options.connections, seconds, layout.client)
     after = cpu_seconds(pid)
+    core_busy = busy_share(core_before, core_ticks(layout.server))
     row: dict[str, Any] = {"server": label, **load.to_dict()}
     if before is not None and after is not None and load.requests:
         used = after - before
         row["server_cpu_s"] = round(used, 3)
         row["server_cpu_busy"] = round(used / load.seconds, 3) if load.seconds else None
         row["server_cpu_us_per_request"] = round(used / load.requests * 1e6, 1)
+        if core_busy is not None and row["server_cpu_busy"] is not None:
+            # What else ran on the server's CPU: a noisy neighbour shows here.
+            row["server_core_busy"] = round(core_busy, 3)
+            row["others_on_server_core"] = round(max(0.0, core_busy - row["server_cpu_busy"]), 3)
     return row
 
 
@@ -145,7 +153,9 @@ def run(options: Options) -> dict[str, Any]:
                         rows.append(row)
                         print(f"  {NAME}: round {round_index + 1} {label:9s} "
                               f"{row['rps']:9.1f} req/s  non-2xx {row['non_2xx']}  "
-                              f"errors {row['socket_errors'] + row['timeouts']}", flush=True)
+                              f"errors {row['socket_errors'] + row['timeouts']}  "
+                              f"server CPU {row.get('server_cpu_busy')}  "
+                              f"others on its core {row.get('others_on_server_core')}", flush=True)
     return _summarise(options, generator, layout, rows, warmup, ref_sizes, base_sizes, started)
 
 
@@ -162,6 +172,7 @@ def _summarise(options: Options, generator: str, layout: CpuLayout, rows: list[d
     base_cpu = med("baseline", "server_cpu_us_per_request")
     ref_cpu = med("reference", "server_cpu_us_per_request")
     cpu_ratio = round(base_cpu / ref_cpu, 3) if base_cpu and ref_cpu else None
+    others = med("baseline", "others_on_server_core"), med("reference", "others_on_server_core")
     pair_ratios = []
     for round_index in range(1, options.rounds + 1):
         pair = {r["server"]: r["rps"] for r in rows if r["round"] == round_index}
@@ -184,6 +195,7 @@ def _summarise(options: Options, generator: str, layout: CpuLayout, rows: list[d
         "median_rps": {"baseline": base_rps, "reference": ref_rps},
         "median_server_cpu_us_per_request": {"baseline": base_cpu, "reference": ref_cpu},
         "cpu_ratio": cpu_ratio,
+        "median_others_on_server_core": {"baseline": others[0], "reference": others[1]},
         "body_bytes": {"baseline": base_sizes, "reference": ref_sizes},
         "config": {
             "load_generator": generator, "connections": options.connections,
@@ -205,7 +217,8 @@ def _summarise(options: Options, generator: str, layout: CpuLayout, rows: list[d
             "dicts) on the same uvicorn settings as harness/server/serve.py",
             "alternating ABBA rounds after a warm-up; ratio = median(reference req/s) / "
             "median(baseline req/s); cpu_ratio = baseline CPU per request / reference CPU "
-            "per request (server CPU time from /proc)",
+            "per request (server CPU time from /proc); others_on_server_core = share of the "
+            "server's CPU used by anything else (other processes, hypervisor steal) during a run",
         ],
         "runs": rows,
         "warmup": warmup,
@@ -223,6 +236,8 @@ def markdown(result: dict[str, Any]) -> list[str]:
         f"| ratio (goal >= {goal.get('threshold')}) | **{result.get('ratio')}** "
         f"({'met' if goal.get('met') else 'NOT met'}); per round {result.get('ratio_per_round')} |",
         f"| CPU-per-request ratio | {result.get('cpu_ratio')} |",
+        f"| other processes on the server's CPU (median share) | "
+        f"{result.get('median_others_on_server_core')} |",
         f"| body bytes | reference {result.get('body_bytes', {}).get('reference')}, "
         f"baseline {result.get('body_bytes', {}).get('baseline')} |",
         f"| setup | {cfg.get('load_generator')}, {cfg.get('connections')} connections, "

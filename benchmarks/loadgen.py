@@ -2,7 +2,7 @@
 
 Both send a fixed rotation of GET requests (path + Authorization header) over C keep-alive
 connections for D seconds and report completed requests, non-2xx answers and socket errors.
-The Python fallback (`python -m benchmarks.loadgen`, JSON job on stdin, JSON result on stdout)
+The Python fallback (`python -m benchmarks.loadgen JOB_FILE`, JSON job in, JSON result on stdout)
 uses raw non-blocking sockets and a selector, one process per client CPU; it costs more CPU
 per request than wrk, so on a fast server it may be the bottleneck (the result says which
 generator ran).
@@ -140,30 +140,31 @@ def _run_python(url: str, targets: list[Target], connections: int, seconds: int,
     job_base = {"host": host, "port": port, "seconds": seconds,
                 "targets": [[t.path, t.key] for t in targets]}
     children: list[subprocess.Popen[str]] = []
-    try:
-        for _ in shares:
-            child = subprocess.Popen(
-                [*taskset_prefix(client_cpus), sys.executable, "-m", "benchmarks.loadgen"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                cwd=PROJECT_ROOT)
-            if not taskset_prefix(client_cpus):
-                pin(child.pid, client_cpus)
-            children.append(child)
-        outputs = []
-        for child, share in zip(children, shares, strict=True):
-            assert child.stdin is not None
-            child.stdin.write(json.dumps({**job_base, "connections": share}))
-            child.stdin.close()
-        for child in children:
-            out, err = child.communicate(timeout=seconds + 30)
-            if child.returncode != 0:
-                raise BenchmarkError(f"load generator failed: {err.strip()[-300:]}")
-            outputs.append(json.loads(out))
-    except subprocess.TimeoutExpired as exc:
-        raise BenchmarkError("Python load generator did not finish in time") from exc
-    finally:
-        for child in children:
-            stop(child)
+    outputs: list[dict[str, Any]] = []
+    # The job (keys included) goes through a private temporary file, not the command line.
+    with tempfile.TemporaryDirectory(prefix="bench-loadgen-") as tmp:
+        try:
+            for index, share in enumerate(shares):
+                job_file = Path(tmp) / f"job{index}.json"
+                job_file.write_text(json.dumps({**job_base, "connections": share}))
+                job_file.chmod(0o600)
+                child = subprocess.Popen(
+                    [*taskset_prefix(client_cpus), sys.executable, "-m", "benchmarks.loadgen",
+                     str(job_file)],
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=PROJECT_ROOT)
+                if not taskset_prefix(client_cpus):
+                    pin(child.pid, client_cpus)
+                children.append(child)
+            for child in children:
+                out, err = child.communicate(timeout=seconds + 30)
+                if child.returncode != 0:
+                    raise BenchmarkError(f"load generator failed: {err.strip()[-300:]}")
+                outputs.append(json.loads(out))
+        except subprocess.TimeoutExpired as exc:
+            raise BenchmarkError("Python load generator did not finish in time") from exc
+        finally:
+            for child in children:
+                stop(child)
     return LoadResult(
         generator=f"python x{procs}",
         requests=sum(o["requests"] for o in outputs),
@@ -248,7 +249,7 @@ def _worker(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> int:
-    job = json.loads(sys.stdin.read())
+    job = json.loads(Path(sys.argv[1]).read_text())
     print(json.dumps(_worker(job)))
     return 0
 

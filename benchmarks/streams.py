@@ -13,10 +13,11 @@ Method:
 - For every heartbeat line, lag = (time since the previous line on that connection) - the
   heartbeat interval, timed on the client's monotonic clock when the chunk is read. The
   server times each heartbeat from its previous line, so on an idle loop the lag is ~0.
-- "steady" figures count heartbeats received from one interval after the last stream opened
-  until the end of the hold; "all" includes the opening phase. The client's own event-loop
-  lag is sampled every 20 ms so a slow client can be told from a slow server, and the
-  client's garbage collector is frozen during the hold for the same reason.
+- "steady" figures count heartbeats whose previous line arrived after the last stream opened
+  (until the end of the hold); "all" includes the opening phase. The client's own event-loop
+  lag is sampled every 20 ms (reported for the hold and the opening separately) so a slow
+  client can be told from a slow server, and the client's garbage collector is frozen during
+  the hold for the same reason.
 - The server is pinned to one CPU and the client to the other; the server's CPU share and
   RSS during the hold come from /proc.
 """
@@ -35,6 +36,8 @@ from urllib.parse import urlsplit
 
 from benchmarks.common import (
     BenchmarkError,
+    busy_share,
+    core_ticks,
     cpu_layout,
     cpu_seconds,
     ms,
@@ -85,7 +88,8 @@ class Stream:
 @dataclass
 class Shared:
     interval: float
-    lags: list[tuple[float, float]] = field(default_factory=list)  # (receive time, lag s)
+    # (receive time, time the previous line was received, lag s) of every heartbeat
+    lags: list[tuple[float, float, float]] = field(default_factory=list)
 
 
 # -- raw HTTP/1.1 ---------------------------------------------------------------------------
@@ -189,7 +193,8 @@ async def _hold(stream: Stream, host: str, port: int, opening: asyncio.Semaphore
                 if _is_heartbeat(line):
                     stream.heartbeats += 1
                     if stream.last_line is not None:
-                        shared.lags.append((now, now - stream.last_line - shared.interval))
+                        shared.lags.append((now, stream.last_line,
+                                             now - stream.last_line - shared.interval))
                 else:
                     stream.updates += 1
                 stream.last_line = now
@@ -205,12 +210,12 @@ async def _hold(stream: Stream, host: str, port: int, opening: asyncio.Semaphore
             writer.close()
 
 
-async def _loop_lag(samples: list[float], period: float = 0.02) -> None:
+async def _loop_lag(samples: list[tuple[float, float]], period: float = 0.02) -> None:
     loop = asyncio.get_running_loop()
     while True:
         start = loop.time()
         await asyncio.sleep(period)
-        samples.append(loop.time() - start - period)
+        samples.append((loop.time(), loop.time() - start - period))
 
 
 def _lag_stats(lags: list[float]) -> dict[str, Any]:
@@ -219,7 +224,8 @@ def _lag_stats(lags: list[float]) -> dict[str, Any]:
             "min_ms": ms(min(lags) if lags else None)}
 
 
-async def _client(url: str, keys: list[str], options: Options, pid: int) -> dict[str, Any]:
+async def _client(url: str, keys: list[str], options: Options, pid: int,
+                  server_cpus: frozenset[int] | None) -> dict[str, Any]:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     loop = asyncio.get_running_loop()
@@ -236,6 +242,8 @@ async def _client(url: str, keys: list[str], options: Options, pid: int) -> dict
 
     shared = Shared(options.heartbeat)
     opening = asyncio.Semaphore(options.open_concurrency)
+    loop_lags: list[tuple[float, float]] = []
+    monitor = loop.create_task(_loop_lag(loop_lags))
     open_started = loop.time()
     readers = [loop.create_task(_hold(s, host, port, opening, shared)) for s in streams]
     open_deadline = open_started + 60.0
@@ -247,17 +255,17 @@ async def _client(url: str, keys: list[str], options: Options, pid: int) -> dict
     print(f"  {NAME}: {opened}/{len(streams)} streams open after {all_open - open_started:.2f} s; "
           f"holding {options.hold_seconds:g} s", flush=True)
 
-    loop_lags: list[float] = []
     gc.collect()
     gc.freeze()
     gc.disable()
     cpu_before = cpu_seconds(pid)
-    monitor = loop.create_task(_loop_lag(loop_lags))
+    core_before = core_ticks(server_cpus)
     try:
         await asyncio.sleep(options.hold_seconds)
     finally:
         hold_end = loop.time()
         cpu_after = cpu_seconds(pid)
+        core_busy = busy_share(core_before, core_ticks(server_cpus))
         rss = rss_bytes(pid)
         alive = sum(1 for s in streams if s.alive)
         monitor.cancel()
@@ -267,16 +275,23 @@ async def _client(url: str, keys: list[str], options: Options, pid: int) -> dict
         gc.enable()
         gc.unfreeze()
 
-    steady_from = all_open + options.heartbeat
-    all_lags = [lag for _, lag in shared.lags]
-    steady = [lag for t, lag in shared.lags if steady_from <= t <= hold_end]
+    all_lags = [lag for _, _, lag in shared.lags]
+    steady = [lag for t, previous, lag in shared.lags if previous >= all_open and t <= hold_end]
+    client_steady = [lag for t, lag in loop_lags if t >= all_open]
+    client_opening = [lag for t, lag in loop_lags if t < all_open]
     by_second: list[dict[str, Any]] = []
     for second in range(math.ceil(hold_end - open_started)):
-        bucket = [lag for t, lag in shared.lags if open_started + second <= t < open_started + second + 1]
+        bucket = [lag for t, _, lag in shared.lags
+                  if open_started + second <= t < open_started + second + 1]
         if bucket:
             by_second.append({"t_s": second, "n": len(bucket), "p99_ms": ms(percentile(bucket, 99)),
                               "max_ms": ms(max(bucket))})
     errors = Counter(s.error for s in streams if s.error)
+    server_busy = ((cpu_after - cpu_before) / (hold_end - all_open)
+                   if cpu_before is not None and cpu_after is not None and hold_end > all_open
+                   else None)
+    others = (max(0.0, core_busy - server_busy)
+              if core_busy is not None and server_busy is not None else None)
     hold = hold_end - all_open
     return {
         "streams_requested": options.streams,
@@ -293,10 +308,12 @@ async def _client(url: str, keys: list[str], options: Options, pid: int) -> dict
         "lag_steady": _lag_stats(steady),
         "lag_all": _lag_stats(all_lags),
         "lag_by_second": by_second,
-        "client_loop_lag": {"p99_ms": ms(percentile(loop_lags, 99)),
-                            "max_ms": ms(max(loop_lags) if loop_lags else None)},
-        "server_cpu_busy": (round((cpu_after - cpu_before) / hold, 3)
-                            if cpu_before is not None and cpu_after is not None and hold > 0 else None),
+        "client_loop_lag": {"p99_ms": ms(percentile(client_steady, 99)),
+                            "max_ms": ms(max(client_steady) if client_steady else None),
+                            "opening_p99_ms": ms(percentile(client_opening, 99)),
+                            "opening_max_ms": ms(max(client_opening) if client_opening else None)},
+        "server_cpu_busy": None if server_busy is None else round(server_busy, 3),
+        "others_on_server_core": None if others is None else round(others, 3),
         "server_rss_mb": round(rss / 2**20, 1) if rss is not None else None,
     }
 
@@ -315,7 +332,7 @@ def run(options: Options) -> dict[str, Any]:
         with pinned_self(layout.client):
             try:
                 figures = asyncio.run(asyncio.wait_for(
-                    _client(ref.url, keys, options, ref.process.pid), timeout))
+                    _client(ref.url, keys, options, ref.process.pid, layout.server), timeout))
             except TimeoutError as exc:
                 raise BenchmarkError(f"streams benchmark exceeded {timeout:g} s") from exc
     steady = figures["lag_steady"]
@@ -370,9 +387,11 @@ def markdown(result: dict[str, Any]) -> list[str]:
         f"heartbeats ({_verdict(goal)}) |",
         f"| heartbeat lag, incl. opening | p50 {every.get('p50_ms')} ms, p99 {every.get('p99_ms')} ms, "
         f"max {every.get('max_ms')} ms |",
-        f"| client loop lag | p99 {loop_lag.get('p99_ms')} ms, max {loop_lag.get('max_ms')} ms |",
+        f"| client loop lag | hold: p99 {loop_lag.get('p99_ms')} ms, max {loop_lag.get('max_ms')} ms; "
+        f"opening: p99 {loop_lag.get('opening_p99_ms')} ms, max {loop_lag.get('opening_max_ms')} ms |",
         f"| server during hold | CPU busy {result.get('server_cpu_busy')}, RSS "
-        f"{result.get('server_rss_mb')} MB |",
+        f"{result.get('server_rss_mb')} MB; other processes on its CPU "
+        f"{result.get('others_on_server_core')} |",
         f"| setup | heartbeat {cfg.get('heartbeat_s')} s, hold {cfg.get('hold_seconds')} s, "
         f"{cfg.get('keys')} keys; {cfg.get('pinning')} |",
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -101,8 +102,12 @@ class ApiClient:
         with httpx.Client(timeout=self.http.timeout) as bare:
             return bare.get(uri)
 
-    def read_stream(self, task_id: str, fmt: StreamFormat, deadline_s: float) -> StreamReading:
-        """Read a task stream incrementally until the server closes it or the deadline passes."""
+    def read_stream(self, task_id: str, fmt: StreamFormat, deadline_s: float,
+                    on_event: Callable[[StreamEvent], None] | None = None) -> StreamReading:
+        """Read a task stream incrementally until the server closes it or the deadline passes.
+
+        `on_event` is called for each event as it is decoded (before the next read).
+        """
         decoder: NdjsonDecoder | SseDecoder = NdjsonDecoder() if fmt == "ndjson" else SseDecoder()
         start = time.monotonic()
         end = start + deadline_s
@@ -115,17 +120,28 @@ class ApiClient:
                                   timeout=timeout) as response:
                 reading.status_code = response.status_code
                 reading.content_type = response.headers.get("content-type", "")
+                if response.status_code != 200:
+                    # An error answer is not a stream: keep its body as evidence, decode nothing.
+                    reading.raw_tail = response.read()[-4096:]
+                    reading.closed_by_server = True
+                    return reading
                 for chunk in response.iter_raw():
                     now = time.monotonic()
                     reading.raw_tail = (reading.raw_tail + chunk)[-4096:]
-                    reading.events.extend(TimedEvent(e, now) for e in decoder.feed(chunk))
+                    for event in decoder.feed(chunk):
+                        reading.events.append(TimedEvent(event, now))
+                        if on_event is not None:
+                            on_event(event)
                     if now > end:
                         reading.timed_out = True
                         break
                 else:
                     reading.closed_by_server = True
                     now = time.monotonic()
-                    reading.events.extend(TimedEvent(e, now) for e in decoder.close())
+                    for event in decoder.close():
+                        reading.events.append(TimedEvent(event, now))
+                        if on_event is not None:
+                            on_event(event)
         except httpx.ReadTimeout:
             reading.timed_out = True
         except httpx.HTTPError as exc:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+EventKind = Literal["update", "heartbeat", "invalid"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,7 +17,7 @@ class StreamEvent:
     (a line or SSE data that is not a JSON object; `raw` holds it).
     """
 
-    kind: str
+    kind: EventKind
     payload: dict[str, Any] | None
     raw: bytes
     event_id: str | None = None

@@ -258,6 +258,9 @@ class ReferenceApi:
             workers=body.workers, base_url=base_url, extra={},
         )
         self.engine.submit(task)
+        if "run-status-queued" in self.faults:
+            data = {**self.engine.public_task(task), "status": 2}
+            return Response(envelope(dump(data)), media_type="application/json")
         return self._task_response(task)
 
     async def get_task(self, request: Request, key: str) -> Response:
@@ -280,6 +283,8 @@ class ReferenceApi:
 
     async def cancel(self, request: Request, key: str) -> Response:
         task = self._owned_task(request, key)
+        if "cancel-ignored" in self.faults and not task.terminal:
+            return self._task_response(task)
         self.engine.cancel(task)
         return self._task_response(task)
 
@@ -359,6 +364,8 @@ class ReferenceApi:
                 try:
                     version, line, terminal = await asyncio.wait_for(queue.get(), wait)
                 except TimeoutError:
+                    if "no-heartbeats" in self.faults:
+                        continue
                     if loop.time() - last_update >= self.config.progress_interval:
                         # A non-heartbeat line keeps the Python SDK's 30 s idle check quiet.
                         yield frame(engine.update_line(task, []), task.version)

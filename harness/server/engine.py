@@ -93,6 +93,7 @@ class Task:
     assigned: asyncio.Future[Worker] | None = None
     subscribers: list[asyncio.Queue[tuple[int, bytes, bool]]] = field(default_factory=list)
     reads: int = 0
+    ordinal: int = 0
     _cache: dict[str, Any] | None = None
 
     @property
@@ -171,6 +172,9 @@ class Engine:
         self._drivers: set[asyncio.Task[None]] = set()
         self.workers: list[Worker] = [Worker(f"cw-{i:03d}", "cloud") for i in range(cloud_workers)]
         self.key_index: dict[str, int] = {}
+        self._runs = 0
+        self._submitted = 0
+        self._last_id = ""
         for key in keys:
             self.add_key(key, private_workers)
 
@@ -214,6 +218,8 @@ class Engine:
     # -- tasks ---------------------------------------------------------------------------
 
     def submit(self, task: Task) -> Task:
+        self._submitted += 1
+        task.ordinal = self._submitted
         self.tasks[task.id] = task
         self._record(task, RECEIVED, "task received", LOG_TASK, change=False)
         driver = asyncio.get_running_loop().create_task(self._drive(task))
@@ -221,9 +227,12 @@ class Engine:
         driver.add_done_callback(self._drivers.discard)
         return task
 
-    @staticmethod
-    def new_id() -> str:
-        return "task_" + secrets.token_hex(12)
+    def new_id(self) -> str:
+        self._runs += 1
+        if "duplicate-id" in self.faults and self._runs % 7 == 0 and self._last_id:
+            return self._last_id
+        self._last_id = "task_" + secrets.token_hex(12)
+        return self._last_id
 
     def get(self, task_id: str) -> Task | None:
         return self.tasks.get(task_id)
@@ -386,12 +395,17 @@ class Engine:
         try:
             await self._wait(task, RECEIVE_S)
             self._record(task, QUEUED, "waiting for a worker", LOG_TASK)
+            if "lost-task" in self.faults and task.ordinal % 5 == 0:
+                await task.cancel_event.wait()
+                raise _Cancelled
             worker = await self._acquire(task)
             task.worker_id = worker.id
             self._record(task, DISPATCHED, f"dispatched to worker {worker.id}", LOG_TASK,
                          extra_fields=("worker_id",))
             await self._wait(task, DISPATCH_S)
             setup = task.setup_key
+            if "setup-always" in self.faults:
+                worker.warm_app, worker.warm_setup = None, None
             if worker.warm_app != task.app.name:
                 worker.warm_app, worker.warm_setup = None, None
                 self._record(task, PREPARING, f"preparing {task.app.name}", LOG_SERVE)
@@ -404,6 +418,8 @@ class Engine:
                 await self._wait(task, SETUP_S)
                 worker.warm_setup = setup
             self._record(task, RUNNING, "running", LOG_RUN)
+            if "spontaneous-cancel" in self.faults and task.ordinal % 4 == 0:
+                self.cancel(task)
             for step in task.app.steps(task.parsed_input, task.parsed_setup):
                 await self._wait(task, step.seconds)
                 self._log(task, step.log, LOG_RUN, time.time())
@@ -413,7 +429,7 @@ class Engine:
                 inputs = self._input_files(task)
                 raw = task.app.result(task.parsed_input, task.parsed_setup, inputs)
             except AppFailure as failure:
-                task.error = str(failure)
+                task.error = None if "failed-without-error" in self.faults else str(failure)
                 self._record(task, FAILED, f"failed: {failure}", LOG_RUN,
                              extra_fields=("error",))
                 return

@@ -24,6 +24,14 @@ FAULTS: dict[str, str] = {
     "rate-limited-side-effect": "A 429 on POST /apps/run still creates (and runs) the task.",
     "slow-reads": "GET /tasks/{id} and /status answer after an extra 50 ms.",
     "float-status": "Task status is sent as a JSON float (10.0), which the Python SDK reads as Unknown.",
+    "cancel-ignored": "POST /tasks/{id}/cancel answers 200 but the task runs on to its end.",
+    "spontaneous-cancel": "Every 4th task is cancelled by the server once it is running, unasked.",
+    "lost-task": "Every 5th task stays Queued forever (until cancelled).",
+    "duplicate-id": "Every 7th run gets the id of the run before it.",
+    "setup-always": "Workers forget their warmth: every run goes through Preparing, Serving, Setting Up.",
+    "no-heartbeats": "Streams send no heartbeats and no keep-alive updates, only real changes.",
+    "run-status-queued": "POST /apps/run answers the new task with status 2 (Queued) instead of 1.",
+    "failed-without-error": "Failed tasks carry error null.",
 }
 
 

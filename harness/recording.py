@@ -1,0 +1,134 @@
+"""An ApiClient that writes an Observation for every request and every stream event."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import httpx
+
+from harness.client import ApiClient, StreamFormat, StreamReading, task_of
+from harness.history import Channel, HistoryWriter, Observation, now_ns, task_digest
+from harness.streams import StreamEvent
+
+RL_REMAINING = "x-ratelimit-remaining"
+
+
+def rate_limit_extra(headers: Mapping[str, str], group: str | None) -> dict[str, Any]:
+    """The rate-limit facts of an answer, as an observation's `extra` (for the report charts)."""
+    value = headers.get(RL_REMAINING)
+    if value is None or group is None:
+        return {}
+    try:
+        return {"rl_remaining": int(value), "rl_group": group}
+    except ValueError:
+        return {"rl_group": group, "rl_remaining_raw": value}
+
+
+def body_data(response: httpx.Response) -> Any:
+    """The `data` of an enveloped JSON answer (or the bare body), None if not JSON."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body.get("data") if isinstance(body, dict) and "data" in body else body
+
+
+class RecordingClient:
+    """One observer: sequential requests, each recorded as it completes (or fails)."""
+
+    GROUPS: ClassVar[dict[Channel, str]] = {"run": "run", "get": "get", "status": "get", "cancel": "get",
+                                  "delete": "get", "list": "get", "ndjson": "get", "sse": "get"}
+
+    def __init__(self, client: ApiClient, history: HistoryWriter, observer: str, key_label: str,
+                 probe: str | None = None) -> None:
+        self.client = client
+        self.history = history
+        self.observer = observer
+        self.key_label = key_label
+        self.probe = probe
+        self._conns = 0
+        self._token = secrets.token_hex(3)
+
+    def _record(self, channel: Channel, task_id: str | None, send: int, wall: float,
+                response: httpx.Response | None, error: str | None,
+                extra: dict[str, Any] | None = None) -> Any:
+        extra = dict(extra or {})
+        if self.probe:
+            extra["probe"] = self.probe
+        if response is None:
+            self.history.append(Observation(task_id, self.observer, channel, send, None, wall,
+                                            outcome="timeout" if error == "timeout" else "error",
+                                            key=self.key_label, extra={**extra, "error": error}))
+            return None
+        data = body_data(response)
+        digest = task_digest(data) if channel not in ("status",) else {
+            "status": data.get("status") if isinstance(data, dict) else None}
+        if response.status_code >= 300:
+            digest = {}
+        if task_id is None and isinstance(data, dict) and isinstance(data.get("id"), str):
+            task_id = data["id"]
+        extra.update(rate_limit_extra(response.headers, self.GROUPS.get(channel)))
+        self.history.append(Observation(task_id, self.observer, channel, send, now_ns(), wall,
+                                        http=response.status_code, key=self.key_label, extra=extra,
+                                        **digest))
+        return data
+
+    def _call(self, channel: Channel, task_id: str | None, method: Any, *args: Any,
+              extra: dict[str, Any] | None = None) -> tuple[httpx.Response | None, Any]:
+        send, wall = now_ns(), time.time()
+        try:
+            response = method(*args)
+        except httpx.TimeoutException:
+            self._record(channel, task_id, send, wall, None, "timeout", extra)
+            return None, None
+        except httpx.HTTPError as exc:
+            self._record(channel, task_id, send, wall, None, f"{type(exc).__name__}: {exc}", extra)
+            return None, None
+        return response, self._record(channel, task_id, send, wall, response, None, extra)
+
+    def run(self, body: dict[str, Any], deadline_s: float, **extra: Any
+            ) -> tuple[httpx.Response | None, Any]:
+        return self._call("run", None, self.client.run, body,
+                          extra={"deadline_s": deadline_s, "app": body.get("app"), **extra})
+
+    def get(self, task_id: str) -> tuple[httpx.Response | None, Any]:
+        return self._call("get", task_id, self.client.get_task, task_id)
+
+    def status(self, task_id: str) -> tuple[httpx.Response | None, Any]:
+        return self._call("status", task_id, self.client.get_status, task_id)
+
+    def cancel(self, task_id: str) -> tuple[httpx.Response | None, Any]:
+        return self._call("cancel", task_id, self.client.cancel, task_id)
+
+    def stream(self, task_id: str, fmt: StreamFormat, deadline_s: float) -> StreamReading:
+        """Read a stream, recording each event; its send time is the connection's."""
+        self._conns += 1
+        # Unique across histories merged or appended from several runs and processes.
+        conn = f"{self.observer}/{fmt}{self._conns}-{self._token}"
+        send, wall = now_ns(), time.time()
+        seq = 0
+        extra = {"probe": self.probe} if self.probe else {}
+
+        def on_event(event: StreamEvent) -> None:
+            nonlocal seq
+            digest: dict[str, Any] = {}
+            if event.kind == "update" and event.payload is not None:
+                digest = task_digest(task_of(event.payload))
+            self.history.append(Observation(task_id, self.observer, fmt, send, now_ns(), wall,
+                                            http=200, conn=conn, seq=seq, kind=event.kind,
+                                            key=self.key_label, extra=extra, **digest))
+            seq += 1
+
+        reading = self.client.read_stream(task_id, fmt, deadline_s, on_event)
+        if reading.status_code != 200:
+            self.history.append(Observation(task_id, self.observer, fmt, send, now_ns(), wall,
+                                            http=reading.status_code or None, key=self.key_label,
+                                            extra=extra, outcome="ok" if reading.status_code else "error"))
+        elif reading.closed_by_server:
+            self.history.append(Observation(task_id, self.observer, fmt, send, now_ns(), wall,
+                                            http=200, conn=conn, seq=seq, kind="close",
+                                            key=self.key_label, extra=extra))
+        return reading

@@ -1,0 +1,273 @@
+"""Lifecycle suite: many observers on the same tasks at once, then the invariant checker.
+
+Tasks of every app are created at a paced rate; for each, observers poll GET and /status,
+read NDJSON and SSE streams, cancel at random moments, and a second key probes isolation.
+Every answer and stream event goes to observations.jsonl as it happens; the checker then
+reads the file back and judges the whole history.
+"""
+
+from __future__ import annotations
+
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.client import ApiClient
+from harness.contract import Lifecycle, Limits
+from harness.findings import SuiteResult
+from harness.history import HistoryWriter, read_history
+from harness.invariants import CHECKS, InvariantOptions, check_history
+from harness.recording import RecordingClient, body_data
+
+SUITE = "lifecycle"
+PNG_1X1 = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de0000000c4944415478"
+    "9c63f8cfc000000301010000c9fe92ef0000000049454e44ae426082")
+
+
+@dataclass
+class LifecycleOptions:
+    clients: int = 8
+    tasks: int = 24
+    deadline_s: float = 60.0
+    seed: int | None = None
+    heartbeat_bound_s: float | None = 15.0
+    cancel_share: float = 0.25
+
+
+@dataclass
+class _Plan:
+    body: dict[str, Any]
+    cancel_after: float | None = None
+    warm_expected: bool = False
+    upload: bool = False
+
+
+@dataclass
+class _Shared:
+    history: HistoryWriter
+    jobs: queue.Queue[Callable[[RecordingClient], None] | None] = field(default_factory=queue.Queue)
+    cancels: list[tuple[float, str]] = field(default_factory=list)
+    tasks_created: int = 0
+    refused_runs: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _plans(rng: random.Random, count: int, private: list[str], share: float) -> list[_Plan]:
+    basic = [
+        _Plan({"app": "infsh/echo", "input": {"message": "lifecycle"}}),
+        _Plan({"app": "infsh/sleep", "input": {"seconds": 1}}),
+        _Plan({"app": "infsh/fail", "input": {"message": "planned failure"}}),
+        _Plan({"app": "infsh/image", "input": {"width": 2, "height": 2}}),
+        _Plan({"app": "infsh/flux", "setup": {"model": "schnell"}, "input": {"prompt": "p"}}),
+        _Plan({"app": "infsh/flux", "setup": {"model": "dev"}, "input": {"prompt": "q"}}),
+        _Plan({"app": "infsh/echo-image-flow", "input": {"message": "flow"}}),
+        _Plan({"app": "infsh/image", "input": {}}, upload=True),
+    ]
+    if private:
+        basic += [_Plan({"app": "infsh/echo", "input": {"message": "p"}, "infra": "private"}),
+                  _Plan({"app": "infsh/echo", "input": {"message": "pf"}, "infra": "private_first"})]
+    plans = []
+    for index in range(count):
+        if rng.random() < share:
+            # Cancelled at a random moment (any phase, queued included): a task that never ends
+            # by itself, or one that would end soon (so an ignored cancel shows as such).
+            body = ({"app": "infsh/sleep", "input": {"seconds": 600}} if index % 2 else
+                    {"app": "infsh/flux", "setup": {"model": "dev"}, "input": {"prompt": "c"}})
+            plans.append(_Plan(body, cancel_after=rng.uniform(0.0, 0.6)))
+        else:
+            plans.append(basic[index % len(basic)])
+    return plans
+
+
+def _poll(shared: _Shared, task_id: str, deadline: float, interval: float, use_status: bool,
+          lifecycle: Lifecycle) -> Callable[[RecordingClient], None]:
+    def job(client: RecordingClient) -> None:
+        confirmed = False
+        while time.monotonic() < deadline:
+            _, data = (client.status if use_status else client.get)(task_id)
+            status = data.get("status") if isinstance(data, dict) else None
+            if type(status) is int and lifecycle.is_terminal(status):
+                if confirmed:
+                    return
+                confirmed = True  # one more read: a terminal status must hold
+            time.sleep(interval)
+    return job
+
+
+def _stream(task_id: str, fmt: str, deadline: float) -> Callable[[RecordingClient], None]:
+    def job(client: RecordingClient) -> None:
+        client.stream(task_id, "ndjson" if fmt == "ndjson" else "sse",
+                      max(0.5, deadline - time.monotonic()))
+    return job
+
+
+def _probe(task_id: str) -> Callable[[RecordingClient], None]:
+    def job(client: RecordingClient) -> None:
+        client.get(task_id)
+        client.status(task_id)
+        client.stream(task_id, "ndjson", 2.0)
+        client.cancel(task_id)
+    return job
+
+
+def _worker(shared: _Shared, client: RecordingClient) -> None:
+    while True:
+        job = shared.jobs.get()
+        if job is None:
+            return
+        try:
+            job(client)
+        finally:
+            shared.jobs.task_done()
+
+
+def _canceller(shared: _Shared, client: RecordingClient, stop: threading.Event) -> None:
+    while not stop.is_set() or shared.cancels:
+        with shared.lock:
+            shared.cancels.sort()
+            due = [c for c in shared.cancels if c[0] <= time.monotonic()]
+            shared.cancels[:] = [c for c in shared.cancels if c[0] > time.monotonic()]
+        for _, task_id in due:
+            client.cancel(task_id)
+        time.sleep(0.005)
+
+
+def _private_workers(client: ApiClient) -> list[str]:
+    response = client.workers()
+    data = body_data(response) if response.status_code == 200 else None
+    if not isinstance(data, list):
+        return []
+    return [w["id"] for w in data if isinstance(w, dict) and w.get("pool") == "private"
+            and isinstance(w.get("id"), str)]
+
+
+def _upload(runner: RecordingClient) -> str | None:
+    created = runner.client.create_file("lifecycle.png", "image/png", len(PNG_1X1))
+    files = body_data(created)
+    if created.status_code >= 300 or not isinstance(files, list) or not files:
+        return None
+    if runner.client.put_bytes(files[0]["upload_url"], PNG_1X1, "image/png").status_code >= 300:
+        return None
+    uri = files[0].get("uri")
+    return uri if isinstance(uri, str) else None
+
+
+def _warm_pair(runner: RecordingClient, worker: str, deadline_s: float, lifecycle: Lifecycle,
+               interval: float) -> list[str]:
+    """Run the same app and setup twice on one pinned worker; the second run must be warm."""
+    body = {"app": "infsh/flux", "setup": {"model": "dev"}, "input": {"prompt": "warm"},
+            "infra": "private", "workers": [worker]}
+    ids: list[str] = []
+    for warm in (False, True):
+        _, data = runner.run(body, deadline_s, warm_expected=warm)
+        if not isinstance(data, dict) or "id" not in data:
+            return ids
+        ids.append(data["id"])
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end:
+            _, task = runner.get(data["id"])
+            if isinstance(task, dict) and type(task.get("status")) is int and \
+                    lifecycle.is_terminal(task["status"]):
+                break
+            time.sleep(interval)
+    return ids
+
+
+def run_lifecycle(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: Limits,
+                  history_path: Path, options: LifecycleOptions | None = None,
+                  progress: Callable[[str], None] | None = None) -> SuiteResult:
+    """Drive tasks through every channel at once, record everything, check the history."""
+    options = options or LifecycleOptions()
+    note = progress or (lambda _m: None)
+    rng = random.Random(options.seed)
+    started = time.monotonic()
+    get_rate = limits.groups["get"].limit / limits.window_seconds
+    run_rate = limits.groups["run"].limit / limits.window_seconds
+    # Stay at half of each budget: this suite checks lifecycles, not limits.
+    poll_interval = max(0.02, (options.clients + 1) / (0.5 * get_rate))
+    run_gap = 1.0 / (0.5 * run_rate)
+    with HistoryWriter(history_path) as history:
+        shared = _Shared(history)
+        clients = [ApiClient(base_url, keys[0]) for _ in range(options.clients + 2)]
+        foreign_api = ApiClient(base_url, keys[1]) if len(keys) > 1 else None
+        try:
+            runner = RecordingClient(clients[0], history, "runner", "key1")
+            canceller = RecordingClient(clients[1], history, "canceller", "key1")
+            observers = [RecordingClient(c, history, f"c{i + 1}", "key1")
+                         for i, c in enumerate(clients[2:])]
+            foreign = RecordingClient(foreign_api, history, "foreign", "key2", probe="foreign") \
+                if foreign_api else None
+            private = _private_workers(clients[0])
+            threads = [threading.Thread(target=_worker, args=(shared, o), daemon=True) for o in observers]
+            stop = threading.Event()
+            cancel_thread = threading.Thread(target=_canceller, args=(shared, canceller, stop), daemon=True)
+            for thread in [*threads, cancel_thread]:
+                thread.start()
+            plans = _plans(rng, options.tasks, private, options.cancel_share)
+            upload_uri = None
+            for index, plan in enumerate(plans, 1):
+                body = dict(plan.body)
+                if plan.upload:
+                    upload_uri = upload_uri or _upload(runner)
+                    if upload_uri is None:
+                        continue
+                    body["input"] = {"image": upload_uri}
+                response, data = runner.run(body, options.deadline_s)
+                if response is None or not isinstance(data, dict) or "id" not in data:
+                    shared.refused_runs += 1
+                    continue
+                shared.tasks_created += 1
+                task_id = data["id"]
+                deadline = time.monotonic() + options.deadline_s
+                shared.jobs.put(_poll(shared, task_id, deadline, poll_interval, False, lifecycle))
+                shared.jobs.put(_poll(shared, task_id, deadline, poll_interval, True, lifecycle))
+                shared.jobs.put(_stream(task_id, "ndjson", deadline))
+                shared.jobs.put(_stream(task_id, "sse", deadline))
+                if plan.cancel_after is not None:
+                    with shared.lock:
+                        shared.cancels.append((time.monotonic() + plan.cancel_after, task_id))
+                if foreign is not None and index % 4 == 1:
+                    foreign_job = _probe(task_id)
+                    foreign_job(foreign)
+                if index % 5 == 0:
+                    note(f"lifecycle: {index}/{len(plans)} tasks started, {history.count} observations")
+                time.sleep(run_gap)
+            warm_ids: list[str] = []
+            if private:
+                note(f"lifecycle: warm-setup pair on private worker {private[0]}")
+                warm_ids = _warm_pair(runner, private[0], options.deadline_s, lifecycle, poll_interval)
+                shared.tasks_created += len(warm_ids)
+            note("lifecycle: waiting for observers")
+            shared.jobs.join()
+            stop.set()
+            for _ in threads:
+                shared.jobs.put(None)
+            for thread in [*threads, cancel_thread]:
+                thread.join(timeout=options.deadline_s)
+        finally:
+            for c in clients:
+                c.close()
+            if foreign_api is not None:
+                foreign_api.close()
+        observed = history.count
+    note(f"lifecycle: checking {observed} observations")
+    report = check_history(read_history(history_path), lifecycle,
+                           InvariantOptions(heartbeat_bound_s=options.heartbeat_bound_s))
+    checks = [c for c in CHECKS if (c != "LC-ISOLATION" or len(keys) > 1)
+              and (c != "LC-SETUP-WARM" or private)]
+    return SuiteResult(
+        name=SUITE,
+        status="failed" if report.findings else "passed",
+        checks=checks,
+        metrics={"tasks_created": shared.tasks_created, "refused_runs": shared.refused_runs,
+                 "clients": options.clients, "poll_interval_s": round(poll_interval, 3),
+                 "history": history_path.name, **report.metrics},
+        findings=report.findings,
+        duration_s=round(time.monotonic() - started, 3),
+    )
