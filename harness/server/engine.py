@@ -95,10 +95,17 @@ class Task:
     reads: int = 0
     ordinal: int = 0
     _cache: dict[str, Any] | None = None
+    _json: bytes | None = None
 
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL
+
+    def touch(self) -> None:
+        """Mark a change: a new version, and the cached encodings are stale."""
+        self.version += 1
+        self._cache = None
+        self._json = None
 
     @property
     def setup_key(self) -> str:
@@ -279,7 +286,13 @@ class Engine:
 
     def update_line(self, task: Task, fields: list[str]) -> bytes:
         """The JSON of one stream update: the full task plus the names of changed fields."""
-        return self._dump({"data": self.public_task(task), "fields": fields})
+        return b'{"data":' + self.task_json(task) + b',"fields":' + self._dump(fields) + b"}"
+
+    def task_json(self, task: Task) -> bytes:
+        """The task's JSON, encoded once per version."""
+        if task._json is None:
+            task._json = self._dump(self.public_task(task))
+        return task._json
 
     def public_task(self, task: Task) -> dict[str, Any]:
         data = task.to_dict(self.status_names)
@@ -304,8 +317,7 @@ class Engine:
         if change:
             self._changed(task, [*STATUS_FIELDS, *extra_fields])
         else:
-            task.version += 1
-            task._cache = None
+            task.touch()
 
     def _log(self, task: Task, content: str, log_type: int, now: float) -> None:
         stamp = rfc3339(now)
@@ -314,8 +326,7 @@ class Engine:
                           "content": content})
 
     def _changed(self, task: Task, fields: list[str]) -> None:
-        task.version += 1
-        task._cache = None
+        task.touch()
         if task.subscribers:
             line = self.update_line(task, fields)
             item = (task.version, line, task.terminal)
@@ -355,20 +366,33 @@ class Engine:
         raise _Cancelled
 
     def _schedule(self) -> None:
-        if not self._pending or all(w.task_id is not None for w in self.workers):
+        """Hand free workers to pending tasks in FIFO order (O(pending + free) per call)."""
+        if not self._pending:
+            return
+        free_cloud = [w for w in self.workers if w.task_id is None and w.pool == "cloud"]
+        free_private: dict[str, list[Worker]] = {}
+        for w in self.workers:
+            if w.task_id is None and w.owner is not None:
+                free_private.setdefault(w.owner, []).append(w)
+        if not free_cloud and not free_private:
             return
         still: deque[Task] = deque()
         while self._pending:
             task = self._pending.popleft()
             if task.assigned is None or task.assigned.done():
                 continue
-            free = [w for w in self._candidates(task.owner, task.infra, task.workers)
-                    if w.task_id is None]
+            private = free_private.get(task.owner, []) if task.infra != "cloud" else []
+            cloud = free_cloud if task.infra != "private" else []
+            free = private + cloud
+            if task.workers is not None:
+                wanted = set(task.workers)
+                free = [w for w in free if w.id in wanted]
             if not free:
                 still.append(task)
                 continue
             worker = self._pick(task, free)
             worker.task_id = task.id
+            (free_cloud if worker.pool == "cloud" else free_private[task.owner]).remove(worker)
             task.assigned.set_result(worker)
         self._pending = still
 
