@@ -6,21 +6,19 @@ Exit codes: 0 clean, 1 findings, 2 usage or config error, 3 target unreachable.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import secrets
 import sys
 import time
 from collections.abc import Sequence
-from contextlib import ExitStack
-from typing import NoReturn
-from urllib.parse import urlsplit
-
-import httpx
+from pathlib import Path
+from typing import Any, NoReturn
 
 from harness import __version__
+from harness.runner import SUITES
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+SUITE_NAMES = tuple(SUITES)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -115,21 +113,51 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="run every suite against a target and write a report")
     _add_target_options(check)
-    check.add_argument("--out", dest="out_dir", metavar="DIR",
-                       help="parent folder of run folders (default reports/)")
-    check.add_argument("--speed", type=_positive_float, metavar="F",
-                       help="speed of a self-started reference server (default 10)")
-    check.add_argument("--fault", action="append", dest="faults", default=[], metavar="NAME",
-                       help="start the self-started reference server with this fault "
-                       "(to see the harness catch it)")
+    check.add_argument("--suite", action="append", dest="suites", default=[], choices=SUITE_NAMES,
+                       help="run only this suite (repeatable; default: all)")
+    _add_run_options(check)
+
+    lifecycle = sub.add_parser("lifecycle", help="drive tasks through every channel at once and "
+                               "check the history of what every client saw")
+    _add_target_options(lifecycle)
+    lifecycle.add_argument("--clients", type=_positive_int, metavar="N",
+                           help="concurrent observers (default 8)")
+    lifecycle.add_argument("--tasks", type=_positive_int, metavar="N",
+                           help="tasks to create (default 24)")
+    lifecycle.add_argument("--seed", type=int, help="seed of the random plan (cancel moments, mix)")
+    _add_run_options(lifecycle)
+
+    history = sub.add_parser("check-history", help="check a history file (observations.jsonl)")
+    history.add_argument("file", type=Path, metavar="FILE")
+    history.add_argument("--lifecycle", type=Path, metavar="FILE",
+                         help="lifecycle contract (default contracts/lifecycle.yaml)")
+    history.add_argument("--heartbeat-bound", type=_positive_float, default=15.0, metavar="S",
+                         help="longest allowed silence on a stream (default 15)")
     return parser
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", dest="out_dir", type=Path, metavar="DIR",
+                        help="parent folder of run folders (default reports/)")
+    parser.add_argument("--speed", type=_positive_float, metavar="F",
+                        help="speed of a self-started reference server (default 10)")
+    parser.add_argument("--fault", action="append", dest="faults", default=[], metavar="NAME",
+                        help="start the self-started reference server with this fault "
+                        "(to see the harness catch it)")
+    parser.add_argument("--lifecycle", type=Path, metavar="FILE",
+                        help="lifecycle contract (default contracts/lifecycle.yaml; "
+                        "contracts/lifecycle-docs.yaml checks the documented table)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
-    return _check(args)
+    if args.command == "check-history":
+        return _check_history(args)
+    if args.command == "lifecycle":
+        return _run(args, ["lifecycle"])
+    return _run(args, args.suites or list(SUITE_NAMES))
 
 
 def _fail(code: int, message: str) -> int:
@@ -170,89 +198,66 @@ def _serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _reachable(url: str) -> str | None:
-    try:
-        httpx.get(url + "/", timeout=10.0)
-    except httpx.HTTPError as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return None
-
-
 def _progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def _check(args: argparse.Namespace) -> int:
-    from harness.contract import load_lifecycle, load_limits
-    from harness.findings import RunResult
-    from harness.reference import ReferenceServerError, fresh_keys, reference_server
-    from harness.report.results import new_run_id, now_rfc3339, write_results
-    from harness.settings import ConfigError, load_settings
-    from harness.suites.smoke import SmokeOptions, run_smoke
+def _settings(args: argparse.Namespace) -> Any:
+    from harness.settings import load_settings
 
-    flags = {k: getattr(args, k) for k in ("base_url", "api_keys", "rate_window", "max_tasks",
-                                           "allow_hosts", "out_dir", "speed", "deadline")}
+    names = ("base_url", "api_keys", "rate_window", "max_tasks", "allow_hosts", "out_dir", "speed",
+             "deadline")
+    return load_settings({k: getattr(args, k, None) for k in names})
+
+
+def _run(args: argparse.Namespace, suites: list[str]) -> int:
+    from harness.runner import RunError, execute
+    from harness.settings import ConfigError
+    from harness.suites.lifecycle import LifecycleOptions
+
     try:
-        settings = load_settings(flags)
+        settings = _settings(args)
     except ConfigError as exc:
         return _fail(EXIT_USAGE, str(exc))
-    if args.faults and settings.base_url:
-        return _fail(EXIT_USAGE, "--fault applies only to a self-started reference server "
-                     "(drop --base-url)")
-    lifecycle, limits = load_lifecycle(), load_limits()
-    with ExitStack() as stack:
-        if settings.base_url is None:
-            keys = fresh_keys(2)
-            window = settings.rate_window or 2.0
-            _progress(f"starting the reference server (rate window {window:g} s, "
-                      f"speed {settings.speed:g})")
-            try:
-                server = stack.enter_context(reference_server(
-                    keys, rate_window=window, speed=settings.speed, faults=args.faults))
-            except ReferenceServerError as exc:
-                return _fail(EXIT_UNREACHABLE, str(exc))
-            settings = settings.model_copy(update={"base_url": server.url, "api_keys": keys,
-                                                   "rate_window": window})
-        assert settings.base_url is not None
-        if not settings.api_keys:
-            return _fail(EXIT_USAGE, "no API key: pass --api-key, or set HARNESS_API_KEYS or "
-                         "INFERENCE_API_KEY")
-        if not _is_loopback(settings.base_url):
-            host = urlsplit(settings.base_url).hostname or ""
-            if host not in settings.allow_hosts:
-                return _fail(EXIT_USAGE, f"{host} is not loopback and not allowed; suites create "
-                             f"billable tasks: add --allow-host {host} to accept")
-        problem = _reachable(settings.base_url)
-        if problem is not None:
-            return _fail(EXIT_UNREACHABLE, f"target {settings.base_url} unreachable: {problem}")
-        if settings.rate_window is not None:
-            limits = limits.model_copy(update={"window_seconds": settings.rate_window})
-        run_id = new_run_id()
-        result = RunResult(run_id=run_id, target=settings.base_url, started_at=now_rfc3339(),
-                           settings={**settings.public(), "faults": args.faults})
-        _progress(f"run {run_id} against {settings.base_url}")
-        suite = run_smoke(settings.base_url, settings.api_keys, lifecycle, limits,
-                          SmokeOptions(deadline_s=settings.deadline), progress=_progress)
-        result.suites.append(suite)
-        result.finished_at = now_rfc3339()
-        run_dir = settings.out_dir / run_id
-        path = write_results(result, run_dir, settings.api_keys)
-    findings = result.findings
-    for suite_result in result.suites:
-        print(f"{suite_result.name}: {suite_result.status} ({len(suite_result.checks)} checks, "
-              f"{len(suite_result.findings)} findings, {suite_result.duration_s:.1f} s)")
-    for finding in findings:
+    options = LifecycleOptions(clients=getattr(args, "clients", None) or 8,
+                               tasks=getattr(args, "tasks", None) or 24,
+                               seed=getattr(args, "seed", None))
+    try:
+        result, run_dir = execute(settings, suites, args.faults, _progress, args.lifecycle, options)
+    except RunError as exc:
+        return _fail(exc.code, str(exc))
+    billable = sum(int(s.metrics.get("tasks_created", 0)) for s in result.suites)
+    for suite in result.suites:
+        extra = f": {suite.error}" if suite.error else ""
+        print(f"{suite.name}: {suite.status} ({len(suite.checks)} checks, {len(suite.findings)} findings, "
+              f"{suite.duration_s:.1f} s){extra}")
+    for finding in result.findings:
         where = f" [task {finding.task_id}]" if finding.task_id else ""
         print(f"  {finding.check}{where}: {finding.message}")
-    print(f"report: {path}")
-    return EXIT_FINDINGS if findings else EXIT_OK
+    print(f"billable runs created: {billable}")
+    print(f"report: {run_dir}")
+    if any(s.status == "error" for s in result.suites) or result.findings:
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def _check_history(args: argparse.Namespace) -> int:
+    from harness.contract import load_lifecycle
+    from harness.history import HistoryError, read_history
+    from harness.invariants import InvariantOptions, check_history
+
+    if not args.file.is_file():
+        return _fail(EXIT_USAGE, f"no such history file: {args.file}")
+    try:
+        lifecycle = load_lifecycle(args.lifecycle) if args.lifecycle else load_lifecycle()
+        report = check_history(read_history(args.file), lifecycle,
+                               InvariantOptions(heartbeat_bound_s=args.heartbeat_bound))
+    except (HistoryError, OSError, ValueError) as exc:
+        return _fail(EXIT_USAGE, f"{args.file}: {exc}")
+    metrics = report.metrics
+    print(f"{metrics['observations']} observations, {metrics['tasks']} tasks, "
+          f"{metrics['indeterminate']} indeterminate, {len(report.findings)} findings")
+    for finding in report.findings:
+        where = f" [task {finding.task_id}]" if finding.task_id else ""
+        print(f"  {finding.check}{where}: {finding.message}")
+    return EXIT_FINDINGS if report.findings else EXIT_OK

@@ -49,6 +49,7 @@ def test_check_on_a_self_started_server_is_clean(tmp_path: Path) -> None:
     results = json.loads((run_dir / "results.json").read_text())
     assert results["schema_version"] == 1 and results["findings"] == []
     assert results["suites"]["smoke"]["status"] == "passed"
+    assert results["suites"]["lifecycle"]["status"] == "passed"
     assert results["target"].startswith("http://127.0.0.1:")
     assert "smoke 1/" in result.stderr  # progress on stderr
 
@@ -59,7 +60,7 @@ def test_check_with_a_fault_exits_1_and_keeps_keys_out(tmp_path: Path, server: R
     assert "ST-ISOLATION" in result.stdout
     (run_dir,) = tmp_path.iterdir()
     results = json.loads((run_dir / "results.json").read_text())
-    assert [f["check"] for f in results["findings"]] == ["ST-ISOLATION"]
+    assert {f["check"] for f in results["findings"]} == {"ST-ISOLATION", "LC-ISOLATION"}
     assert results["settings"]["api_key_count"] == 2 and "api_keys" not in results["settings"]
     assert "inf_" not in (run_dir / "results.json").read_text().replace("inf_harness_not_a_real_key", "")
 
@@ -90,3 +91,29 @@ def test_bad_toml_is_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "harness.toml").write_text("max_tasks = 'many'\n")
     result = harness("check", cwd=tmp_path)
     assert result.returncode == 2 and "max_tasks" in result.stderr
+
+
+def test_lifecycle_command_writes_a_history_and_check_history_reads_it(tmp_path: Path) -> None:
+    result = harness("lifecycle", "--tasks", "6", "--clients", "3", "--seed", "1", "--out", str(tmp_path),
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (run_dir,) = tmp_path.iterdir()
+    history = run_dir / "observations.jsonl"
+    results = json.loads((run_dir / "results.json").read_text())
+    assert list(results["suites"]) == ["lifecycle"]
+    assert results["suites"]["lifecycle"]["metrics"]["observations"] == len(history.read_text().splitlines())
+    again = harness("check-history", str(history), cwd=tmp_path)
+    assert again.returncode == 0 and "0 findings" in again.stdout
+
+
+def test_check_history_finds_and_refuses(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"task":"t","observer":"o","channel":"get","send_ns":1,"recv_ns":2,"wall":0,'
+                   '"http":200,"status":77}\n')
+    found = harness("check-history", str(bad), cwd=tmp_path)
+    assert found.returncode == 1 and "LC-UNKNOWN-STATUS" in found.stdout
+    assert harness("check-history", str(tmp_path / "missing.jsonl"), cwd=tmp_path).returncode == 2
+    junk = tmp_path / "junk.jsonl"
+    junk.write_text("not json\n{}\n")
+    result = harness("check-history", str(junk), cwd=tmp_path)
+    assert result.returncode == 2 and "line 1" in result.stderr
