@@ -13,6 +13,7 @@ FAULTS: dict[str, str] = {
     "stream-without-terminal": "Streams close after the last non-terminal update, without the terminal one.",
     "events-after-terminal": "Streams send one more update after the terminal update before closing.",
     "over-admit": "Each rate-limit group admits limit+1 requests per window.",
+    "under-admit": "Each rate-limit group refuses from the limit-th request of a window (one early 429).",
     "remaining-not-counting": "X-RateLimit-Remaining stays at the limit instead of counting down.",
     "completed-without-output": "Completed tasks carry output null.",
     "invalid-key-accepted": "Any bearer token, or none, is accepted (as an anonymous key).",

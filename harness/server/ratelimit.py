@@ -53,6 +53,8 @@ class FixedWindowLimiter:
             bucket = [index, 0]
             self._counts[bucket_key] = bucket
         capacity = limit + 1 if "over-admit" in self.faults else limit
+        if "under-admit" in self.faults:
+            capacity = limit - 1
         reset = math.floor(start) - 1 if "reset-in-past" in self.faults else math.ceil(end)
         if bucket[1] >= capacity:
             retry_after = max(1, math.ceil(end - now))
