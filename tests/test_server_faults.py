@@ -49,8 +49,12 @@ def test_rate_limited_side_effect(start_server: StartServer) -> None:
             ApiClient(srv.url, srv.keys[0]) as api:
         wait_for_window_start(5.0)
         codes = [api.run({"app": "infsh/echo", "input": {"message": "x"}}).status_code for _ in range(101)]
-        listed = api.http.get("/tasks", params={"limit": 1000}).json()["data"]
-    assert codes[-1] == 429 and len(listed) == 101  # the refused run still made a task
+        uploads = [r.status_code for r in burst(api, 51)]
+        tasks = api.http.get("/tasks", params={"limit": 1000}).json()["data"]
+        files = api.http.get("/files").json()["data"]
+    # The refused run and the refused upload still left a task and a file behind.
+    assert codes[-1] == 429 and len(tasks) == 101
+    assert uploads[-1] == 429 and len(files) == 51
 
 
 def test_slow_reads(start_server: StartServer) -> None:

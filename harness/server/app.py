@@ -166,7 +166,7 @@ class ReferenceApi:
                                headers={"WWW-Authenticate": "Bearer"})
             decision = self.limiter.hit(key, group, time.time())
             if not decision.admitted:
-                if group == "run" and "rate-limited-side-effect" in self.faults:
+                if group in ("run", "upload") and "rate-limited-side-effect" in self.faults:
                     with contextlib.suppress(ApiError):
                         await handler(request, key)
                 return self._rate_limited(decision)
@@ -310,6 +310,10 @@ class ReferenceApi:
         data = [w.to_dict() for w in self.engine.visible_workers(key)]
         return Response(envelope(dump(data)), media_type="application/json")
 
+    async def list_files(self, request: Request, key: str) -> Response:
+        data = [record.to_dict() for record in self.files.owned(key, 1000)]
+        return Response(envelope(dump(data)), media_type="application/json")
+
     async def create_files(self, request: Request, key: str) -> Response:
         body: FilesRequest = await self._json_body(request, FilesRequest)
         if not body.files:
@@ -433,6 +437,7 @@ class ReferenceApi:
             Route("/tasks/{id}/cancel", self.api(group["POST /tasks/{id}/cancel"], self.cancel),
                   methods=["POST"]),
             Route("/files", self.api(group["POST /files"], self.create_files), methods=["POST"]),
+            Route("/files", self.api(group["GET /files"], self.list_files), methods=["GET"]),
             Route("/workers", self.api(group["GET /workers"], self.workers), methods=["GET"]),
             Route("/upload/{token}", self.upload, methods=["PUT"]),
             Route("/files/{id}/{name}", self.download, methods=["GET"]),

@@ -22,7 +22,7 @@ FAULTS: dict[str, str] = {
     "upload-bytes-altered": "PUT to an upload URL stores the bytes with the last byte flipped.",
     "reset-in-past": "X-RateLimit-Reset names the start of the window, a second already past.",
     "shared-bucket": "All keys share one rate-limit bucket per group.",
-    "rate-limited-side-effect": "A 429 on POST /apps/run still creates (and runs) the task.",
+    "rate-limited-side-effect": "A 429 on POST /apps/run or POST /files still creates the task or file.",
     "slow-reads": "GET /tasks/{id} and /status answer after an extra 50 ms.",
     "float-status": "Task status is sent as a JSON float (10.0), which the Python SDK reads as Unknown.",
     "cancel-ignored": "POST /tasks/{id}/cancel answers 200 but the task runs on to its end.",

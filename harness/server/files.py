@@ -119,6 +119,16 @@ class FileStore:
         self._store(record, data)
         return record
 
+    def owned(self, owner: str, limit: int) -> list[FileRecord]:
+        """The owner's most recent files, newest first."""
+        out: list[FileRecord] = []
+        for record in reversed(self._by_id.values()):
+            if record.owner == owner:
+                out.append(record)
+                if len(out) >= limit:
+                    break
+        return out
+
     def by_token(self, token: str) -> FileRecord | None:
         return self._by_token.get(token)
 
