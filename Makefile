@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: install test check serve lint bench clean
+.PHONY: install test check serve report lint bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
@@ -17,7 +17,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Debian's chromium + chromium-driver for the report's headless-browser test.
 test: install
+	-scripts/ensure-chromium.sh
 	$(PY) -m pytest -q $(ARGS)
 
 check: install
@@ -25,6 +27,10 @@ check: install
 
 serve: install
 	$(VENV)/bin/harness serve $(ARGS)
+
+# Re-render a run folder: make report RUN=reports/<run-id>
+report: install
+	$(VENV)/bin/harness report $(RUN)
 
 lint: install
 	$(VENV)/bin/ruff check harness tests benchmarks

@@ -127,6 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     lifecycle.add_argument("--seed", type=int, help="seed of the random plan (cancel moments, mix)")
     _add_run_options(lifecycle)
 
+    report = sub.add_parser("report", help="render summary.md, junit.xml and index.html of a run "
+                            "folder again from its results.json and observations.jsonl")
+    report.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+
     history = sub.add_parser("check-history", help="check a history file (observations.jsonl)")
     history.add_argument("file", type=Path, metavar="FILE")
     history.add_argument("--lifecycle", type=Path, metavar="FILE",
@@ -155,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command == "check-history":
         return _check_history(args)
+    if args.command == "report":
+        return _report(args)
     if args.command == "lifecycle":
         return _run(args, ["lifecycle"])
     return _run(args, args.suites or list(SUITE_NAMES))
@@ -238,6 +244,19 @@ def _run(args: argparse.Namespace, suites: list[str]) -> int:
     print(f"report: {run_dir}")
     if any(s.status == "error" for s in result.suites) or result.findings:
         return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def _report(args: argparse.Namespace) -> int:
+    from harness.report.render import render_run
+    from harness.report.results import ResultsError
+
+    try:
+        written = render_run(args.run_dir)
+    except (FileNotFoundError, ResultsError) as exc:
+        return _fail(EXIT_USAGE, str(exc))
+    for path in written:
+        print(path)
     return EXIT_OK
 
 

@@ -51,7 +51,10 @@ class Observation:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Observation:
-        return cls(**{k: v for k, v in data.items() if k in _FIELD_SET})
+        # to_json drops None values, `task` and `recv_ns` included (a 429 run has no task, a
+        # timeout no answer): restore them.
+        return cls(**{"task": None, "recv_ns": None,
+                      **{k: v for k, v in data.items() if k in _FIELD_SET}})
 
 
 _FIELDS = tuple(Observation.__dataclass_fields__)

@@ -145,4 +145,8 @@ def execute(settings: Settings, suites: list[str], faults: list[str], progress: 
             progress(f"suite {name}: {suite.status}, {len(suite.findings)} finding(s)")
         result.finished_at = now_rfc3339()
         write_results(result, run_dir, ready.api_keys)
+        progress("rendering the report")
+        from harness.report.render import render_run  # matplotlib: import only when needed
+
+        render_run(run_dir, ready.api_keys, lifecycle)
     return result, run_dir

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 from pathlib import Path
 
@@ -124,7 +125,7 @@ def test_regression_injected_anywhere_is_found(seed: int, tasks: int, observers:
             seen.setdefault((obs.observer, obs.task), []).append(index)
     for indices in seen.values():
         statuses = [history[i].status for i in indices]
-        pairs = [(a, b) for a, b in zip(indices, indices[1:], strict=False)
+        pairs = [(a, b) for a, b in itertools.pairwise(indices)
                  if history[a].status != history[b].status]
         if pairs and len(set(statuses)) > 1:
             a, b = pairs[0]
