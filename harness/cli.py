@@ -127,6 +127,18 @@ def build_parser() -> argparse.ArgumentParser:
     lifecycle.add_argument("--seed", type=int, help="seed of the random plan (cancel moments, mix)")
     _add_run_options(lifecycle)
 
+    ratelimit = sub.add_parser("ratelimit", help="measure each rate-limit group (run, get, upload) "
+                               "against contracts/limits.yaml: limits, headers, 429s, isolation")
+    _add_target_options(ratelimit)
+    ratelimit.add_argument("--group", action="append", dest="groups", default=[],
+                           choices=("run", "get", "upload"),
+                           help="probe only this group (repeatable; default: all three, at once)")
+    ratelimit.add_argument("--discover", action="store_true",
+                           help="infer each group's limit (X-RateLimit-Limit) and the window (two "
+                           "consecutive Reset values), judge against those, report them against "
+                           "the contract")
+    _add_run_options(ratelimit)
+
     report = sub.add_parser("report", help="render summary.md, junit.xml and index.html of a run "
                             "folder again from its results.json and observations.jsonl")
     report.add_argument("run_dir", type=Path, metavar="RUN_DIR")
@@ -161,8 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check_history(args)
     if args.command == "report":
         return _report(args)
-    if args.command == "lifecycle":
-        return _run(args, ["lifecycle"])
+    if args.command in ("lifecycle", "ratelimit"):
+        return _run(args, [args.command])
     return _run(args, args.suites or list(SUITE_NAMES))
 
 
@@ -220,6 +232,7 @@ def _run(args: argparse.Namespace, suites: list[str]) -> int:
     from harness.runner import RunError, execute
     from harness.settings import ConfigError
     from harness.suites.lifecycle import LifecycleOptions
+    from harness.suites.ratelimit import RateLimitOptions
 
     try:
         settings = _settings(args)
@@ -228,8 +241,11 @@ def _run(args: argparse.Namespace, suites: list[str]) -> int:
     options = LifecycleOptions(clients=getattr(args, "clients", None) or 8,
                                tasks=getattr(args, "tasks", None) or 24,
                                seed=getattr(args, "seed", None))
+    rl_options = RateLimitOptions(groups=getattr(args, "groups", None) or ["run", "get", "upload"],
+                                  discover=getattr(args, "discover", False))
     try:
-        result, run_dir = execute(settings, suites, args.faults, _progress, args.lifecycle, options)
+        result, run_dir = execute(settings, suites, args.faults, _progress, args.lifecycle, options,
+                                  rl_options)
     except RunError as exc:
         return _fail(exc.code, str(exc))
     billable = sum(int(s.metrics.get("tasks_created", 0)) for s in result.suites)

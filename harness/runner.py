@@ -17,7 +17,9 @@ from harness.findings import RunResult, SuiteResult
 from harness.reference import ReferenceServerError, fresh_keys, reference_server
 from harness.report.results import new_run_id, now_rfc3339, write_results
 from harness.settings import Settings
+from harness.suites import ratelimit
 from harness.suites.lifecycle import LifecycleOptions, run_lifecycle
+from harness.suites.ratelimit import RateLimitOptions
 from harness.suites.smoke import SmokeOptions, run_smoke
 
 EXIT_USAGE, EXIT_UNREACHABLE = 2, 3
@@ -46,6 +48,7 @@ class Context:
     progress: Progress
     tasks_left: int
     lifecycle_options: LifecycleOptions = field(default_factory=LifecycleOptions)
+    ratelimit_options: RateLimitOptions = field(default_factory=RateLimitOptions)
 
 
 def _smoke(ctx: Context) -> SuiteResult:
@@ -64,7 +67,12 @@ def _lifecycle(ctx: Context) -> SuiteResult:
                          ctx.run_dir / "observations.jsonl", options, progress=ctx.progress)
 
 
-SUITES: dict[str, Callable[[Context], SuiteResult]] = {"smoke": _smoke, "lifecycle": _lifecycle}
+# In run order: the rate-limit suite spends whole windows of budget, so it goes last.
+SUITES: dict[str, Callable[[Context], SuiteResult]] = {
+    "smoke": _smoke,
+    "lifecycle": _lifecycle,
+    "ratelimit": ratelimit.suite_entry,
+}
 
 
 def is_loopback(url: str) -> bool:
@@ -115,7 +123,8 @@ def target(settings: Settings, faults: list[str], progress: Progress) -> Iterato
 
 def execute(settings: Settings, suites: list[str], faults: list[str], progress: Progress,
             lifecycle_path: Path | None = None,
-            lifecycle_options: LifecycleOptions | None = None) -> tuple[RunResult, Path]:
+            lifecycle_options: LifecycleOptions | None = None,
+            ratelimit_options: RateLimitOptions | None = None) -> tuple[RunResult, Path]:
     """Run `suites` in order against the target; write results.json; return it and the folder."""
     lifecycle = load_lifecycle(lifecycle_path) if lifecycle_path else load_lifecycle()
     limits = load_limits()
@@ -130,9 +139,10 @@ def execute(settings: Settings, suites: list[str], faults: list[str], progress: 
                            settings={**ready.public(), "faults": faults, "suites": suites,
                                      "lifecycle": lifecycle.name})
         ctx = Context(ready.base_url, ready.api_keys, lifecycle, limits, run_dir, ready, progress,
-                      ready.max_tasks, lifecycle_options or LifecycleOptions())
+                      ready.max_tasks, lifecycle_options or LifecycleOptions(),
+                      ratelimit_options or RateLimitOptions())
         progress(f"run {run_id} against {ready.base_url}")
-        for name in suites:
+        for name in [n for n in SUITES if n in suites]:
             started = time.monotonic()
             progress(f"suite {name}: started")
             try:
