@@ -48,6 +48,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
+    return value
+
+
 def _port(text: str) -> int:
     try:
         value = int(text)
@@ -127,6 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
     lifecycle.add_argument("--seed", type=int, help="seed of the random plan (cancel moments, mix)")
     _add_run_options(lifecycle)
 
+    contract = sub.add_parser("contract", help="check a target against contracts/openapi.yaml "
+                              "(schemathesis + the checks it lacks)")
+    _add_target_options(contract)
+    contract.add_argument("--max-examples", type=_non_negative_int, metavar="N",
+                          help="schemathesis examples per operation and mode, and stateful scenarios "
+                          "(default 20; 0 = the suite's probes and rules only)")
+    _add_run_options(contract)
+
     ratelimit = sub.add_parser("ratelimit", help="measure each rate-limit group (run, get, upload) "
                                "against contracts/limits.yaml: limits, headers, 429s, isolation")
     _add_target_options(ratelimit)
@@ -173,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check_history(args)
     if args.command == "report":
         return _report(args)
-    if args.command in ("lifecycle", "ratelimit"):
+    if args.command in ("contract", "lifecycle", "ratelimit"):
         return _run(args, [args.command])
     return _run(args, args.suites or list(SUITE_NAMES))
 
@@ -231,6 +249,7 @@ def _settings(args: argparse.Namespace) -> Any:
 def _run(args: argparse.Namespace, suites: list[str]) -> int:
     from harness.runner import RunError, execute
     from harness.settings import ConfigError
+    from harness.suites.conformance import ConformanceOptions
     from harness.suites.lifecycle import LifecycleOptions
     from harness.suites.ratelimit import RateLimitOptions
 
@@ -243,9 +262,11 @@ def _run(args: argparse.Namespace, suites: list[str]) -> int:
                                seed=getattr(args, "seed", None))
     rl_options = RateLimitOptions(groups=getattr(args, "groups", None) or ["run", "get", "upload"],
                                   discover=getattr(args, "discover", False))
+    max_examples = getattr(args, "max_examples", None)
+    ct_options = ConformanceOptions(max_examples=20 if max_examples is None else max_examples)
     try:
         result, run_dir = execute(settings, suites, args.faults, _progress, args.lifecycle, options,
-                                  rl_options)
+                                  rl_options, ct_options)
     except RunError as exc:
         return _fail(exc.code, str(exc))
     billable = sum(int(s.metrics.get("tasks_created", 0)) for s in result.suites)

@@ -17,7 +17,8 @@ from harness.findings import RunResult, SuiteResult
 from harness.reference import ReferenceServerError, fresh_keys, reference_server
 from harness.report.results import new_run_id, now_rfc3339, write_results
 from harness.settings import Settings
-from harness.suites import ratelimit
+from harness.suites import conformance, ratelimit
+from harness.suites.conformance import ConformanceOptions
 from harness.suites.lifecycle import LifecycleOptions, run_lifecycle
 from harness.suites.ratelimit import RateLimitOptions
 from harness.suites.smoke import SmokeOptions, run_smoke
@@ -49,6 +50,7 @@ class Context:
     tasks_left: int
     lifecycle_options: LifecycleOptions = field(default_factory=LifecycleOptions)
     ratelimit_options: RateLimitOptions = field(default_factory=RateLimitOptions)
+    conformance_options: ConformanceOptions = field(default_factory=ConformanceOptions)
 
 
 def _smoke(ctx: Context) -> SuiteResult:
@@ -69,6 +71,7 @@ def _lifecycle(ctx: Context) -> SuiteResult:
 
 # In run order: the rate-limit suite spends whole windows of budget, so it goes last.
 SUITES: dict[str, Callable[[Context], SuiteResult]] = {
+    "contract": conformance.suite_entry,
     "smoke": _smoke,
     "lifecycle": _lifecycle,
     "ratelimit": ratelimit.suite_entry,
@@ -124,7 +127,8 @@ def target(settings: Settings, faults: list[str], progress: Progress) -> Iterato
 def execute(settings: Settings, suites: list[str], faults: list[str], progress: Progress,
             lifecycle_path: Path | None = None,
             lifecycle_options: LifecycleOptions | None = None,
-            ratelimit_options: RateLimitOptions | None = None) -> tuple[RunResult, Path]:
+            ratelimit_options: RateLimitOptions | None = None,
+            conformance_options: ConformanceOptions | None = None) -> tuple[RunResult, Path]:
     """Run `suites` in order against the target; write results.json; return it and the folder."""
     lifecycle = load_lifecycle(lifecycle_path) if lifecycle_path else load_lifecycle()
     limits = load_limits()
@@ -140,7 +144,8 @@ def execute(settings: Settings, suites: list[str], faults: list[str], progress: 
                                      "lifecycle": lifecycle.name})
         ctx = Context(ready.base_url, ready.api_keys, lifecycle, limits, run_dir, ready, progress,
                       ready.max_tasks, lifecycle_options or LifecycleOptions(),
-                      ratelimit_options or RateLimitOptions())
+                      ratelimit_options or RateLimitOptions(),
+                      conformance_options or ConformanceOptions())
         progress(f"run {run_id} against {ready.base_url}")
         for name in [n for n in SUITES if n in suites]:
             started = time.monotonic()

@@ -43,9 +43,9 @@ def test_unknown_fault_is_a_usage_error() -> None:
 
 
 def test_check_on_a_self_started_server_is_clean(tmp_path: Path) -> None:
-    result = harness("check", "--out", str(tmp_path), cwd=tmp_path)
+    result = harness("check", "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    (run_dir,) = tmp_path.iterdir()
+    (run_dir,) = (tmp_path / "out").iterdir()
     results = json.loads((run_dir / "results.json").read_text())
     assert results["schema_version"] == 1 and results["findings"] == []
     assert results["suites"]["smoke"]["status"] == "passed"
@@ -55,10 +55,11 @@ def test_check_on_a_self_started_server_is_clean(tmp_path: Path) -> None:
 
 
 def test_check_with_a_fault_exits_1_and_keeps_keys_out(tmp_path: Path, server: ReferenceServer) -> None:
-    result = harness("check", "--out", str(tmp_path), "--fault", "cross-key-read", cwd=tmp_path)
+    result = harness("check", "--out", str(tmp_path / "out"), "--fault", "cross-key-read",
+                     "--suite", "smoke", "--suite", "lifecycle", cwd=tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "ST-ISOLATION" in result.stdout
-    (run_dir,) = tmp_path.iterdir()
+    (run_dir,) = (tmp_path / "out").iterdir()
     results = json.loads((run_dir / "results.json").read_text())
     assert {f["check"] for f in results["findings"]} == {"ST-ISOLATION", "LC-ISOLATION"}
     assert results["settings"]["api_key_count"] == 2 and "api_keys" not in results["settings"]
@@ -67,10 +68,11 @@ def test_check_with_a_fault_exits_1_and_keeps_keys_out(tmp_path: Path, server: R
 
 def test_check_against_a_given_url(tmp_path: Path, server: ReferenceServer) -> None:
     env = {"HARNESS_API_KEYS": ",".join(server.keys)}
-    result = harness("check", "--base-url", server.url, "--rate-window", "2", "--out", str(tmp_path),
+    result = harness("check", "--base-url", server.url, "--rate-window", "2", "--suite", "smoke",
+                     "--out", str(tmp_path / "out"),
                      env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    text = next(tmp_path.iterdir()).joinpath("results.json").read_text()
+    text = next((tmp_path / "out").iterdir()).joinpath("results.json").read_text()
     assert all(key not in text for key in server.keys)
 
 
@@ -94,10 +96,10 @@ def test_bad_toml_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_lifecycle_command_writes_a_history_and_check_history_reads_it(tmp_path: Path) -> None:
-    result = harness("lifecycle", "--tasks", "6", "--clients", "3", "--seed", "1", "--out", str(tmp_path),
+    result = harness("lifecycle", "--tasks", "6", "--clients", "3", "--seed", "1", "--out", str(tmp_path / "out"),
                      cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    (run_dir,) = tmp_path.iterdir()
+    (run_dir,) = (tmp_path / "out").iterdir()
     history = run_dir / "observations.jsonl"
     results = json.loads((run_dir / "results.json").read_text())
     assert list(results["suites"]) == ["lifecycle"]

@@ -8,9 +8,9 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -61,11 +61,22 @@ class ApiError(Exception):
 
 
 def problem(status: int, code: str, detail: str, extra: dict[str, Any] | None = None,
-            headers: dict[str, str] | None = None) -> Response:
+            headers: dict[str, str] | None = None, body_status: int | None = None) -> Response:
+    """A problem+json answer; `body_status` overrides the body's `status` (a fault, never by default)."""
     title = TITLES.get(code, code.replace("_", " ").capitalize())
-    body = {"type": ERROR_BASE + code, "title": title, "status": status, "detail": detail,
-            "error": {"code": code, "message": detail}, **(extra or {})}
+    body = {"type": ERROR_BASE + code, "title": title, "status": body_status or status,
+            "detail": detail, "error": {"code": code, "message": detail}, **(extra or {})}
     return Response(dump(body), status, headers=headers, media_type="application/problem+json")
+
+
+def _integral(value: Any) -> Any:
+    """JSON Schema counts 1.0 as an integer: accept integral floats where the contract says integer."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(_integral)]
 
 
 class RunRequest(BaseModel):
@@ -79,7 +90,7 @@ class RunRequest(BaseModel):
     workers: list[str] | None = None
     function: str | None = None
     session: str | None = None
-    session_timeout: int | None = None
+    session_timeout: JsonInt | None = None
     webhook: str | None = None
     metadata: dict[str, Any] | None = None
     stream: bool | None = None
@@ -88,11 +99,11 @@ class RunRequest(BaseModel):
 
 class FileCreate(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
-    uri: str | None = None
+    uri: str = ""  # both SDKs send "" (the contract: a string, never null)
     filename: str | None = None
     content_type: str | None = None
     path: str | None = None
-    size: int | None = None
+    size: JsonInt | None = None
     public: bool | None = None
 
 
@@ -148,6 +159,16 @@ class ReferenceApi:
 
     # -- plumbing ------------------------------------------------------------------------
 
+    def ok(self, data_json: bytes) -> Response:
+        """A 2xx JSON answer: the envelope around `data_json` (bare with the no-envelope fault)."""
+        body = data_json if "no-envelope" in self.faults else envelope(data_json)
+        return Response(body, media_type="application/json")
+
+    def problem(self, status: int, code: str, detail: str, extra: dict[str, Any] | None = None,
+                headers: dict[str, str] | None = None) -> Response:
+        body_status = 400 if "problem-status-mismatch" in self.faults else None
+        return problem(status, code, detail, extra, headers, body_status)
+
     def authenticate(self, request: Request) -> str | None:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
@@ -162,7 +183,7 @@ class ReferenceApi:
         async def endpoint(request: Request) -> Response:
             key = self.authenticate(request)
             if key is None:
-                return problem(401, "unauthorized", "missing or unknown API key",
+                return self.problem(401, "unauthorized", "missing or unknown API key",
                                headers={"WWW-Authenticate": "Bearer"})
             decision = self.limiter.hit(key, group, time.time())
             if not decision.admitted:
@@ -175,21 +196,24 @@ class ReferenceApi:
             except ApiError as exc:
                 response = self._error_response(exc)
             except EngineError as exc:
-                response = problem(exc.status, exc.code, exc.detail)
-            response.headers.update(decision.headers())
+                extra = ({"invalid_params": [{"name": exc.param, "reason": exc.detail}]}
+                         if exc.status == 422 and exc.param else None)
+                response = self.problem(exc.status, exc.code, exc.detail, extra)
+            if response.status_code < 400 or "missing-rate-limit-headers" not in self.faults:
+                response.headers.update(decision.headers())
             return response
 
         return endpoint
 
     def _error_response(self, exc: ApiError) -> Response:
         if exc.status == 422 and "server-error-on-invalid-input" in self.faults:
-            return problem(500, "internal_error", "unhandled validation error")
-        return problem(exc.status, exc.code, exc.detail, exc.extra)
+            return self.problem(500, "internal_error", "unhandled validation error")
+        return self.problem(exc.status, exc.code, exc.detail, exc.extra)
 
     def _rate_limited(self, decision: Decision) -> Response:
         detail = (f"rate limit of {decision.limit} requests per window exceeded; "
                   f"retry after {decision.retry_after} s")
-        return problem(429, "rate_limited", detail, headers=decision.headers())
+        return self.problem(429, "rate_limited", detail, headers=decision.headers())
 
     def _owned_task(self, request: Request, key: str) -> Task:
         task_id = request.path_params["id"]
@@ -221,8 +245,8 @@ class ReferenceApi:
             task.reads += 1
             if task.reads % 2 == 0 and len(task.events) >= 2:
                 data = {**self.engine.public_task(task), "status": task.events[-2]["status"]}
-                return Response(envelope(dump(data)), media_type="application/json")
-        return Response(envelope(self.engine.task_json(task)), media_type="application/json")
+                return self.ok(dump(data))
+        return self.ok(self.engine.task_json(task))
 
     # -- handlers ------------------------------------------------------------------------
 
@@ -260,7 +284,7 @@ class ReferenceApi:
         self.engine.submit(task)
         if "run-status-queued" in self.faults:
             data = {**self.engine.public_task(task), "status": 2}
-            return Response(envelope(dump(data)), media_type="application/json")
+            return self.ok(dump(data))
         return self._task_response(task)
 
     async def get_task(self, request: Request, key: str) -> Response:
@@ -279,7 +303,7 @@ class ReferenceApi:
             if task.reads % 2 == 0 and len(task.events) >= 2:
                 status = task.events[-2]["status"]
         body = {"id": task.id, "status": status, "updated_at": data["updated_at"]}
-        return Response(envelope(dump(body)), media_type="application/json")
+        return self.ok(dump(body))
 
     async def cancel(self, request: Request, key: str) -> Response:
         task = self._owned_task(request, key)
@@ -304,15 +328,15 @@ class ReferenceApi:
             raise ApiError(422, "validation_failed", _first_reason(params), {"invalid_params": params})
         data = [{"id": t.id, "status": t.status, "updated_at": self.engine.public_task(t)["updated_at"]}
                 for t in self.engine.owned_tasks(key, limit)]
-        return Response(envelope(dump(data)), media_type="application/json")
+        return self.ok(dump(data))
 
     async def workers(self, request: Request, key: str) -> Response:
         data = [w.to_dict() for w in self.engine.visible_workers(key)]
-        return Response(envelope(dump(data)), media_type="application/json")
+        return self.ok(dump(data))
 
     async def list_files(self, request: Request, key: str) -> Response:
         data = [record.to_dict() for record in self.files.owned(key, 1000)]
-        return Response(envelope(dump(data)), media_type="application/json")
+        return self.ok(dump(data))
 
     async def create_files(self, request: Request, key: str) -> Response:
         body: FilesRequest = await self._json_body(request, FilesRequest)
@@ -329,38 +353,68 @@ class ReferenceApi:
         records = [self.files.create(key, base_url, spec.filename, spec.content_type, spec.size,
                                      spec.path) for spec in body.files]
         data = [record.to_dict() for record in records]
-        return Response(envelope(dump(data)), media_type="application/json")
+        return self.ok(dump(data))
 
     async def stream(self, request: Request, key: str) -> Response:
         task = self._owned_task(request, key)
-        sse = _wants_sse(request.headers.get("accept", ""))
+        sse = _wants_sse(request.headers.get("accept", "")) and "stream-ignores-accept" not in self.faults
         media = "text/event-stream" if sse else "application/x-ndjson"
+        if "raw-line-separators" in self.faults:
+            media += "; charset=utf-8"
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        return StreamingResponse(self._stream_lines(task, sse), media_type=media,
-                                 headers=headers)
+        return StreamingResponse(self._stream_lines(task, sse), headers=headers,
+                                 media_type=media)
+
+    def _terminal_line(self, task: Task, line: bytes) -> bytes:
+        """The terminal update as sent: the full task, or only `{status}` with that fault."""
+        if "terminal-without-task" not in self.faults:
+            return line
+        return dump({"data": {"status": self.engine.public_task(task)["status"]}, "fields": ["status"]})
 
     async def _stream_lines(self, task: Task, sse: bool) -> AsyncIterator[bytes]:
         engine = self.engine
+        faults = self.faults
         queue = engine.subscribe(task)
+        raw_utf8 = "raw-line-separators" in faults
 
         def frame(line: bytes, version: int) -> bytes:
+            if raw_utf8:
+                line = json.dumps(json.loads(line), separators=(",", ":"),
+                                  ensure_ascii=False).encode("utf-8")
             if sse:
                 return b"id: %d\ndata: " % version + line + b"\n\n"
             return line + b"\n"
 
-        heartbeat = b": heartbeat\n\n" if sse else b'{"type":"heartbeat"}\n'
-        without_terminal = "stream-without-terminal" in self.faults
+        comment_heartbeat = not sse and "ndjson-comment-heartbeat" in faults
+        heartbeat = (b": heartbeat\n\n" if sse else
+                     b": ping\n" if comment_heartbeat else b'{"type":"heartbeat"}\n')
+        without_terminal = "stream-without-terminal" in faults
+        loop = asyncio.get_running_loop()
+
+        async def linger() -> AsyncIterator[bytes]:
+            # stream-not-closed: after the terminal update, heartbeats until the client leaves.
+            while True:
+                await asyncio.sleep(self.config.heartbeat_interval)
+                yield heartbeat
+
         try:
+            if comment_heartbeat:
+                yield b": ping\n"
             snapshot_version = task.version
             fields = list(engine.public_task(task))
             if task.terminal and without_terminal:
                 return
-            yield frame(engine.update_line(task, fields), snapshot_version)
             if task.terminal:
-                if "events-after-terminal" in self.faults:
+                line = engine.update_line(task, ["status"] if "no-snapshot" in faults else fields)
+                yield frame(self._terminal_line(task, line), snapshot_version)
+                if "events-after-terminal" in faults:
                     yield frame(engine.update_line(task, ["logs"]), snapshot_version + 1)
+                if "stream-not-closed" in faults:
+                    async for beat in linger():
+                        yield beat
                 return
-            loop = asyncio.get_running_loop()
+            if "no-snapshot" not in faults:
+                yield frame(engine.update_line(task, fields), snapshot_version)
             last_update = loop.time()
             while True:
                 wait = min(self.config.heartbeat_interval,
@@ -368,7 +422,7 @@ class ReferenceApi:
                 try:
                     version, line, terminal = await asyncio.wait_for(queue.get(), wait)
                 except TimeoutError:
-                    if "no-heartbeats" in self.faults:
+                    if "no-heartbeats" in faults:
                         continue
                     if loop.time() - last_update >= self.config.progress_interval:
                         # A non-heartbeat line keeps the Python SDK's 30 s idle check quiet.
@@ -381,11 +435,14 @@ class ReferenceApi:
                     continue
                 if terminal and without_terminal:
                     return
-                yield frame(line, version)
+                yield frame(self._terminal_line(task, line) if terminal else line, version)
                 last_update = loop.time()
                 if terminal:
-                    if "events-after-terminal" in self.faults:
+                    if "events-after-terminal" in faults:
                         yield frame(engine.update_line(task, ["logs"]), version + 1)
+                    if "stream-not-closed" in faults:
+                        async for beat in linger():
+                            yield beat
                     return
         finally:
             engine.unsubscribe(task, queue)
@@ -395,25 +452,28 @@ class ReferenceApi:
     async def upload(self, request: Request) -> Response:
         record = self.files.by_token(request.path_params["token"])
         if record is None:
-            return problem(404, "file_not_found", "unknown upload URL")
+            return self.problem(404, "file_not_found", "unknown upload URL")
+        if "upload-url-requires-auth" in self.faults and self.authenticate(request) != record.owner:
+            return self.problem(401, "unauthorized", "missing or unknown API key",
+                                headers={"WWW-Authenticate": "Bearer"})
         chunks: list[bytes] = []
         size = 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > self.files.max_upload_bytes:
-                return problem(413, "payload_too_large",
+                return self.problem(413, "payload_too_large",
                                f"upload exceeds {self.files.max_upload_bytes} bytes")
             chunks.append(chunk)
         try:
             self.files.put(record, b"".join(chunks))
         except FileTooLarge as exc:
-            return problem(413, "payload_too_large", str(exc))
-        return Response(envelope(dump(record.to_dict())), media_type="application/json")
+            return self.problem(413, "payload_too_large", str(exc))
+        return self.ok(dump(record.to_dict()))
 
     async def download(self, request: Request) -> Response:
         record = self.files.by_id(request.path_params["id"])
         if record is None or record.data is None:
-            return problem(404, "file_not_found", "no such file, or not uploaded yet")
+            return self.problem(404, "file_not_found", "no such file, or not uploaded yet")
         return Response(record.data, media_type=record.content_type)
 
     async def health(self, request: Request) -> Response:
@@ -484,11 +544,21 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-    return problem(exc.status_code, code, f"{request.method} {request.url.path}: {detail}")
+    api: ReferenceApi = request.app.state.api
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # A 405 names every method of the path (`Allow`, RFC 9110), not only the first route's.
+        allowed = sorted({m for route in request.app.routes if isinstance(route, Route)
+                          and route.methods and route.path_regex.match(request.url.path)
+                          for m in route.methods})
+        headers["Allow"] = ", ".join(allowed)
+    return api.problem(exc.status_code, code, f"{request.method} {request.url.path}: {detail}",
+                       headers=headers)
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
-    return problem(500, "internal_error", f"unexpected {type(exc).__name__}")
+    api: ReferenceApi = request.app.state.api
+    return api.problem(500, "internal_error", f"unexpected {type(exc).__name__}")
 
 
 def create_app(config: ServerConfig) -> Starlette:

@@ -143,11 +143,12 @@ class Task:
 class EngineError(Exception):
     """A request the engine refuses; `code` is the problem code."""
 
-    def __init__(self, status: int, code: str, detail: str) -> None:
+    def __init__(self, status: int, code: str, detail: str, param: str | None = None) -> None:
         super().__init__(detail)
         self.status = status
         self.code = code
         self.detail = detail
+        self.param = param  # the offending request field of a 422 (`invalid_params[].name`)
 
 
 class Engine:
@@ -211,16 +212,16 @@ class Engine:
         """Refuse routing that can never be served (raises EngineError 422)."""
         if infra == "private" and not any(w.owner == owner for w in self.workers):
             raise EngineError(422, "validation_failed", "infra 'private' needs private workers, "
-                              "and this key has none")
+                              "and this key has none", "body.infra")
         if ids is not None:
             if not ids:
-                raise EngineError(422, "validation_failed", "workers must not be empty")
+                raise EngineError(422, "validation_failed", "workers must not be empty", "body.workers")
             pool = {w.id for w in self._candidates(owner, infra, None)}
             unknown = [i for i in ids if i not in pool]
             if unknown:
                 raise EngineError(422, "validation_failed",
                                   f"unknown worker {unknown[0]!r} for infra {infra!r}; "
-                                  "GET /workers lists the workers this key can use")
+                                  "GET /workers lists the workers this key can use", "body.workers")
 
     # -- tasks ---------------------------------------------------------------------------
 
@@ -228,7 +229,10 @@ class Engine:
         self._submitted += 1
         task.ordinal = self._submitted
         self.tasks[task.id] = task
-        self._record(task, RECEIVED, "task received", LOG_TASK, change=False)
+        # A raw U+2028 in a log line, as a JavaScript or Python backend may pass through.
+        received = ("task received\u2028waiting for a worker" if "raw-line-separators" in self.faults
+                    else "task received")
+        self._record(task, RECEIVED, received, LOG_TASK, change=False)
         driver = asyncio.get_running_loop().create_task(self._drive(task))
         self._drivers.add(driver)
         driver.add_done_callback(self._drivers.discard)
@@ -298,6 +302,8 @@ class Engine:
         data = task.to_dict(self.status_names)
         if "float-status" in self.faults:
             data = {**data, "status": float(data["status"])}
+        if "string-status" in self.faults:
+            data = {**data, "status": str(data["status"])}
         return data
 
     # -- driving -------------------------------------------------------------------------

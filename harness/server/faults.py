@@ -33,6 +33,17 @@ FAULTS: dict[str, str] = {
     "no-heartbeats": "Streams send no heartbeats and no keep-alive updates, only real changes.",
     "run-status-queued": "POST /apps/run answers the new task with status 2 (Queued) instead of 1.",
     "failed-without-error": "Failed tasks carry error null.",
+    "ndjson-comment-heartbeat": "NDJSON streams open with a `: ping` comment line and use it as heartbeat.",
+    "raw-line-separators": "Stream lines are raw UTF-8 with charset=utf-8, and logs carry a raw U+2028.",
+    "terminal-without-task": "The terminal stream update carries only `{status}` instead of the full task.",
+    "string-status": "Task status is sent as a numeric string (\"10\"), which both SDKs read as Unknown.",
+    "upload-url-requires-auth": "PUT to an upload URL answers 401 unless it carries the owner's bearer key.",
+    "problem-status-mismatch": "Problem bodies say `status: 400` whatever the HTTP status is.",
+    "no-envelope": "2xx JSON bodies are bare DTOs, without the {success, data, messages} envelope.",
+    "missing-rate-limit-headers": "Error answers (4xx) of keyed operations carry no X-RateLimit-* headers.",
+    "no-snapshot": "Streams skip the snapshot on connect: the first line is the next change.",
+    "stream-ignores-accept": "Streams are always NDJSON, even when the client asks for text/event-stream.",
+    "stream-not-closed": "Streams stay open after the terminal update, heartbeating until the client leaves.",
 }
 
 

@@ -1,0 +1,448 @@
+"""schemathesis over every operation of contracts/openapi.yaml, as a library (no pytest, no CLI).
+
+Phases, each bounded by the suite's time budget:
+- coverage: schemathesis' deterministic cases (the contract's examples, boundary values,
+  missing and malformed parts, undocumented methods), positive and negative;
+- fuzzing: Hypothesis-generated cases per operation, positive and negative (`max_examples`);
+- stateful: scenarios that follow the contract's OpenAPI links (run -> get/status/stream/cancel/delete).
+
+Every request goes through a requests.Session that asks Traffic for its slot (pacing per
+rate-limit group, task budget, deadline), reads the whole body within a deadline (streams are
+cut at `stream_cap_s`), and has the project rules judge the answer. schemathesis' own checks
+run on every answer; their failures become CT- findings.
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hypothesis
+import schemathesis
+from hypothesis import HealthCheck, Phase, Verbosity, given
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+from schemathesis.core.failures import Failure, FailureGroup
+from schemathesis.core.result import Ok
+from schemathesis.generation.hypothesis.reporting import ignore_hypothesis_output
+from schemathesis.generation.stateful import run_state_machine_as_test
+from schemathesis.specs.openapi.checks import ignored_auth
+
+from harness.conformance.ids import Issue
+from harness.conformance.rules import Exchange
+from harness.conformance.traffic import (
+    StopRun,
+    TaskBudgetSpent,
+    Traffic,
+    auth_label,
+    exchange_evidence,
+    repro_of,
+)
+
+# Imported as a module object: requests ships no type information, and types-requests is optional.
+requests: Any = importlib.import_module("requests")
+_URLLIB3_ERRORS: tuple[type[Exception], ...] = (importlib.import_module("urllib3.exceptions").HTTPError,)
+STREAM_TYPES = ("application/x-ndjson", "text/event-stream")
+
+# schemathesis failure class -> CT check id.
+FAILURE_IDS = {
+    "ServerError": "CT-SERVER-ERROR",
+    "ContentTypeServerError": "CT-SERVER-ERROR",
+    "UndefinedStatusCode": "CT-STATUS-CODE",
+    "MissingContentType": "CT-CONTENT-TYPE",
+    "MalformedMediaType": "CT-CONTENT-TYPE",
+    "UndefinedContentType": "CT-CONTENT-TYPE",
+    "MissingHeaders": "CT-RESPONSE-HEADERS",
+    "JsonSchemaError": "CT-RESPONSE-SCHEMA",
+    "MalformedJson": "CT-RESPONSE-SCHEMA",
+    "ContentDeserializationError": "CT-RESPONSE-SCHEMA",
+    "DiscriminatorMismatch": "CT-RESPONSE-SCHEMA",
+    "RejectedPositiveData": "CT-POSITIVE-REJECTED",
+    "AcceptedNegativeData": "CT-NEGATIVE-ACCEPTED",
+    "MissingHeaderNotRejected": "CT-MISSING-HEADER",
+    "IgnoredAuth": "CT-IGNORED-AUTH",
+    "UseAfterFree": "CT-USE-AFTER-FREE",
+    "EnsureResourceAvailability": "CT-RESOURCE-AVAILABILITY",
+    "UnsupportedMethodResponse": "CT-UNSUPPORTED-METHOD",
+    "AllowHeaderMismatch": "CT-UNSUPPORTED-METHOD",
+}
+# A schema-valid run can still be refused with 422: the app's own input schema, worker ids and
+# file URIs are checked by the target, not by RunRequest (contract: ValidationFailed).
+RUN_POSITIVE_STATUSES = ["2xx", "401", "403", "404", "409", "422", "429"]
+
+
+@dataclass
+class FuzzOptions:
+    max_examples: int = 20
+    stateful_examples: int = 20
+    stateful_steps: int = 6
+    coverage_cap: int = 60  # coverage cases per operation
+    phases: tuple[str, ...] = ("coverage", "fuzzing", "stateful")
+    request_timeout_s: float = 10.0
+    stream_cap_s: float = 2.0
+
+
+@dataclass
+class FuzzStats:
+    cases: int = 0
+    by_phase: dict[str, int] = field(default_factory=dict)
+    operations: int = 0
+    seconds: float = 0.0
+    stopped: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+class _PacedSession(requests.Session):  # type: ignore[misc]
+    """A requests.Session whose every request goes through Traffic and is read within a deadline."""
+
+    def __init__(self, traffic: Traffic, request_timeout_s: float, stream_cap_s: float) -> None:
+        super().__init__()
+        self.traffic = traffic
+        self.request_timeout_s = request_timeout_s
+        self.stream_cap_s = stream_cap_s
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        for attempt in range(2):
+            operation = self.traffic.before(method, url)
+            kwargs["stream"] = True
+            kwargs["timeout"] = (5.0, self.request_timeout_s)
+            response = super().request(method, url, *args, **kwargs)
+            self._read(response)
+            wait = self.traffic.after(_exchange(response, self.traffic), operation)
+            if response.status_code != 429 or attempt:
+                return response
+            if time.monotonic() + wait >= self.traffic.stop_at:
+                return response
+            time.sleep(wait)
+        return response  # pragma: no cover - the loop always returns
+
+    def _read(self, response: Any) -> None:
+        media = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        streaming = media in STREAM_TYPES
+        limit = self.stream_cap_s if streaming else self.request_timeout_s
+        end = time.monotonic() + limit
+        chunks: list[bytes] = []
+        cut = False
+        try:
+            # read1: whatever has arrived (one system call), so a trickle never blocks past `end`.
+            while True:
+                chunk = response.raw.read1(65536, decode_content=True)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                if time.monotonic() > end:
+                    cut = True
+                    break
+        except (requests.RequestException, OSError, *_URLLIB3_ERRORS):
+            if not streaming:
+                response.close()
+                raise requests.exceptions.ConnectionError(
+                    f"the response body broke off after {sum(map(len, chunks))} bytes") from None
+            cut = True
+        if cut:
+            response.close()
+            if not streaming:
+                raise requests.exceptions.ReadTimeout(
+                    f"the response was not complete within {limit:g} s (the target kept sending)")
+        response._content = b"".join(chunks)
+        response._content_consumed = True
+
+
+def _exchange(response: Any, traffic: Traffic) -> Exchange:
+    request = response.request
+    body = request.body
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    headers = {k.lower(): v for k, v in request.headers.items() if k.lower() != "authorization"}
+    return Exchange(
+        method=str(request.method), url=str(request.url), path=traffic.relative_path(str(request.url)),
+        status=int(response.status_code),
+        headers={k.lower(): _header(v) for k, v in response.headers.items()},
+        body=bytes(response.content or b""), received_at=time.time(),
+        request_body=body if isinstance(body, bytes) else None, request_headers=headers,
+        auth=auth_label(request.headers.get("Authorization"), traffic.keys))
+
+
+def _header(value: Any) -> str:
+    """A header value from requests (a string) or from schemathesis' Response (a list of strings)."""
+    return ", ".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)
+
+
+def _config(base_url: str, key: str, options: FuzzOptions) -> Any:
+    return schemathesis.Config.from_dict({
+        "base-url": base_url,
+        "headers": {"Authorization": f"Bearer {key}"},
+        "request-timeout": options.request_timeout_s,
+        # Unknown query parameters are ignored by HTTP APIs, and the contract does not forbid them;
+        # the key is set by the suite, and missing or wrong keys are probed by ignored_auth.
+        "generation": {"allow-extra-parameters": False, "with-security-parameters": False},
+        "operations": [{"include-operation-id": "runApp", "checks": {
+            "positive_data_acceptance": {"expected-statuses": RUN_POSITIVE_STATUSES}}}],
+    })
+
+
+class _Driver:
+    """Runs the phases and turns schemathesis failures into findings."""
+
+    def __init__(self, schema_path: Path, base_url: str, key: str, traffic: Traffic, options: FuzzOptions,
+                 progress: Callable[[str], None]) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.traffic = traffic
+        self.options = options
+        self.progress = progress
+        self.headers = {"Authorization": f"Bearer {key}"}
+        self.session = _PacedSession(traffic, options.request_timeout_s, options.stream_cap_s)
+        self.schema = schemathesis.openapi.from_path(schema_path, config=_config(base_url, key, options))
+        self.stats = FuzzStats()
+        self.auth_verified: set[str] = set()
+        self.budget_spent = False
+
+    def cap(self, operation: Any, wanted: int) -> int:
+        """At most half a window's paced budget of the operation's rate-limit group per phase, so
+        that a low limit (uploads: 50 a window) bounds the run's length instead of stretching it."""
+        group = self.traffic.rules.group(operation.label)
+        interval = self.traffic.pacer.interval.get(group or "", 0.0)
+        if interval <= 0:
+            return wanted
+        return min(wanted, max(5, int(self.traffic.pacer.window_s / interval / 2)))
+
+    def transport_kwargs(self) -> dict[str, Any]:
+        return {"base_url": self.base_url, "session": self.session, "headers": dict(self.headers),
+                "timeout": self.options.request_timeout_s}
+
+    def run(self) -> FuzzStats:
+        started = time.monotonic()
+        operations = [result.ok() for result in self.schema.get_all_operations()
+                      if isinstance(result, Ok)]
+        self.stats.operations = len(operations)
+        try:
+            with ignore_hypothesis_output():
+                if "coverage" in self.options.phases:
+                    self.progress(f"contract: coverage phase over {len(operations)} operations")
+                    for operation in operations:
+                        self._coverage(operation)
+                if "fuzzing" in self.options.phases and self.options.max_examples > 0:
+                    self.progress(f"contract: fuzzing phase, {self.options.max_examples} examples per "
+                                  "operation and mode")
+                    for operation in operations:
+                        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+                            self._fuzz(operation, mode)
+                if "stateful" in self.options.phases and self.options.stateful_examples > 0:
+                    self.progress(f"contract: stateful phase, {self.options.stateful_examples} scenarios "
+                                  "through the links")
+                    self._stateful()
+        except StopRun:
+            self.stats.stopped = "time budget spent"
+        self.stats.seconds = time.monotonic() - started
+        return self.stats
+
+    # -- one case ------------------------------------------------------------------------
+
+    def run_case(self, case: Any, phase: str) -> Any:
+        """Send one case and judge it; returns the response, or None when nothing came back."""
+        if self.traffic.out_of_time():
+            raise StopRun
+        if self.budget_spent and case.operation.label == "POST /apps/run":
+            return None
+        self.stats.cases += 1
+        self.stats.by_phase[phase] = self.stats.by_phase.get(phase, 0) + 1
+        try:
+            response = case.call(**self.transport_kwargs())
+        except TaskBudgetSpent:
+            self.budget_spent = True
+            return None
+        except StopRun:
+            raise
+        except requests.RequestException as exc:
+            self._transport_issue(case, exc)
+            return None
+        except Exception as exc:  # a case the target made schemathesis choke on: note, go on
+            self._note_error(f"{case.operation.label}: {type(exc).__name__}: {str(exc)[:200]}")
+            return None
+        self.validate(case, response)
+        return response
+
+    def validate(self, case: Any, response: Any) -> None:
+        if response.status_code == 429:
+            return  # reported as CT-RATE-LIMITED by Traffic, not a contract failure
+        label = case.operation.label
+        try:
+            # schemathesis' ignored_auth re-sends outside any session we control (no pacing, no read
+            # deadline): the same probe is made here instead, through the paced session.
+            case.validate_response(response, headers=dict(self.headers), excluded_checks=[ignored_auth],
+                                   transport_kwargs=self.transport_kwargs())
+        except FailureGroup as group:
+            for failure in group.exceptions:
+                self._failure(failure, case, response)
+        except (TaskBudgetSpent, StopRun):
+            raise
+        except requests.RequestException as exc:  # a check's own probe request broke
+            self._transport_issue(case, exc)
+        except Exception as exc:
+            self._note_error(f"{label}: checks raised {type(exc).__name__}: {str(exc)[:200]}")
+        if 200 <= response.status_code < 300 and label not in self.auth_verified \
+                and self.traffic.rules.group(label) is not None:
+            self.auth_verified.add(label)
+            self._probe_auth(label, response.request)
+
+    def _probe_auth(self, label: str, request: Any) -> None:
+        """ignored_auth: the accepted request once without a key and once with a wrong one."""
+        headers = {k: v for k, v in request.headers.items() if k.lower() != "authorization"}
+        for scenario, extra in (("without a key", {}),
+                                ("with an unknown key", {"Authorization": "Bearer inf_not_a_real_key"})):
+            try:
+                answer = self.session.request(request.method, request.url, data=request.body,
+                                              headers={**headers, **extra})
+            except (StopRun, TaskBudgetSpent):
+                raise
+            except requests.RequestException as exc:
+                self.traffic.collector.add(Issue("CT-TRANSPORT", f"no complete answer to a request "
+                                                 f"{scenario}: {type(exc).__name__}", key="auth-probe"),
+                                           label, {"request": f"{request.method} {request.url}"})
+                continue
+            if 200 <= answer.status_code < 300:
+                ex = _exchange(answer, self.traffic)
+                self.traffic.collector.add(Issue(
+                    "CT-IGNORED-AUTH", f"a request {scenario} was accepted ({answer.status_code}) instead of "
+                    "401: the operation does not enforce the key it declares", key=scenario), label,
+                    exchange_evidence(ex), repro_of(ex))
+
+    def _failure(self, failure: Failure, case: Any, response: Any) -> None:
+        check = FAILURE_IDS.get(type(failure).__name__, "CT-RESPONSE-SCHEMA")
+        if type(failure).__name__ == "JsonSchemaError" and "header" in (failure.title or "").lower():
+            check = "CT-RESPONSE-HEADERS"
+        ex = _exchange(response, self.traffic)
+        message = f"{failure.title} ({failure.code}): {(failure.message or '').strip()[:1200]}"
+        key = f"{type(failure).__name__}:{failure.title}:{getattr(failure, '_unique_key', '')}"
+        evidence = {**exchange_evidence(ex), "schemathesis_check": failure.code,
+                    "phase": _phase_of(case)}
+        self.traffic.collector.add(Issue(check, message, key=key), case.operation.label, evidence,
+                                   repro_of(ex))
+
+    def _transport_issue(self, case: Any, exc: Exception) -> None:
+        text = str(exc)
+        for key in self.traffic.keys:
+            text = text.replace(key, "$INFERENCE_API_KEY")
+        kind = type(exc).__name__
+        self.traffic.collector.add(Issue("CT-TRANSPORT", f"no complete answer: {kind}: {text[:300]}",
+                                         key=kind), case.operation.label,
+                                   {"request": f"{case.method.upper()} {self.base_url}{case.formatted_path}",
+                                    "error": f"{kind}: {text[:500]}"})
+
+    def _note_error(self, text: str) -> None:
+        if len(self.stats.errors) < 10:
+            self.stats.errors.append(text)
+
+    # -- phases --------------------------------------------------------------------------
+
+    def _coverage(self, operation: Any) -> None:
+        config = self.schema.config.generation_for(operation=operation, phase="coverage")
+        try:
+            cases = self.schema.iter_coverage_cases(
+                operation, generation_modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
+                generation_config=config)
+            for case in itertools.islice(cases, self.cap(operation, self.options.coverage_cap)):
+                self.run_case(case, "coverage")
+        except StopRun:
+            raise
+        except Exception as exc:
+            self._note_error(f"coverage {operation.label}: {type(exc).__name__}: {str(exc)[:200]}")
+
+    def _settings(self, examples: int, **extra: Any) -> hypothesis.settings:
+        return hypothesis.settings(max_examples=examples, deadline=None, database=None,
+                                   phases=[Phase.generate], verbosity=Verbosity.quiet,
+                                   suppress_health_check=list(HealthCheck), **extra)
+
+    def _fuzz(self, operation: Any, mode: GenerationMode) -> None:
+        phase = f"fuzzing-{mode.value}"
+        stop: list[StopRun] = []
+
+        @given(case=operation.as_strategy(generation_mode=mode))
+        @self._settings(self.cap(operation, self.options.max_examples))
+        def test(case: Any) -> None:
+            if stop:
+                return
+            try:
+                self.run_case(case, phase)
+            except StopRun as exc:
+                stop.append(exc)
+
+        try:
+            test()
+        except Unsatisfiable:
+            pass  # nothing of this mode can be generated (e.g. no negative path parameter)
+        except Exception as exc:
+            self._note_error(f"{phase} {operation.label}: {type(exc).__name__}: {str(exc)[:200]}")
+        if stop:
+            raise stop[0]
+
+    def _stateful(self) -> None:
+        driver = self
+
+        class _Stop(Exception):
+            pass
+
+        class Machine(self.schema.as_state_machine()):  # type: ignore[misc]
+            def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+                return driver.transport_kwargs()
+
+            def call(self, case: Any, **kwargs: Any) -> Any:
+                if driver.traffic.out_of_time():
+                    raise _Stop
+                driver.stats.cases += 1
+                driver.stats.by_phase["stateful"] = driver.stats.by_phase.get("stateful", 0) + 1
+                try:
+                    return case.call(**kwargs)
+                except (StopRun, TaskBudgetSpent):
+                    raise _Stop from None
+                except requests.RequestException as exc:
+                    driver._transport_issue(case, exc)
+                    raise _Stop from None
+
+            def validate_response(self, response: Any, case: Any, additional_checks: Any = None,
+                                  **kwargs: Any) -> None:
+                if response.status_code == 429:
+                    return
+                try:
+                    case.validate_response(response, headers=dict(driver.headers),
+                                           transport_kwargs=driver.transport_kwargs(),
+                                           excluded_checks=[ignored_auth], recorder=self.recorder)
+                except FailureGroup as group:
+                    for failure in group.exceptions:
+                        driver._failure(failure, case, response)
+                except (StopRun, TaskBudgetSpent):
+                    raise _Stop from None
+                except requests.RequestException as exc:
+                    driver._transport_issue(case, exc)
+                except Exception as exc:
+                    driver._note_error(f"stateful {case.operation.label}: {type(exc).__name__}: "
+                                       f"{str(exc)[:200]}")
+
+        try:
+            run_state_machine_as_test(Machine, settings=self._settings(
+                self.options.stateful_examples, stateful_step_count=self.options.stateful_steps))
+        except _Stop:
+            if self.traffic.out_of_time():
+                raise StopRun from None
+        except Exception as exc:
+            if self.traffic.out_of_time():
+                raise StopRun from None
+            if "_Stop" not in repr(exc):
+                self._note_error(f"stateful: {type(exc).__name__}: {str(exc)[:200]}")
+
+
+def _phase_of(case: Any) -> str | None:
+    meta = getattr(case, "meta", None)
+    phase = getattr(getattr(meta, "phase", None), "name", None)
+    return str(getattr(phase, "value", phase)) if phase is not None else None
+
+
+def run_schemathesis(schema_path: Path, base_url: str, key: str, traffic: Traffic, options: FuzzOptions,
+                     progress: Callable[[str], None]) -> FuzzStats:
+    """Run the schemathesis phases against `base_url`; findings go to `traffic.collector`."""
+    return _Driver(schema_path, base_url, key, traffic, options, progress).run()

@@ -1,0 +1,298 @@
+"""Sans-I/O rules for one response: status, headers and body in, Issues out.
+
+Every response the suite sees (schemathesis cases, its probes, the suite's own probes) goes
+through `check_exchange`. Nothing here does I/O or reads the clock: the exchange carries the
+time it was received.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.conformance.ids import Issue
+from harness.contract import Lifecycle, Limits
+
+JSON_TYPES = ("application/json", "application/problem+json")
+NO_ENVELOPE = frozenset({"GET /healthz", "GET /files/{id}/{filename}"})
+TASK_OPERATIONS = frozenset({"POST /apps/run", "GET /tasks/{id}", "POST /tasks/{id}/cancel"})
+STATUS_OPERATIONS = frozenset({"GET /tasks/{id}/status"})
+LIST_OPERATIONS = frozenset({"GET /tasks"})
+_INT = re.compile(r"^[0-9]+$")
+METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One request and its complete response, as seen on the wire (never the key itself)."""
+
+    method: str
+    url: str
+    path: str  # relative to the base URL, without the query
+    status: int
+    headers: Mapping[str, str]  # lower-case names
+    body: bytes
+    received_at: float  # epoch seconds, local clock
+    request_body: bytes | None = None
+    request_headers: Mapping[str, str] = field(default_factory=dict)  # lower-case, no Authorization
+    auth: str = "none"  # "key", "second", "other" or "none": what the Authorization header held
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "")
+
+    @property
+    def media_type(self) -> str:
+        return self.content_type.split(";", 1)[0].strip().lower()
+
+
+class OperationTable:
+    """Maps a method and a concrete path to the contract's operation ("GET /tasks/{id}")."""
+
+    def __init__(self, templates: Iterable[str]) -> None:
+        self._ops: list[tuple[str, str, re.Pattern[str]]] = []
+        for op in templates:
+            method, _, path = op.partition(" ")
+            pattern = "^" + re.sub(r"\\\{[^/{}]+\\\}", "[^/]+", re.escape(path)) + "$"
+            self._ops.append((method.upper(), op, re.compile(pattern)))
+        # Literal paths before templated ones: /files must not be taken for /files/{id}/{name}.
+        self._ops.sort(key=lambda item: item[1].count("{"))
+
+    @classmethod
+    def from_openapi(cls, document: Mapping[str, Any]) -> OperationTable:
+        paths = document.get("paths", {})
+        return cls(f"{method.upper()} {path}" for path, item in paths.items()
+                   for method in item if method in METHODS)
+
+    def operation(self, method: str, path: str) -> str | None:
+        method = method.upper()
+        for op_method, op, pattern in self._ops:
+            if op_method == method and pattern.match(path):
+                return op
+        return None
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """What the rules need from the contract: lifecycle, limits (window scaled) and operations."""
+
+    lifecycle: Lifecycle
+    limits: Limits
+    operations: OperationTable
+
+    def group(self, operation: str | None) -> str | None:
+        if operation is None:
+            return None
+        method, _, path = operation.partition(" ")
+        return self.limits.group_of(method, path)
+
+
+def parse_json(body: bytes) -> tuple[bool, Any]:
+    try:
+        return True, json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        return False, None
+
+
+def sdk_data(body: Any) -> Any:
+    """What the SDKs take as the result: `data` of an object that has it, else the whole body."""
+    return body["data"] if isinstance(body, dict) and "data" in body else body
+
+
+def status_problem(status: Any, lifecycle: Lifecycle) -> str | None:
+    """Why a task status is not an integer code of the lifecycle, or None if it is."""
+    if type(status) is not int:
+        return f"status {json.dumps(status)} is a JSON {_json_type(status)}, not an integer"
+    if status not in lifecycle.statuses:
+        return f"status {status} is not a code of the lifecycle {lifecycle.name!r}"
+    return None
+
+
+def sdk_status_hazard(status: Any) -> str | None:
+    """How the official SDKs misread a status that is not a JSON integer (WIRE.md section 4)."""
+    if isinstance(status, bool) or status is None:
+        return None
+    if isinstance(status, float):
+        return (f"status {json.dumps(status)} is a float: the Python SDK's TaskStatus lookup fails and "
+                "it reads Unknown (0), never terminal, so client.run() ends with 'Stream ended without "
+                "completion'; the JS SDK compares numbers and is unaffected")
+    if isinstance(status, str):
+        if status.strip().lstrip("-").isdigit():
+            return (f"status {json.dumps(status)} is a numeric string: parse_status in the Python SDK "
+                    "(and parseStatus in JS) only maps status names, so both read Unknown (0): Python "
+                    "run() never sees the end, JS run() waits forever")
+        return (f"status {json.dumps(status)} is a string: both SDKs map the name, but they hand the "
+                "value back unchanged, so user code comparing with TaskStatus integers breaks")
+    return None
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "string"
+    if value is None:
+        return "null"
+    return type(value).__name__
+
+
+def task_statuses(operation: str | None, status: int, body: Any) -> list[tuple[Any, Any, Any]]:
+    """(task id, status, status_text) of every task record in a 2xx body of a task operation."""
+    if not 200 <= status < 300 or operation is None:
+        return []
+    data = sdk_data(body)
+    if operation in TASK_OPERATIONS | STATUS_OPERATIONS and isinstance(data, dict) and "status" in data:
+        return [(data.get("id"), data["status"], data.get("status_text"))]
+    if operation in LIST_OPERATIONS and isinstance(data, list):
+        return [(item.get("id"), item["status"], item.get("status_text")) for item in data
+                if isinstance(item, dict) and "status" in item]
+    return []
+
+
+def check_exchange(ex: Exchange, rules: RuleSet) -> list[Issue]:
+    """Every project rule that applies to one response."""
+    operation = rules.operations.operation(ex.method, ex.path)
+    issues: list[Issue] = []
+    is_json = ex.media_type in JSON_TYPES or ex.media_type.endswith("+json")
+    parsed_ok, body = parse_json(ex.body) if ex.body and is_json else (False, None)
+    if ex.body and is_json and not parsed_ok:
+        issues.append(Issue("CT-JSON-BODY", f"{ex.status} answer declares {ex.content_type!r} but its "
+                            "body is not JSON: the Python SDK returns data=None, the JS SDK null, and "
+                            "an error answer loses its detail", key=f"{ex.status}"))
+    if 200 <= ex.status < 300:
+        issues += _envelope(ex, operation, is_json, parsed_ok, body)
+    elif ex.status >= 400:
+        issues += _problem(ex, parsed_ok, body)
+    issues += _rate_headers(ex, rules, operation)
+    if parsed_ok:
+        for task_id, status, _text in task_statuses(operation, ex.status, body):
+            why = status_problem(status, rules.lifecycle)
+            if why is not None:
+                issues.append(Issue("CT-TASK-STATUS", why, key=_json_type(status),
+                                    task_id=task_id if isinstance(task_id, str) else None))
+            hazard = sdk_status_hazard(status)
+            if hazard is not None:
+                issues.append(Issue("CT-SDK-STATUS-TYPE", hazard, key=_json_type(status),
+                                    task_id=task_id if isinstance(task_id, str) else None))
+    return issues
+
+
+def _envelope(ex: Exchange, operation: str | None, is_json: bool, parsed_ok: bool,
+              body: Any) -> list[Issue]:
+    if operation is None or operation in NO_ENVELOPE or ex.status == 204 or not ex.body or not is_json \
+            or not parsed_ok:
+        return []
+    missing = []
+    if not isinstance(body, dict):
+        missing.append(f"the body is a JSON {_json_type(body)}, not an object")
+    else:
+        if body.get("success") is not True:
+            missing.append("`success` is not true")
+        if "data" not in body:
+            missing.append("`data` is missing")
+        if not isinstance(body.get("messages"), list):
+            missing.append("`messages` is not an array")
+    if not missing:
+        return []
+    return [Issue("CT-ENVELOPE", f"{ex.status} body is not the success envelope: {'; '.join(missing)}. "
+                  "The Python Agent requires success:true (RuntimeError('Request failed')), and a bare "
+                  "DTO with its own `data` key would be unwrapped by mistake", key=";".join(missing))]
+
+
+def _problem(ex: Exchange, parsed_ok: bool, body: Any) -> list[Issue]:
+    wrong: list[str] = []
+    if ex.media_type != "application/problem+json":
+        wrong.append(f"Content-Type is {ex.content_type or 'missing'!r}, not application/problem+json")
+    if not parsed_ok or not isinstance(body, dict):
+        wrong.append("the body is not a JSON object")
+        body = {}
+    else:
+        for name in ("type", "title", "detail"):
+            if not isinstance(body.get(name), str):
+                wrong.append(f"`{name}` is {'missing' if name not in body else 'not a string'}")
+        if "status" not in body:
+            wrong.append("`status` is missing")
+        error = body.get("error")
+        if not isinstance(error, dict) or not isinstance(error.get("code"), str) \
+                or not isinstance(error.get("message"), str):
+            wrong.append("the legacy `error: {code, message}` is missing or incomplete")
+    issues = []
+    if wrong:
+        issues.append(Issue("CT-PROBLEM", f"{ex.status} answer is not a problem body: {'; '.join(wrong)}. "
+                            "The SDKs show `detail` (else `title`, `message`, or the raw text) as the "
+                            "error message", key=f"{ex.status}:{';'.join(wrong)}"))
+    if "status" in body and body["status"] != ex.status:
+        issues.append(Issue("CT-PROBLEM-STATUS", f"problem body says status {json.dumps(body['status'])} "
+                            f"but the HTTP status is {ex.status}", key=f"{ex.status}:{body['status']}"))
+    return issues
+
+
+def _int_header(headers: Mapping[str, str], name: str) -> int | None:
+    value = headers.get(name.lower())
+    return int(value) if value is not None and _INT.match(value.strip()) else None
+
+
+def _rate_headers(ex: Exchange, rules: RuleSet, operation: str | None) -> list[Issue]:
+    group = rules.group(operation)
+    if group is None or ex.status == 401 or not 200 <= ex.status < 500:
+        return []
+    limits = rules.limits
+    names = limits.headers
+    wrong: list[str] = []
+    values: dict[str, int | None] = {}
+    for role in ("limit", "remaining", "reset"):
+        name = names[role]
+        raw = ex.headers.get(name.lower())
+        values[role] = _int_header(ex.headers, name)
+        if raw is None:
+            wrong.append(f"{name} is missing")
+        elif values[role] is None:
+            wrong.append(f"{name} {raw!r} is not a non-negative integer")
+    limit, remaining, reset = values["limit"], values["remaining"], values["reset"]
+    expected = limits.groups[group].limit
+    if limit is not None and limit != expected:
+        wrong.append(f"{names['limit']} is {limit}, the {group!r} group's limit is {expected}")
+    if remaining is not None:
+        if ex.status == 429 and remaining != 0:
+            wrong.append(f"{names['remaining']} is {remaining} on a 429 (must be 0)")
+        elif ex.status != 429 and remaining > expected - 1:
+            wrong.append(f"{names['remaining']} is {remaining} after an admitted request (at most "
+                         f"{expected - 1}: it counts this request)")
+    if reset is not None:
+        now, clock = _server_now(ex)
+        window = limits.window_seconds
+        if reset < now:
+            wrong.append(f"{names['reset']} {reset} is in the past ({clock} {now})")
+        elif reset > now + window + 2:
+            wrong.append(f"{names['reset']} {reset} is more than one window ({window:g} s) ahead of "
+                         f"{clock} {now}")
+    if ex.status == 429:
+        retry = ex.headers.get(names["retry_after"].lower())
+        seconds = _int_header(ex.headers, names["retry_after"])
+        if retry is None:
+            wrong.append(f"{names['retry_after']} is missing on a 429")
+        elif seconds is None or seconds < 1:
+            wrong.append(f"{names['retry_after']} {retry!r} is not a whole number of seconds >= 1")
+    if not wrong:
+        return []
+    return [Issue("CT-RATE-HEADERS", f"{ex.status} answer of the {group!r} group: {'; '.join(wrong)}. "
+                  "The SDKs never read these headers (WIRE.md section 14), but every other client "
+                  "paces itself by them", key=";".join(re.sub(r"\d+", "N", w) for w in wrong))]
+
+
+def _server_now(ex: Exchange) -> tuple[int, str]:
+    """The server's clock (its Date header) in whole seconds, else the local receive time."""
+    date = ex.headers.get("date")
+    if date:
+        try:
+            parsed = email.utils.parsedate_to_datetime(date)
+            return int(parsed.timestamp()), "the response's Date"
+        except (TypeError, ValueError):
+            pass
+    return int(ex.received_at) - 1, "the local clock"

@@ -1,0 +1,150 @@
+"""Conformance suite (`harness contract`): schemathesis against contracts/openapi.yaml, plus the
+checks schemathesis lacks (envelope, problem bodies, rate-limit headers, task status codes,
+stream conformance, official-SDK hazards, lifecycle drift).
+
+Everything is paced per rate-limit group (limits.yaml), bounded by a time budget and the task
+budget, and every finding carries evidence and a curl reproduction without the key. The parts
+live in `harness.conformance`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from harness.conformance.fuzz import FuzzOptions, FuzzStats, run_schemathesis
+from harness.conformance.ids import CHECKS, SCHEMATHESIS_CHECKS, SUITE, Issue
+from harness.conformance.probes import ProbeOptions, Prober, drift_issues
+from harness.conformance.rules import OperationTable, RuleSet
+from harness.conformance.streamrules import StreamLineSchema
+from harness.conformance.traffic import Collector, Pacer, StopRun, Traffic
+from harness.contract import Lifecycle, Limits, contracts_dir, load_lifecycle
+from harness.findings import SuiteResult
+
+if TYPE_CHECKING:
+    from harness.runner import Context
+
+__all__ = ["CHECKS", "SUITE", "ConformanceOptions", "run_conformance", "suite_entry"]
+
+
+@dataclass
+class ConformanceOptions:
+    """How deep and how long. `max_examples=0` skips schemathesis (probes and rules only)."""
+
+    max_examples: int = 20  # per operation and generation mode; scenarios of the stateful phase too
+    stateful_steps: int = 6
+    coverage_cap: int = 60  # schemathesis coverage cases per operation
+    phases: tuple[str, ...] = ("coverage", "fuzzing", "stateful")
+    probes: bool = True
+    time_budget_s: float = 300.0  # the whole suite; phases still to run are skipped past it
+    request_timeout_s: float = 10.0
+    stream_deadline_s: float = 20.0  # a probe stream must end within this
+    fuzz_stream_cap_s: float = 2.0  # streams opened by schemathesis are cut after this
+    close_grace_s: float = 1.0  # the server must close a stream this soon after the terminal update
+    hold_s: float = 1.5  # the cancel probe keeps a running task's stream open this long
+    utilisation: float = 0.8  # share of each rate-limit group's budget the suite may use
+    max_tasks: int = 500
+    schema_path: Path | None = None
+    wire_lifecycle: Lifecycle | None = None  # the contract's own table (drift reference)
+    apps: dict[str, dict[str, Any]] = field(default_factory=lambda: ProbeOptions().apps)
+
+
+def _load_openapi(path: Path) -> dict[str, Any]:
+    document = yaml.safe_load(path.read_text())
+    if not isinstance(document, dict):
+        raise ValueError(f"{path}: not an OpenAPI document")
+    return document
+
+
+def run_conformance(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: Limits,
+                    options: ConformanceOptions | None = None,
+                    progress: Callable[[str], None] | None = None) -> SuiteResult:
+    """Check `base_url` against the contract with the first key; returns the suite's result."""
+    options = options or ConformanceOptions()
+    note = progress or (lambda _msg: None)
+    started = time.monotonic()
+    schema_path = options.schema_path or contracts_dir() / "openapi.yaml"
+    openapi = _load_openapi(schema_path)
+    rules = RuleSet(lifecycle, limits, OperationTable.from_openapi(openapi))
+    collector = Collector(list(keys))
+    group_limits = {name: group.limit for name, group in limits.groups.items()}
+    traffic = Traffic(base_url.rstrip("/"), list(keys), rules, collector,
+                      Pacer(group_limits, limits.window_seconds, options.utilisation),
+                      stop_at=started + options.time_budget_s, max_tasks=options.max_tasks)
+    stats = FuzzStats()
+    prober: Prober | None = None
+    stopped: str | None = None
+    checks = list(CHECKS)
+    try:
+        if options.probes:
+            prober = Prober(traffic, keys[0], lifecycle, StreamLineSchema(openapi),
+                            ProbeOptions(stream_deadline_s=options.stream_deadline_s,
+                                         close_grace_s=options.close_grace_s, hold_s=options.hold_s,
+                                         request_timeout_s=options.request_timeout_s, apps=options.apps),
+                            note)
+            try:
+                prober.run()
+            finally:
+                prober.close()
+        if options.max_examples > 0 and options.phases:
+            stats = run_schemathesis(schema_path, base_url, keys[0], traffic, FuzzOptions(
+                max_examples=options.max_examples, stateful_examples=options.max_examples,
+                stateful_steps=options.stateful_steps, coverage_cap=options.coverage_cap,
+                phases=options.phases, request_timeout_s=options.request_timeout_s,
+                stream_cap_s=options.fuzz_stream_cap_s), note)
+            stopped = stats.stopped
+        else:
+            checks = [c for c in checks if c not in SCHEMATHESIS_CHECKS]
+    except StopRun:
+        stopped = "time budget spent"
+    if prober is not None:
+        wire = options.wire_lifecycle or load_lifecycle()
+        for issue in drift_issues(lifecycle, wire, prober.book):
+            collector.add(issue, "lifecycle")
+    if not options.probes:
+        checks = [c for c in checks
+                  if c != "CT-LIFECYCLE-DRIFT" and not c.startswith(("CT-STREAM", "CT-SDK"))]
+    if stopped:
+        collector.add(Issue("CT-TRANSPORT", f"the run stopped early: {stopped} after "
+                            f"{options.time_budget_s:g} s; later phases were skipped", key="budget",
+                            severity="warning"), "suite")
+    findings = collector.result()
+    duration = time.monotonic() - started
+    fuzz_seconds = stats.seconds or 0.0
+    metrics: dict[str, Any] = {
+        "cases": stats.cases,
+        "cases_per_s": round(stats.cases / fuzz_seconds, 1) if fuzz_seconds > 0 else 0.0,
+        "cases_by_phase": stats.by_phase,
+        "schemathesis_seconds": round(fuzz_seconds, 3),
+        "operations": stats.operations,
+        "requests": traffic.requests,
+        "tasks_created": traffic.tasks_created,
+        "rate_limited": traffic.rate_limited,
+        "paced_wait_s": round(traffic.pacer.waited_s, 3),
+        "streams_checked": prober.streams if prober is not None else 0,
+        "statuses_seen": {str(code): sorted(names) for code, names in
+                          sorted((prober.book.names if prober else {}).items())},
+        "findings_dropped": collector.dropped,
+        "max_examples": options.max_examples,
+        "lifecycle": lifecycle.name,
+        "stopped": stopped,
+    }
+    if prober is not None and prober.skipped:
+        metrics["probes_skipped"] = prober.skipped
+    if stats.errors:
+        metrics["schemathesis_errors"] = stats.errors
+    return SuiteResult(name=SUITE, status="failed" if findings else "passed", checks=checks,
+                       metrics=metrics, findings=findings, duration_s=round(duration, 3))
+
+
+def suite_entry(ctx: Context) -> SuiteResult:
+    """The runner's entry: `ctx.conformance_options` if the runner sets one, else the defaults."""
+    options: ConformanceOptions = getattr(ctx, "conformance_options", None) or ConformanceOptions()
+    options = ConformanceOptions(**{**options.__dict__, "max_tasks": max(0, min(options.max_tasks,
+                                                                                  ctx.tasks_left))})
+    return run_conformance(ctx.base_url, ctx.keys, ctx.lifecycle, ctx.limits, options, ctx.progress)

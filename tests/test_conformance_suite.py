@@ -1,0 +1,139 @@
+"""The conformance suite: clean on the reference server at the default depth, each fault it covers
+caught by its check, lifecycle drift against the documented table, and a hostile target survived."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.contract import Limits, contracts_dir, load_lifecycle, load_limits
+from harness.reference import ReferenceServer
+from harness.suites.conformance import CHECKS, SUITE, ConformanceOptions, run_conformance
+from tests.conftest import TEST_WINDOW, StartServer
+
+ROOT = Path(__file__).resolve().parents[1]
+# Probes only (schemathesis off): streams, uploads, error answers, rules on every answer.
+PROBES = ConformanceOptions(max_examples=0, hold_s=0.3, stream_deadline_s=5.0, close_grace_s=0.3)
+# schemathesis' deterministic coverage phase only, a few cases per operation, no probes.
+COVERAGE = ConformanceOptions(max_examples=2, phases=("coverage",), coverage_cap=8, probes=False)
+
+# Which check proves each reference-server fault is caught, and with which depth.
+CAUGHT_BY: dict[str, tuple[str, ConformanceOptions]] = {
+    "ndjson-comment-heartbeat": ("CT-SDK-NDJSON-NON-JSON", PROBES),
+    "raw-line-separators": ("CT-SDK-RAW-LINE-SEPARATOR", PROBES),
+    "terminal-without-task": ("CT-SDK-TERMINAL-WITHOUT-TASK", PROBES),
+    "string-status": ("CT-SDK-STATUS-TYPE", PROBES),
+    "float-status": ("CT-TASK-STATUS", PROBES),
+    "upload-url-requires-auth": ("CT-SDK-UPLOAD-AUTH", PROBES),
+    "problem-status-mismatch": ("CT-PROBLEM-STATUS", PROBES),
+    "no-envelope": ("CT-ENVELOPE", PROBES),
+    "missing-rate-limit-headers": ("CT-RATE-HEADERS", PROBES),
+    "reset-in-past": ("CT-RATE-HEADERS", PROBES),
+    "remaining-not-counting": ("CT-RATE-HEADERS", PROBES),
+    "no-snapshot": ("CT-STREAM-FIRST-SNAPSHOT", PROBES),
+    "stream-ignores-accept": ("CT-STREAM-MEDIA-TYPE", PROBES),
+    "stream-not-closed": ("CT-STREAM-TERMINAL", PROBES),
+    "stream-without-terminal": ("CT-SDK-STREAM-CLOSED-EARLY", PROBES),
+    "events-after-terminal": ("CT-STREAM-AFTER-TERMINAL", PROBES),
+    "completed-without-output": ("CT-STREAM-LINE", PROBES),
+    "failed-without-error": ("CT-STREAM-LINE", PROBES),
+    "server-error-on-invalid-input": ("CT-SERVER-ERROR", COVERAGE),
+    "invalid-key-accepted": ("CT-IGNORED-AUTH", COVERAGE),
+}
+
+
+def scaled_limits() -> Limits:
+    return load_limits().model_copy(update={"window_seconds": TEST_WINDOW})
+
+
+def test_clean_server_default_depth_has_no_findings(server: ReferenceServer) -> None:
+    started = time.monotonic()
+    result = run_conformance(server.url, server.keys, load_lifecycle(), scaled_limits())
+    took = time.monotonic() - started
+    assert result.findings == [], [(f.check, f.message[:300]) for f in result.findings]
+    assert result.status == "passed" and result.name == SUITE and result.checks == list(CHECKS)
+    metrics = result.metrics
+    assert metrics["cases"] >= 300 and metrics["operations"] == 13 and metrics["streams_checked"] >= 6
+    assert set(metrics["cases_by_phase"]) == {"coverage", "fuzzing-positive", "fuzzing-negative", "stateful"}
+    assert metrics["rate_limited"] == 0 and metrics["stopped"] is None
+    assert metrics["statuses_seen"]["9"] == ["uploading"] and metrics["statuses_seen"]["12"] == ["cancelled"]
+    assert took <= 60, f"default depth took {took:.1f} s"
+
+
+@pytest.mark.parametrize("fault", sorted(CAUGHT_BY))
+def test_fault_is_caught(start_server: StartServer, fault: str) -> None:
+    check, options = CAUGHT_BY[fault]
+    with start_server(faults=[fault], extra_args=["--heartbeat", "0.2"]) as srv:
+        result = run_conformance(srv.url, srv.keys, load_lifecycle(), scaled_limits(), options)
+    checks = {f.check for f in result.findings}
+    assert check in checks, [(f.check, f.message[:200]) for f in result.findings]
+    assert result.status == "failed"
+    for finding in result.findings:
+        assert finding.suite == SUITE and finding.message and finding.check in CHECKS
+        dumped = finding.model_dump_json()
+        assert srv.keys[0] not in dumped and srv.keys[1] not in dumped
+    caught = next(f for f in result.findings if f.check == check)
+    assert caught.evidence, caught
+    if caught.repro is not None:
+        assert caught.repro.startswith("curl ") and "Bearer inf_" not in caught.repro.replace(
+            "inf_not_a_real_key", "").replace("inf_harness_not_a_real_key", "")
+
+
+def test_documented_lifecycle_reports_drift_per_code(server: ReferenceServer) -> None:
+    docs = load_lifecycle(contracts_dir() / "lifecycle-docs.yaml")
+    result = run_conformance(server.url, server.keys, docs, scaled_limits(), PROBES)
+    drift = {f.evidence["code"]: f for f in result.findings if f.check == "CT-LIFECYCLE-DRIFT"}
+    # contracts/README.md: codes 1, 2, 4, 5, 6, 7 agree; 0, 3, 8 .. 13 differ.
+    assert set(drift) == {0, 3, 8, 9, 10, 11, 12, 13}, sorted(drift)
+    observed = {code for code, f in drift.items() if f.severity == "error"}
+    assert observed == {3, 8, 9, 10, 11, 12}  # seen on the wire; 0 and 13 only from the tables
+    assert drift[10].evidence["target_name"] == "completed"
+    assert drift[10].evidence["lifecycle_name"] == "failed"
+
+
+def test_default_lifecycle_has_no_drift(server: ReferenceServer) -> None:
+    result = run_conformance(server.url, server.keys, load_lifecycle(), scaled_limits(), PROBES)
+    assert result.findings == [], [(f.check, f.message[:200]) for f in result.findings]
+    assert result.metrics["cases"] == 0 and "CT-SERVER-ERROR" not in result.checks
+
+
+@pytest.fixture
+def hostile_url() -> Iterator[str]:
+    process = subprocess.Popen([sys.executable, str(ROOT / "tests" / "hostile_target.py")],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("listening on "), line
+        yield line.split("listening on ", 1)[1].strip()
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_hostile_target_is_survived_within_the_deadline(hostile_url: str) -> None:
+    budget = 12.0
+    options = ConformanceOptions(max_examples=1, coverage_cap=3, stateful_steps=3,
+                                 time_budget_s=budget, request_timeout_s=1.0, stream_deadline_s=1.0,
+                                 fuzz_stream_cap_s=0.5,
+                                 hold_s=0.3, close_grace_s=0.3)
+    started = time.monotonic()
+    result = run_conformance(hostile_url, ["inf_hostile_test_key"], load_lifecycle(), scaled_limits(),
+                             options)
+    took = time.monotonic() - started
+    assert took <= budget + 6, f"took {took:.1f} s"
+    assert result.status == "failed" and result.error is None
+    checks = {f.check for f in result.findings}
+    # connection reset / stalled body, HTML with a JSON content type, endless heartbeats, truncated SSE
+    assert {"CT-TRANSPORT", "CT-JSON-BODY", "CT-STREAM-TERMINAL", "CT-SDK-STREAM-CLOSED-EARLY",
+            "CT-SDK-UPLOAD-AUTH"} <= checks, sorted(checks)
+    assert all("inf_hostile_test_key" not in f.model_dump_json() for f in result.findings)
