@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 from harness import __version__
 from harness.runner import SUITES
+from harness.suites.load import add_load_arguments
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 SUITE_NAMES = tuple(SUITES)
@@ -80,7 +81,8 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
                        help="the target's rate-limit window in seconds when it is not the "
                        "contract's 60 (a self-started reference server uses 2)")
     group.add_argument("--max-tasks", type=_positive_int, metavar="N",
-                       help="budget of billable runs a suite may create (default 500)")
+                       help="budget of billable runs the suites may create (default 500; 20,000 on "
+                       "a self-started reference server)")
     group.add_argument("--allow-host", action="append", dest="allow_hosts", default=[],
                        metavar="HOST", help="non-loopback host that task-creating suites may "
                        "target (repeatable)")
@@ -145,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default 20; 0 = the suite's probes and rules only)")
     _add_run_options(contract)
 
+    load_parser = sub.add_parser("load", help="run the Locust scenarios headless, check the merged "
+                                 "history and the SLO thresholds")
+    _add_target_options(load_parser)
+    add_load_arguments(load_parser)
+    _add_run_options(load_parser)
+
     ratelimit = sub.add_parser("ratelimit", help="measure each rate-limit group (run, get, upload) "
                                "against contracts/limits.yaml: limits, headers, 429s, isolation")
     _add_target_options(ratelimit)
@@ -191,7 +199,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check_history(args)
     if args.command == "report":
         return _report(args)
-    if args.command in ("contract", "lifecycle", "ratelimit"):
+    if args.command == "load" and args.worker:
+        return _load_worker(args)
+    if args.command in ("contract", "lifecycle", "load", "ratelimit"):
         return _run(args, [args.command])
     return _run(args, args.suites or list(SUITE_NAMES))
 
@@ -251,6 +261,7 @@ def _run(args: argparse.Namespace, suites: list[str]) -> int:
     from harness.settings import ConfigError
     from harness.suites.conformance import ConformanceOptions
     from harness.suites.lifecycle import LifecycleOptions
+    from harness.suites.load import LoadOptions
     from harness.suites.ratelimit import RateLimitOptions
 
     try:
@@ -262,11 +273,12 @@ def _run(args: argparse.Namespace, suites: list[str]) -> int:
                                seed=getattr(args, "seed", None))
     rl_options = RateLimitOptions(groups=getattr(args, "groups", None) or ["run", "get", "upload"],
                                   discover=getattr(args, "discover", False))
+    load_options = LoadOptions.from_namespace(args) if args.command == "load" else LoadOptions()
     max_examples = getattr(args, "max_examples", None)
     ct_options = ConformanceOptions(max_examples=20 if max_examples is None else max_examples)
     try:
         result, run_dir = execute(settings, suites, args.faults, _progress, args.lifecycle, options,
-                                  rl_options, ct_options)
+                                  rl_options, ct_options, load_options)
     except RunError as exc:
         return _fail(exc.code, str(exc))
     billable = sum(int(s.metrics.get("tasks_created", 0)) for s in result.suites)
@@ -282,6 +294,21 @@ def _run(args: argparse.Namespace, suites: list[str]) -> int:
     if any(s.status == "error" for s in result.suites) or result.findings:
         return EXIT_FINDINGS
     return EXIT_OK
+
+
+def _load_worker(args: argparse.Namespace) -> int:
+    from harness.settings import ConfigError
+    from harness.suites.load import run_worker
+
+    if not args.master_host:
+        return _fail(EXIT_USAGE, "--worker needs --master-host")
+    try:
+        settings = _settings(args)
+    except ConfigError as exc:
+        return _fail(EXIT_USAGE, str(exc))
+    if not settings.api_keys:
+        return _fail(EXIT_USAGE, "no API key: pass --api-key, or set HARNESS_API_KEYS or INFERENCE_API_KEY")
+    return run_worker(args.master_host, args.master_port or 5557, settings.api_keys, args.processes or 1)
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -17,13 +17,16 @@ from harness.findings import RunResult, SuiteResult
 from harness.reference import ReferenceServerError, fresh_keys, reference_server
 from harness.report.results import new_run_id, now_rfc3339, write_results
 from harness.settings import Settings
-from harness.suites import conformance, ratelimit
+from harness.suites import conformance, load, ratelimit
 from harness.suites.conformance import ConformanceOptions
 from harness.suites.lifecycle import LifecycleOptions, run_lifecycle
+from harness.suites.load import LoadOptions
 from harness.suites.ratelimit import RateLimitOptions
 from harness.suites.smoke import SmokeOptions, run_smoke
 
 EXIT_USAGE, EXIT_UNREACHABLE = 2, 3
+DEFAULT_MAX_TASKS = 500
+SELF_STARTED_MAX_TASKS = 20_000
 SELF_STARTED_WINDOW = 2.0
 Progress = Callable[[str], None]
 
@@ -51,6 +54,7 @@ class Context:
     lifecycle_options: LifecycleOptions = field(default_factory=LifecycleOptions)
     ratelimit_options: RateLimitOptions = field(default_factory=RateLimitOptions)
     conformance_options: ConformanceOptions = field(default_factory=ConformanceOptions)
+    load_options: LoadOptions = field(default_factory=LoadOptions)
 
 
 def _smoke(ctx: Context) -> SuiteResult:
@@ -74,6 +78,7 @@ SUITES: dict[str, Callable[[Context], SuiteResult]] = {
     "contract": conformance.suite_entry,
     "smoke": _smoke,
     "lifecycle": _lifecycle,
+    "load": load.suite_entry,
     "ratelimit": ratelimit.suite_entry,
 }
 
@@ -108,7 +113,7 @@ def target(settings: Settings, faults: list[str], progress: Progress) -> Iterato
         except httpx.HTTPError as exc:
             raise RunError(EXIT_UNREACHABLE, f"target {settings.base_url} unreachable: "
                            f"{type(exc).__name__}: {exc}") from exc
-        yield settings
+        yield settings.model_copy(update={"max_tasks": settings.max_tasks or DEFAULT_MAX_TASKS})
         return
     keys = fresh_keys(2)
     window = settings.rate_window or SELF_STARTED_WINDOW
@@ -119,7 +124,8 @@ def target(settings: Settings, faults: list[str], progress: Progress) -> Iterato
                                   extra_args=["--heartbeat", "1"])
         with server as running:
             yield settings.model_copy(update={"base_url": running.url, "api_keys": keys,
-                                              "rate_window": window})
+                                              "rate_window": window,
+                                              "max_tasks": settings.max_tasks or SELF_STARTED_MAX_TASKS})
     except ReferenceServerError as exc:
         raise RunError(EXIT_UNREACHABLE, str(exc)) from exc
 
@@ -128,7 +134,8 @@ def execute(settings: Settings, suites: list[str], faults: list[str], progress: 
             lifecycle_path: Path | None = None,
             lifecycle_options: LifecycleOptions | None = None,
             ratelimit_options: RateLimitOptions | None = None,
-            conformance_options: ConformanceOptions | None = None) -> tuple[RunResult, Path]:
+            conformance_options: ConformanceOptions | None = None,
+            load_options: LoadOptions | None = None) -> tuple[RunResult, Path]:
     """Run `suites` in order against the target; write results.json; return it and the folder."""
     lifecycle = load_lifecycle(lifecycle_path) if lifecycle_path else load_lifecycle()
     limits = load_limits()
@@ -143,9 +150,9 @@ def execute(settings: Settings, suites: list[str], faults: list[str], progress: 
                            settings={**ready.public(), "faults": faults, "suites": suites,
                                      "lifecycle": lifecycle.name})
         ctx = Context(ready.base_url, ready.api_keys, lifecycle, limits, run_dir, ready, progress,
-                      ready.max_tasks, lifecycle_options or LifecycleOptions(),
+                      ready.max_tasks or DEFAULT_MAX_TASKS, lifecycle_options or LifecycleOptions(),
                       ratelimit_options or RateLimitOptions(),
-                      conformance_options or ConformanceOptions())
+                      conformance_options or ConformanceOptions(), load_options or LoadOptions())
         progress(f"run {run_id} against {ready.base_url}")
         for name in [n for n in SUITES if n in suites]:
             started = time.monotonic()

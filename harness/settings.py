@@ -23,7 +23,8 @@ class Settings(BaseModel):
     base_url: str | None = None
     api_keys: list[str] = Field(default_factory=list, repr=False)
     rate_window: float | None = Field(default=None, gt=0)
-    max_tasks: int = Field(default=500, ge=1)
+    # None: 500 against a given target (runs cost money), 20,000 on a self-started reference server.
+    max_tasks: int | None = Field(default=None, ge=1)
     allow_hosts: list[str] = Field(default_factory=list)
     out_dir: Path = Path("reports")
     speed: float = Field(default=10.0, gt=0)

@@ -96,8 +96,8 @@ def test_bad_toml_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_lifecycle_command_writes_a_history_and_check_history_reads_it(tmp_path: Path) -> None:
-    result = harness("lifecycle", "--tasks", "6", "--clients", "3", "--seed", "1", "--out", str(tmp_path / "out"),
-                     cwd=tmp_path)
+    result = harness("lifecycle", "--tasks", "6", "--clients", "3", "--seed", "1",
+                     "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     (run_dir,) = (tmp_path / "out").iterdir()
     history = run_dir / "observations.jsonl"

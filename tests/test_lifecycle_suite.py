@@ -61,7 +61,7 @@ def test_heartbeat_gap_is_caught(start_server: StartServer, tmp_path: Path) -> N
         with start_server(speed=1.0, faults=faults, extra_args=["--heartbeat", "0.1"]) as srv:
             result = run_lifecycle(srv.url, srv.keys, load_lifecycle(), LIMITS,
                                    tmp_path / f"{expect}.jsonl",
-                                   LifecycleOptions(seed=5, tasks=2, clients=4, deadline_s=20, cancel_share=0.0,
-                                                    heartbeat_bound_s=0.5))
+                                   LifecycleOptions(seed=5, tasks=2, clients=4, deadline_s=20,
+                                                    cancel_share=0.0, heartbeat_bound_s=0.5))
         gaps = [f for f in result.findings if f.check == "LC-HEARTBEAT-GAP"]
         assert bool(gaps) is expect, [f.message for f in result.findings]

@@ -11,7 +11,7 @@ from harness.settings import ConfigError, load_settings
 
 def test_defaults(tmp_path: Path) -> None:
     settings = load_settings({}, env={}, toml_path=tmp_path / "none.toml")
-    assert settings.base_url is None and settings.api_keys == [] and settings.max_tasks == 500
+    assert settings.base_url is None and settings.api_keys == [] and settings.max_tasks is None
 
 
 def test_precedence(tmp_path: Path) -> None:
