@@ -20,7 +20,7 @@ install: $(STAMP)
 # Debian's chromium + chromium-driver for the report's headless-browser test.
 test: install
 	-scripts/ensure-chromium.sh
-	$(PY) -m pytest -q $(ARGS)
+	$(PY) -m pytest -q -n 3 --dist worksteal $(ARGS)
 
 check: install
 	$(VENV)/bin/harness check $(ARGS)

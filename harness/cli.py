@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target_options(check)
     check.add_argument("--suite", action="append", dest="suites", default=[], choices=SUITE_NAMES,
                        help="run only this suite (repeatable; default: all)")
+    check.add_argument("--max-examples", type=_non_negative_int, metavar="N",
+                       help="schemathesis examples per operation of the contract suite (default 20)")
+    add_load_arguments(check)
     _add_run_options(check)
 
     lifecycle = sub.add_parser("lifecycle", help="drive tasks through every channel at once and "
@@ -201,6 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(args)
     if args.command == "load" and args.worker:
         return _load_worker(args)
+    if args.command == "check" and args.worker:
+        return _fail(EXIT_USAGE, "--worker belongs to `harness load`, not `harness check`")
     if args.command in ("contract", "lifecycle", "load", "ratelimit"):
         return _run(args, [args.command])
     return _run(args, args.suites or list(SUITE_NAMES))
@@ -273,7 +278,7 @@ def _run(args: argparse.Namespace, suites: list[str]) -> int:
                                seed=getattr(args, "seed", None))
     rl_options = RateLimitOptions(groups=getattr(args, "groups", None) or ["run", "get", "upload"],
                                   discover=getattr(args, "discover", False))
-    load_options = LoadOptions.from_namespace(args) if args.command == "load" else LoadOptions()
+    load_options = LoadOptions.from_namespace(args) if args.command in ("load", "check") else LoadOptions()
     max_examples = getattr(args, "max_examples", None)
     ct_options = ConformanceOptions(max_examples=20 if max_examples is None else max_examples)
     try:

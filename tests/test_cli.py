@@ -43,13 +43,17 @@ def test_unknown_fault_is_a_usage_error() -> None:
 
 
 def test_check_on_a_self_started_server_is_clean(tmp_path: Path) -> None:
-    result = harness("check", "--out", str(tmp_path / "out"), cwd=tmp_path)
+    result = harness("check", "--out", str(tmp_path / "out"), "--duration", "3s", "--max-examples", "5",
+                     cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     (run_dir,) = (tmp_path / "out").iterdir()
     results = json.loads((run_dir / "results.json").read_text())
     assert results["schema_version"] == 1 and results["findings"] == []
     assert results["suites"]["smoke"]["status"] == "passed"
-    assert results["suites"]["lifecycle"]["status"] == "passed"
+    assert [name for name, suite in results["suites"].items() if suite["status"] == "passed"] == [
+        "contract", "smoke", "lifecycle", "load", "ratelimit"]
+    assert {"summary.md", "junit.xml", "index.html", "observations.jsonl"} <= {
+        p.name for p in run_dir.iterdir()}
     assert results["target"].startswith("http://127.0.0.1:")
     assert "smoke 1/" in result.stderr  # progress on stderr
 
