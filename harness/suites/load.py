@@ -327,8 +327,7 @@ def suite_entry(ctx: Context) -> SuiteResult:
 def run_worker(master_host: str, master_port: int, keys: list[str], processes: int = 1) -> int:
     """`harness load --worker --master-host H`: `processes` Locust workers on this machine."""
     if not keys:
-        print("harness load --worker: no API key (HARNESS_API_KEYS or --api-key)", file=sys.stderr)
-        return 2
+        raise ValueError("a Locust worker needs at least one API key")
     env = {**os.environ, "HARNESS_API_KEYS": ",".join(keys)}
     children = [subprocess.Popen([sys.executable, "-m", "harness.load.worker", "--master-host",
                                   master_host, "--master-port", str(master_port)], env=env)
