@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.reference import ReferenceServer
+from tests.conftest import StartServer
 
 
 def harness(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
@@ -54,6 +55,8 @@ def test_check_on_a_self_started_server_is_clean(tmp_path: Path) -> None:
         "contract", "smoke", "lifecycle", "load", "ratelimit"]
     assert {"summary.md", "junit.xml", "index.html", "observations.jsonl"} <= {
         p.name for p in run_dir.iterdir()}
+    # The generated keys (inf_...) appear in no file of the run folder.
+    assert "inf_" not in every_file_text(run_dir).replace("inf_harness_not_a_real_key", "")
     assert results["target"].startswith("http://127.0.0.1:")
     assert "smoke 1/" in result.stderr  # progress on stderr
 
@@ -67,7 +70,26 @@ def test_check_with_a_fault_exits_1_and_keeps_keys_out(tmp_path: Path, server: R
     results = json.loads((run_dir / "results.json").read_text())
     assert {f["check"] for f in results["findings"]} == {"ST-ISOLATION", "LC-ISOLATION"}
     assert results["settings"]["api_key_count"] == 2 and "api_keys" not in results["settings"]
-    assert "inf_" not in (run_dir / "results.json").read_text().replace("inf_harness_not_a_real_key", "")
+    # No key in any file of the run folder (history, Locust stats and renders included).
+    assert "inf_" not in every_file_text(run_dir).replace("inf_harness_not_a_real_key", "")
+
+
+def every_file_text(run_dir: Path) -> str:
+    return "\n".join(p.read_text(errors="replace") for p in run_dir.rglob("*") if p.is_file())
+
+
+def test_a_faulty_target_given_by_url_shows_in_all_four_outputs(tmp_path: Path,
+                                                                 start_server: StartServer) -> None:
+    with start_server(faults=["upload-bytes-altered"]) as srv:
+        env = {"HARNESS_API_KEYS": ",".join(srv.keys)}
+        result = harness("check", "--base-url", srv.url, "--rate-window", "2", "--suite", "smoke",
+                         "--out", str(tmp_path / "out"), env=env, cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    (run_dir,) = (tmp_path / "out").iterdir()
+    for name in ("results.json", "summary.md", "junit.xml", "index.html"):
+        assert "ST-UPLOAD-ROUNDTRIP" in (run_dir / name).read_text(), name
+    text = every_file_text(run_dir)
+    assert all(key not in text for key in srv.keys)
 
 
 def test_check_against_a_given_url(tmp_path: Path, server: ReferenceServer) -> None:
