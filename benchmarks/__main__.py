@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import get_task, streams
+from benchmarks import checker, conformance, get_task, load_user, streams
 from benchmarks.common import (
     DEFAULT_OUT,
     SCHEMA_VERSION,
@@ -52,9 +52,25 @@ def _run_streams(args: argparse.Namespace) -> dict[str, Any]:
     return streams.run(options)
 
 
+def _run_checker(args: argparse.Namespace) -> dict[str, Any]:
+    options = checker.Options.quick() if args.quick else checker.Options()
+    if args.sizes is not None:
+        options.sizes = args.sizes
+    if args.repeat is not None:
+        options.repeat = args.repeat
+    return checker.run(options)
+
+
+def _run_conformance(args: argparse.Namespace) -> dict[str, Any]:
+    return conformance.run(conformance.Options.quick() if args.quick else conformance.Options())
+
+
 BENCHMARKS = {
     "get_task": Benchmark("get_task", _run_get_task, get_task.markdown),
     "streams": Benchmark("streams", _run_streams, streams.markdown),
+    "checker": Benchmark("checker", _run_checker, checker.markdown),
+    "load_user": Benchmark("load_user", load_user.run, load_user.markdown),
+    "conformance": Benchmark("conformance", _run_conformance, conformance.markdown),
 }
 
 
@@ -63,6 +79,16 @@ def _positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError("must be > 0")
     return value
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        values = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    if not values or min(values) <= 0:
+        raise argparse.ArgumentTypeError("a comma-separated list of positive integers")
+    return values
 
 
 def _positive_float(text: str) -> float:
@@ -75,8 +101,9 @@ def _positive_float(text: str) -> float:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="Benchmarks of the reference server; figures are ratios to a baseline "
-                    "measured in the same run, or latencies. Results: reports/bench/.")
+        description="Benchmarks of the reference server (figures are ratios to a baseline "
+                    "measured in the same run, or latencies) and of the invariant checker "
+                    "(observations/s, peak RSS). Results: reports/bench/.")
     parser.add_argument("names", nargs="*", metavar="NAME",
                         help=f"benchmarks to run: {', '.join(BENCHMARKS)} (default: all)")
     parser.add_argument("--quick", action="store_true", help="short smoke version")
@@ -92,6 +119,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     group = parser.add_argument_group("streams")
     group.add_argument("--streams", type=_positive_int, help="open streams (default 2000)")
     group.add_argument("--hold", type=_positive_float, help="seconds to hold them (default 12)")
+    group = parser.add_argument_group("checker")
+    group.add_argument("--sizes", type=_sizes,
+                       help="history sizes in observations, comma-separated (default 10000,100000,1000000)")
+    group.add_argument("--repeat", type=_positive_int, help="timed runs per child and round (default 3)")
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHMARKS]
     if unknown:

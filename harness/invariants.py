@@ -4,10 +4,19 @@ One pass over the history in file order. Per-observer order is file order (each 
 writes sequentially); real-time order uses the monotonic send/receive stamps. State is kept
 per task (a few fields) and per open stream connection, never per observation; tasks that
 ended long before the newest observation are finalized and dropped.
+
+Speed (benchmarks/checker.py): `add_all` is the hot path, about a microsecond per
+observation. The common case, a poll showing a known status of a task already seen, runs
+inline with no allocation; the rare cases (runs, cancels, stream events, findings) keep
+their own methods. Ended tasks wait in a heap keyed by their last receive time, so dropping
+them costs O(log n) per task instead of a scan of every task held; the per-observer state
+lives in its task and goes with it.
 """
 
 from __future__ import annotations
 
+import heapq
+from array import array
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -55,11 +64,13 @@ class CheckReport:
 
 @dataclass(slots=True)
 class _Task:
+    serial: int  # creation order: tasks are finalized in the order they were first seen
     run: Observation | None = None
     deadline_ns: int | None = None
     terminal: int | None = None
     terminal_obs: Observation | None = None
     latest_open: Observation | None = None  # the non-terminal observation sent last
+    latest_open_send: int = 0  # its send_ns (read without touching the observation)
     first_cancel_send: int | None = None
     cancel_ack: Observation | None = None
     first_cancel_status: Observation | None = None  # earliest-received 8/12
@@ -67,6 +78,8 @@ class _Task:
     warm_expected: bool = False
     setup_seen: Observation | None = None
     flipped: bool = False
+    # Per observer (or stream connection): the last observation with a known status.
+    last: dict[str, Observation] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -76,6 +89,13 @@ class _Conn:
     last_recv: int = 0
     terminal: Observation | None = None
     after_terminal: bool = False
+
+
+_NOTHING: frozenset[int] = frozenset()
+
+
+def _first(item: tuple[int, str, _Task]) -> int:
+    return item[0]
 
 
 def _brief(obs: Observation) -> dict[str, Any]:
@@ -90,21 +110,37 @@ class Checker:
         self.options = options or InvariantOptions()
         self.report = CheckReport()
         self._tasks: dict[str, _Task] = {}
-        self._last: dict[tuple[str, str], Observation] = {}
         self._conns: dict[str, _Conn] = {}
         self._known = frozenset(lifecycle.statuses)
         self._terminal = frozenset(lifecycle.terminal)
         self._cancel_statuses = frozenset(s for s in (lifecycle.cancelling, lifecycle.cancelled)
                                           if s is not None)
         self._setup = frozenset(lifecycle.setup_phases)
+        # What may follow each known status: itself and the transitive closure (Lifecycle.may_follow).
+        self._follows = {s: lifecycle.reachable.get(s, frozenset()) | {s} for s in lifecycle.statuses}
+        self._failed = frozenset(s for s in (lifecycle.failed, lifecycle.rejected) if s is not None)
+        # Statuses that _content looks at beyond the warm-setup rule.
+        self._content_statuses = frozenset({lifecycle.completed, *self._failed, *self._cancel_statuses})
+        bound = self.options.heartbeat_bound_s
+        self._bound_ns = None if bound is None else bound * 1e9
+        self._horizon_ns = int(self.options.horizon_s * 1e9)
         self._newest = 0
         self._count = 0
         self._indeterminate = 0
         self._stats: dict[str, int] = {"tasks": 0, "terminal": 0, "lost": 0, "unresolved": 0,
                                        "warm_expected": 0, "warm_skipped": 0}
-        self._to_terminal_ms: list[float] = []
+        self._to_terminal_ms = array("d")
         self._reported: set[tuple[str, str]] = set()
         self._per_check: dict[str, int] = {}
+        self._serial = 0
+        # Tasks with a terminal status, by a receive time at or before their last one.
+        self._ended: list[tuple[int, int, str, _Task]] = []
+        self._peak_tasks = 0
+        self._peak_conns = 0
+
+    def peak_held(self) -> tuple[int, int]:
+        """The most task states and open stream states held at once so far (memory use)."""
+        return max(self._peak_tasks, len(self._tasks)), max(self._peak_conns, len(self._conns))
 
     # -- reporting -------------------------------------------------------------------------
 
@@ -125,43 +161,103 @@ class Checker:
     # -- the pass --------------------------------------------------------------------------
 
     def add(self, obs: Observation) -> None:
-        self._count += 1
-        if obs.recv_ns is None or obs.outcome != "ok":
-            self._indeterminate += 1
-            return
-        if obs.recv_ns > self._newest:
-            self._newest = obs.recv_ns
-        if obs.extra.get("probe") == "foreign":
-            if obs.http != 404:
-                self._find("LC-ISOLATION", f"another key's {obs.channel} of task {obs.task} answered "
-                           f"HTTP {obs.http}, not 404", [obs], obs.task)
-            return
-        if obs.conn is not None:
-            self._stream_event(obs)
-        task_id = obs.task
-        if task_id is None:
-            return
-        task = self._tasks.get(task_id)
-        if task is None:
-            task = self._tasks[task_id] = _Task()
-            self._stats["tasks"] += 1
-        task.last_recv = max(task.last_recv, obs.recv_ns)
-        if obs.channel == "run" and obs.http is not None and obs.http < 300:
-            self._run(task, task_id, obs)
-        if obs.channel == "cancel":
-            self._cancel(task, obs)
-        status = obs.status
-        if status is None or obs.kind in ("heartbeat", "close", "invalid"):
-            self._maybe_finalize()
-            return
-        if type(status) is not int or status not in self._known:
-            self._find("LC-UNKNOWN-STATUS", f"{obs.channel} by {obs.observer} showed status "
-                       f"{status!r}, which is not an integer code of the lifecycle", [obs], task_id)
-            return
-        self._order(task, task_id, obs, status)
-        self._realtime(task, task_id, obs, status)
-        self._content(task, task_id, obs, status)
-        self._maybe_finalize()
+        self.add_all((obs,))
+
+    def add_all(self, observations: Iterable[Observation]) -> None:
+        """Check observations in order (any iterable: a list, or `read_history` streaming).
+
+        The hot path: the checks of _order, _realtime and _content run inline here with the
+        lookups they need in local variables (see the module docstring); the order of the
+        checks, and so of the findings, is theirs. `_count` and `_newest` live in locals and
+        are written back before anything that reads them (`_maybe_finalize`) and at the end.
+        """
+        tasks = self._tasks
+        known = self._known
+        terminal = self._terminal
+        follows = self._follows
+        content_statuses = self._content_statuses
+        finalize_every = FINALIZE_EVERY
+        count = self._count
+        newest = self._newest
+        try:
+            for obs in observations:
+                count += 1
+                recv = obs.recv_ns
+                if recv is None or obs.outcome != "ok":
+                    self._indeterminate += 1
+                    continue
+                if recv > newest:
+                    newest = recv
+                extra = obs.extra
+                if extra and extra.get("probe") == "foreign":
+                    if obs.http != 404:
+                        self._find("LC-ISOLATION", f"another key's {obs.channel} of task {obs.task} "
+                                   f"answered HTTP {obs.http}, not 404", [obs], obs.task)
+                    continue
+                conn = obs.conn
+                if conn is not None:
+                    self._stream_event(obs)
+                task_id = obs.task
+                if task_id is None:
+                    continue
+                task = tasks.get(task_id)
+                if task is None:
+                    self._serial += 1
+                    task = tasks[task_id] = _Task(self._serial)
+                    self._stats["tasks"] += 1
+                if recv > task.last_recv:
+                    task.last_recv = recv
+                channel = obs.channel
+                if channel == "run":
+                    if obs.http is not None and obs.http < 300:
+                        self._run(task, task_id, obs)
+                elif channel == "cancel":
+                    self._cancel(task, obs)
+                status = obs.status
+                kind = obs.kind
+                if status is None or (kind is not None and kind in ("heartbeat", "close", "invalid")):
+                    if not count % finalize_every:
+                        self._count, self._newest = count, newest
+                        self._maybe_finalize()
+                    continue
+                if type(status) is not int or status not in known:
+                    self._find("LC-UNKNOWN-STATUS", f"{obs.channel} by {obs.observer} showed status "
+                               f"{status!r}, which is not an integer code of the lifecycle", [obs], task_id)
+                    continue
+                # _order: per observer (or connection), statuses only move forward.
+                last = task.last
+                who = conn or obs.observer
+                before = last.get(who)
+                last[who] = obs
+                if before is not None:
+                    previous = before.status
+                    if (type(previous) is int and status not in follows.get(previous, _NOTHING)
+                            and status != previous):
+                        self._find("LC-REGRESSION", f"{obs.observer} saw task {task_id} go from "
+                                   f"{self.lc.label(previous)} to {self.lc.label(status)}, which the "
+                                   "lifecycle does not allow", [before, obs], task_id)
+                # _realtime: once a terminal status was received, later requests see it.
+                if status in terminal:
+                    self._realtime_terminal(task, task_id, obs, status, recv)
+                else:
+                    send = obs.send_ns
+                    if task.latest_open is None or send > task.latest_open_send:
+                        task.latest_open = obs
+                        task.latest_open_send = send
+                        if task.terminal_obs is not None:
+                            self._stale_check(task, task_id)
+                # _content
+                if status in content_statuses:
+                    self._content(task, task_id, obs, status)
+                if task.warm_expected and task.setup_seen is None:
+                    setup = self._setup
+                    if status in setup or not setup.isdisjoint(obs.trail or ()):
+                        task.setup_seen = obs
+                if not count % finalize_every:
+                    self._count, self._newest = count, newest
+                    self._maybe_finalize()
+        finally:
+            self._count, self._newest = count, newest
 
     def _run(self, task: _Task, task_id: str, obs: Observation) -> None:
         if task.run is not None:
@@ -186,38 +282,26 @@ class Checker:
         if acked and task.cancel_ack is None and (obs.status is None or obs.status not in self._terminal):
             task.cancel_ack = obs
 
-    def _order(self, task: _Task, task_id: str, obs: Observation, status: int) -> None:
-        who = (obs.conn or obs.observer, task_id)
-        before = self._last.get(who)
-        self._last[who] = obs
-        if before is None or type(before.status) is not int:
-            return
-        if not self.lc.may_follow(before.status, status):
-            self._find("LC-REGRESSION", f"{obs.observer} saw task {task_id} go from "
-                       f"{self.lc.label(before.status)} to {self.lc.label(status)}, which the "
-                       "lifecycle does not allow", [before, obs], task_id)
-
-    def _realtime(self, task: _Task, task_id: str, obs: Observation, status: int) -> None:
-        assert obs.recv_ns is not None
-        if status in self._terminal:
-            if task.terminal is not None and status != task.terminal and not task.flipped:
-                task.flipped = True
-                assert task.terminal_obs is not None
-                self._find("LC-TERMINAL-FLIP", f"task {task_id} was seen ending as both "
-                           f"{self.lc.label(task.terminal)} and {self.lc.label(status)}",
-                           [task.terminal_obs, obs], task_id)
-            if task.terminal_obs is None or obs.recv_ns < (task.terminal_obs.recv_ns or 0):
-                if task.terminal is None:
-                    task.terminal = status
-                    self._stats["terminal"] += 1
-                    if task.run is not None:
-                        self._to_terminal_ms.append((obs.recv_ns - task.run.send_ns) / 1e6)
-                task.terminal_obs = obs
-                self._stale_check(task, task_id)
-        else:
-            if task.latest_open is None or obs.send_ns > task.latest_open.send_ns:
-                task.latest_open = obs
-                self._stale_check(task, task_id)
+    def _realtime_terminal(self, task: _Task, task_id: str, obs: Observation, status: int,
+                           recv: int) -> None:
+        if task.terminal is not None and status != task.terminal and not task.flipped:
+            task.flipped = True
+            assert task.terminal_obs is not None
+            self._find("LC-TERMINAL-FLIP", f"task {task_id} was seen ending as both "
+                       f"{self.lc.label(task.terminal)} and {self.lc.label(status)}",
+                       [task.terminal_obs, obs], task_id)
+        term = task.terminal_obs
+        if term is None or recv < (term.recv_ns or 0):
+            if task.terminal is None:
+                task.terminal = status
+                self._stats["terminal"] += 1
+                if task.run is not None:
+                    self._to_terminal_ms.append((recv - task.run.send_ns) / 1e6)
+            task.terminal_obs = obs
+            if term is None:
+                # From now on the task can be finalized, once it has been quiet for the horizon.
+                heapq.heappush(self._ended, (task.last_recv, task.serial, task_id, task))
+            self._stale_check(task, task_id)
 
     def _stale_check(self, task: _Task, task_id: str) -> None:
         term, late = task.terminal_obs, task.latest_open
@@ -231,64 +315,74 @@ class Checker:
                        f"{task_id}, and saw {self.lc.label(late.status)}", [term, late], task_id)
 
     def _content(self, task: _Task, task_id: str, obs: Observation, status: int) -> None:
+        """Output, error and cancel facts (the warm-setup rule is in `add_all`)."""
         if status == self.lc.completed and obs.output is False:
             self._find("LC-COMPLETED-OUTPUT", f"task {task_id} is completed without an output",
                        [obs], task_id)
-        if status in (self.lc.failed, self.lc.rejected) and obs.error is False:
+        if status in self._failed and obs.error is False:
             self._find("LC-FAILED-ERROR", f"task {task_id} is {self.lc.label(status)} without an "
                        "error message", [obs], task_id)
         if status in self._cancel_statuses:
             first = task.first_cancel_status
             if first is None or (obs.recv_ns or 0) < (first.recv_ns or 0):
                 task.first_cancel_status = obs
-        if task.warm_expected and task.setup_seen is None:
-            trail = obs.trail or []
-            if status in self._setup or any(s in self._setup for s in trail):
-                task.setup_seen = obs
 
     def _stream_event(self, obs: Observation) -> None:
-        assert obs.conn is not None and obs.recv_ns is not None
-        conn = self._conns.get(obs.conn)
+        conn_id, recv = obs.conn, obs.recv_ns
+        assert conn_id is not None and recv is not None
+        conn = self._conns.get(conn_id)
         if conn is None:
-            conn = self._conns[obs.conn] = _Conn(obs.task)
+            conn = self._conns[conn_id] = _Conn(obs.task)
             if obs.kind != "update":
                 self._find("LC-STREAM-SNAPSHOT-FIRST", f"the first event of {obs.channel} stream "
-                           f"{obs.conn} was a {obs.kind}, not a snapshot of the task", [obs], obs.task)
-        bound = self.options.heartbeat_bound_s
-        if conn.events and bound is not None and obs.recv_ns - conn.last_recv > bound * 1e9:
-            gap = (obs.recv_ns - conn.last_recv) / 1e9
-            self._find("LC-HEARTBEAT-GAP", f"{obs.channel} stream {obs.conn} was silent for {gap:.1f} s "
-                       f"(bound {bound:g} s)", [obs], obs.task)
+                           f"{conn_id} was a {obs.kind}, not a snapshot of the task", [obs], obs.task)
+        bound = self._bound_ns
+        if conn.events and bound is not None and recv - conn.last_recv > bound:
+            gap = (recv - conn.last_recv) / 1e9
+            self._find("LC-HEARTBEAT-GAP", f"{obs.channel} stream {conn_id} was silent for {gap:.1f} s "
+                       f"(bound {self.options.heartbeat_bound_s:g} s)", [obs], obs.task)
         conn.events += 1
-        conn.last_recv = obs.recv_ns
-        if obs.kind == "close":
+        conn.last_recv = recv
+        kind = obs.kind
+        if kind == "close":
             if conn.terminal is None:
-                self._find("LC-STREAM-NO-TERMINAL", f"the server closed {obs.channel} stream {obs.conn} "
+                self._find("LC-STREAM-NO-TERMINAL", f"the server closed {obs.channel} stream {conn_id} "
                            f"of task {obs.task} without a terminal update", [obs], obs.task)
-            del self._conns[obs.conn]
+            del self._conns[conn_id]
             return
-        if conn.terminal is not None and obs.kind in ("update", "invalid") and not conn.after_terminal:
+        if conn.terminal is not None and kind in ("update", "invalid") and not conn.after_terminal:
             conn.after_terminal = True
-            what = "an update" if obs.kind == "update" else "a non-JSON line"
-            self._find("LC-STREAM-AFTER-TERMINAL", f"{obs.channel} stream {obs.conn} sent {what} "
+            what = "an update" if kind == "update" else "a non-JSON line"
+            self._find("LC-STREAM-AFTER-TERMINAL", f"{obs.channel} stream {conn_id} sent {what} "
                        "after its terminal update", [conn.terminal, obs], obs.task)
-        if obs.kind == "update" and type(obs.status) is int and obs.status in self._terminal:
+        if kind == "update" and type(obs.status) is int and obs.status in self._terminal:
             if conn.terminal is None:
                 conn.terminal = obs
 
     # -- finalizing ------------------------------------------------------------------------
 
     def _maybe_finalize(self) -> None:
-        if self._count % FINALIZE_EVERY:
-            return
-        cutoff = self._newest - int(self.options.horizon_s * 1e9)
-        done = [tid for tid, t in self._tasks.items()
-                if t.terminal_obs is not None and t.last_recv < cutoff]
-        for tid in done:
-            self._finalize(tid, self._tasks.pop(tid))
-        if done:
-            gone = set(done)
-            self._last = {k: v for k, v in self._last.items() if k[1] not in gone}
+        """Finalize and drop every ended task last seen more than the horizon before the newest
+        observation. Only those are popped from the heap (and tasks seen again since they
+        ended are pushed back once with their newer time): no scan of the tasks held."""
+        tasks = self._tasks
+        self._peak_tasks = max(self._peak_tasks, len(tasks))
+        self._peak_conns = max(self._peak_conns, len(self._conns))
+        cutoff = self._newest - self._horizon_ns
+        ended = self._ended
+        done: list[tuple[int, str, _Task]] = []
+        while ended and ended[0][0] < cutoff:
+            _, serial, task_id, task = heapq.heappop(ended)
+            if tasks.get(task_id) is not task:
+                continue
+            if task.last_recv < cutoff:
+                done.append((serial, task_id, task))
+            else:
+                heapq.heappush(ended, (task.last_recv, serial, task_id, task))
+        done.sort(key=_first)
+        for _, task_id, task in done:
+            del tasks[task_id]
+            self._finalize(task_id, task)
 
     def _finalize(self, task_id: str, task: _Task) -> None:
         first = task.first_cancel_status
@@ -319,9 +413,11 @@ class Checker:
                 self._stats["unresolved"] += 1
 
     def finish(self) -> CheckReport:
+        self._peak_tasks, self._peak_conns = self.peak_held()
         for task_id, task in self._tasks.items():
             self._finalize(task_id, task)
         self._tasks.clear()
+        self._ended.clear()
         times = sorted(self._to_terminal_ms)
         stats = self._stats
         self.report.metrics = {
@@ -348,6 +444,5 @@ def check_history(observations: Iterable[Observation], lifecycle: Lifecycle,
                   options: InvariantOptions | None = None) -> CheckReport:
     """Check a whole history; the observations may come from a streaming reader."""
     checker = Checker(lifecycle, options)
-    for obs in observations:
-        checker.add(obs)
+    checker.add_all(observations)
     return checker.finish()

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from harness.contract import Limits
@@ -728,7 +728,7 @@ def _channel(x: Exchange) -> Channel:
     if x.method == "POST" and x.path.startswith("/apps/run"):
         return "run"
     if x.method == "POST" and x.path.startswith("/files"):
-        return cast(Channel, "upload")  # history.Channel has no "upload" yet
+        return "files"
     if x.path.startswith("/tasks/"):
         return "get"
     return "list"
