@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from harness import __version__
+from harness.argtypes import non_negative_int, port, positive_float, positive_int
 from harness.runner import SUITES
 from harness.suites.load import add_load_arguments
 
@@ -29,46 +30,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1: {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port out of range: {text!r}")
-    return value
-
-
 def _add_target_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("target options")
     group.add_argument("--base-url", help="target API; without it a reference server is started "
@@ -77,16 +38,16 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
                        metavar="KEY", help="repeatable; the first is primary, the second is used "
                        "for isolation checks (env HARNESS_API_KEYS, comma-separated, or "
                        "INFERENCE_API_KEY)")
-    group.add_argument("--rate-window", type=_positive_float, metavar="S",
+    group.add_argument("--rate-window", type=positive_float, metavar="S",
                        help="the target's rate-limit window in seconds when it is not the "
                        "contract's 60 (a self-started reference server uses 2)")
-    group.add_argument("--max-tasks", type=_positive_int, metavar="N",
+    group.add_argument("--max-tasks", type=positive_int, metavar="N",
                        help="budget of billable runs the suites may create (default 500; 20,000 on "
                        "a self-started reference server)")
     group.add_argument("--allow-host", action="append", dest="allow_hosts", default=[],
                        metavar="HOST", help="non-loopback host that task-creating suites may "
                        "target (repeatable)")
-    group.add_argument("--deadline", type=_positive_float, metavar="S",
+    group.add_argument("--deadline", type=positive_float, metavar="S",
                        help="per-task deadline in seconds (default 60)")
 
 
@@ -100,34 +61,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the reference server")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=_port, default=8000, help="0 picks a free port")
+    serve.add_argument("--port", type=port, default=8000, help="0 picks a free port")
     serve.add_argument("--api-key", action="append", dest="api_keys", default=[],
                        metavar="KEY", help="repeatable (env HARNESS_API_KEYS); with none, one "
                        "is generated and printed once")
-    serve.add_argument("--rate-window", type=_positive_float, metavar="S",
+    serve.add_argument("--rate-window", type=positive_float, metavar="S",
                        help="rate-limit window in seconds (contract: 60)")
-    serve.add_argument("--speed", type=_positive_float, default=1.0, metavar="F",
+    serve.add_argument("--speed", type=positive_float, default=1.0, metavar="F",
                        help="divide every task phase duration by F (default 1)")
     serve.add_argument("--fault", action="append", dest="faults", default=[], metavar="NAME",
                        help="turn on a named bug (repeatable; see docs/faults.md)")
-    serve.add_argument("--heartbeat", type=_positive_float, default=10.0, metavar="S",
+    serve.add_argument("--heartbeat", type=positive_float, default=10.0, metavar="S",
                        help="stream heartbeat interval (default 10)")
-    serve.add_argument("--progress-interval", type=_positive_float, default=20.0, metavar="S",
+    serve.add_argument("--progress-interval", type=positive_float, default=20.0, metavar="S",
                        help="longest gap between non-heartbeat stream updates (default 20)")
     serve.add_argument("--cloud-workers", type=int, default=16, metavar="N")
     serve.add_argument("--private-workers", type=int, default=2, metavar="N",
                        help="private workers per key (default 2)")
-    serve.add_argument("--retention", type=_positive_float, default=3600.0, metavar="S",
+    serve.add_argument("--retention", type=positive_float, default=3600.0, metavar="S",
                        help="seconds finished tasks and files are kept (default 3600)")
-    serve.add_argument("--max-finished-tasks", type=_positive_int, default=10_000, metavar="N")
-    serve.add_argument("--max-upload-bytes", type=_positive_int, default=10 * 1024 * 1024,
+    serve.add_argument("--max-finished-tasks", type=positive_int, default=10_000, metavar="N")
+    serve.add_argument("--max-upload-bytes", type=positive_int, default=10 * 1024 * 1024,
                        metavar="N")
 
     check = sub.add_parser("check", help="run every suite against a target and write a report")
     _add_target_options(check)
     check.add_argument("--suite", action="append", dest="suites", default=[], choices=SUITE_NAMES,
                        help="run only this suite (repeatable; default: all)")
-    check.add_argument("--max-examples", type=_non_negative_int, metavar="N",
+    check.add_argument("--max-examples", type=non_negative_int, metavar="N",
                        help="schemathesis examples per operation of the contract suite (default 20)")
     add_load_arguments(check)
     _add_run_options(check)
@@ -135,9 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     lifecycle = sub.add_parser("lifecycle", help="drive tasks through every channel at once and "
                                "check the history of what every client saw")
     _add_target_options(lifecycle)
-    lifecycle.add_argument("--clients", type=_positive_int, metavar="N",
+    lifecycle.add_argument("--clients", type=positive_int, metavar="N",
                            help="concurrent observers (default 8)")
-    lifecycle.add_argument("--tasks", type=_positive_int, metavar="N",
+    lifecycle.add_argument("--tasks", type=positive_int, metavar="N",
                            help="tasks to create (default 24)")
     lifecycle.add_argument("--seed", type=int, help="seed of the random plan (cancel moments, mix)")
     _add_run_options(lifecycle)
@@ -145,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     contract = sub.add_parser("contract", help="check a target against contracts/openapi.yaml "
                               "(schemathesis + the checks it lacks)")
     _add_target_options(contract)
-    contract.add_argument("--max-examples", type=_non_negative_int, metavar="N",
+    contract.add_argument("--max-examples", type=non_negative_int, metavar="N",
                           help="schemathesis examples per operation and mode, and stateful scenarios "
                           "(default 20; 0 = the suite's probes and rules only)")
     _add_run_options(contract)
@@ -176,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("file", type=Path, metavar="FILE")
     history.add_argument("--lifecycle", type=Path, metavar="FILE",
                          help="lifecycle contract (default contracts/lifecycle.yaml)")
-    history.add_argument("--heartbeat-bound", type=_positive_float, default=15.0, metavar="S",
+    history.add_argument("--heartbeat-bound", type=positive_float, default=15.0, metavar="S",
                          help="longest allowed silence on a stream (default 15)")
     return parser
 
@@ -184,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", dest="out_dir", type=Path, metavar="DIR",
                         help="parent folder of run folders (default reports/)")
-    parser.add_argument("--speed", type=_positive_float, metavar="F",
+    parser.add_argument("--speed", type=positive_float, metavar="F",
                         help="speed of a self-started reference server (default 10)")
     parser.add_argument("--fault", action="append", dest="faults", default=[], metavar="NAME",
                         help="start the self-started reference server with this fault "

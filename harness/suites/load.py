@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.argtypes import positive_float, positive_int
 from harness.contract import Lifecycle, Limits
 from harness.findings import SuiteResult
 from harness.invariants import InvariantOptions
@@ -120,35 +121,15 @@ def scenario_arg(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _count_arg(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1: {text!r}")
-    return value
-
-
-def _positive_arg(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
-    return value
-
-
 def add_load_arguments(parser: argparse.ArgumentParser) -> None:
     """The `harness load` options (also usable by `harness check`)."""
     group = parser.add_argument_group("load options")
     group.add_argument("--scenario", action="append", dest="scenarios", type=scenario_arg,
                        metavar="NAME", help=f"repeatable: {', '.join(SCENARIOS)} (default mixed); "
                        "phases run one after the other, over_limit last")
-    group.add_argument("--users", type=_count_arg, metavar="N",
+    group.add_argument("--users", type=positive_int, metavar="N",
                        help="concurrent users per phase (default 10; the pool in the open model)")
-    group.add_argument("--spawn-rate", type=_positive_arg, dest="spawn_rate", metavar="R",
+    group.add_argument("--spawn-rate", type=positive_float, dest="spawn_rate", metavar="R",
                        help="users started per second (default 10)")
     group.add_argument("--duration", type=duration_arg, dest="duration_s", metavar="60s",
                        help="length of each phase (default 30s)")
@@ -156,7 +137,7 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> None:
                        help="open model: iterations started per second whatever the latency; "
                        "latencies count from the intended start; late iterations are dropped "
                        "and counted")
-    group.add_argument("--processes", type=_count_arg, metavar="N",
+    group.add_argument("--processes", type=positive_int, metavar="N",
                        help="processes on this machine: 1 (default) runs users in one process; "
                        "N > 1 runs a Locust master and N-1 local workers")
     group.add_argument("--threshold", action="append", dest="thresholds", type=threshold_arg,
@@ -164,11 +145,11 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> None:
                        '"errors<0.1%%", "run.rps>=1.5" (also [thresholds] in harness.toml)')
     group.add_argument("--master", action="store_true", default=None,
                        help="also wait for workers from other machines (--expect-workers)")
-    group.add_argument("--expect-workers", type=_count_arg, dest="expect_workers", metavar="N",
+    group.add_argument("--expect-workers", type=positive_int, dest="expect_workers", metavar="N",
                        help="with --master: workers from other machines to wait for (default 1)")
     group.add_argument("--master-bind", dest="master_bind_host", metavar="HOST",
                        help="with --master: interface to listen on (default all)")
-    group.add_argument("--master-port", type=_count_arg, dest="master_port", metavar="P",
+    group.add_argument("--master-port", type=positive_int, dest="master_port", metavar="P",
                        help="with --master / --worker: the master's port (default 5557)")
     group.add_argument("--worker", action="store_true",
                        help="run Locust workers for a master elsewhere (--master-host); the "
