@@ -38,6 +38,7 @@ CAUGHT_BY: dict[str, tuple[str, ConformanceOptions]] = {
     "no-snapshot": ("CT-STREAM-FIRST-SNAPSHOT", PROBES),
     "stream-ignores-accept": ("CT-STREAM-MEDIA-TYPE", PROBES),
     "stream-not-closed": ("CT-STREAM-TERMINAL", PROBES),
+    "stream-status-regression": ("CT-STREAM-ORDER", PROBES),
     "stream-without-terminal": ("CT-SDK-STREAM-CLOSED-EARLY", PROBES),
     "events-after-terminal": ("CT-STREAM-AFTER-TERMINAL", PROBES),
     "completed-without-output": ("CT-STREAM-LINE", PROBES),
@@ -52,9 +53,8 @@ def scaled_limits() -> Limits:
 
 
 def test_clean_server_default_depth_has_no_findings(server: ReferenceServer) -> None:
-    started = time.monotonic()
+    # Its speed is measured by `python -m benchmarks conformance`, not asserted here.
     result = run_conformance(server.url, server.keys, load_lifecycle(), scaled_limits())
-    took = time.monotonic() - started
     assert result.findings == [], [(f.check, f.message[:300]) for f in result.findings]
     assert result.status == "passed" and result.name == SUITE and result.checks == list(CHECKS)
     metrics = result.metrics
@@ -62,7 +62,6 @@ def test_clean_server_default_depth_has_no_findings(server: ReferenceServer) -> 
     assert set(metrics["cases_by_phase"]) == {"coverage", "fuzzing-positive", "fuzzing-negative", "stateful"}
     assert metrics["rate_limited"] == 0 and metrics["stopped"] is None
     assert metrics["statuses_seen"]["9"] == ["uploading"] and metrics["statuses_seen"]["12"] == ["cancelled"]
-    assert took <= 60, f"default depth took {took:.1f} s"
 
 
 @pytest.mark.parametrize("fault", sorted(CAUGHT_BY))

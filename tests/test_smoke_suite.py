@@ -20,6 +20,10 @@ CAUGHT_BY = {
     "cross-key-read": "ST-ISOLATION",
     "server-error-on-invalid-input": "ST-INVALID-INPUT",
     "upload-bytes-altered": "ST-UPLOAD-ROUNDTRIP",
+    "failed-without-error": "ST-FAIL-ERROR",
+    "cancel-ignored": "ST-CANCEL",
+    "stream-ignores-accept": "ST-STREAM-FORMAT",
+    "ndjson-comment-heartbeat": "ST-STREAM-FORMAT",
 }
 
 

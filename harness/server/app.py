@@ -416,6 +416,8 @@ class ReferenceApi:
             if "no-snapshot" not in faults:
                 yield frame(engine.update_line(task, fields), snapshot_version)
             last_update = loop.time()
+            regress = "stream-status-regression" in faults
+            previous: bytes | None = None
             while True:
                 wait = min(self.config.heartbeat_interval,
                            max(0.0, last_update + self.config.progress_interval - loop.time()))
@@ -436,6 +438,11 @@ class ReferenceApi:
                 if terminal and without_terminal:
                     return
                 yield frame(self._terminal_line(task, line) if terminal else line, version)
+                if regress and previous is not None and not terminal:
+                    # stream-status-regression: the line before this one again (an older status).
+                    yield previous
+                    regress = False
+                previous = frame(line, version)
                 last_update = loop.time()
                 if terminal:
                     if "events-after-terminal" in faults:

@@ -43,6 +43,7 @@ FAULTS: dict[str, str] = {
     "missing-rate-limit-headers": "Error answers (4xx) of keyed operations carry no X-RateLimit-* headers.",
     "no-snapshot": "Streams skip the snapshot on connect: the first line is the next change.",
     "stream-ignores-accept": "Streams are always NDJSON, even when the client asks for text/event-stream.",
+    "stream-status-regression": "Live streams repeat an earlier update after a later one (status goes back).",
     "stream-not-closed": "Streams stay open after the terminal update, heartbeating until the client leaves.",
 }
 

@@ -100,10 +100,15 @@ def _start(run: _Run, body: dict[str, Any], label: str) -> str | None:
     return str(task["id"])
 
 
-def _poll(run: _Run, task_id: str, label: str) -> dict[str, Any] | None:
-    """Poll GET /tasks/{id} to a terminal status, checking order; the final task or None."""
+def _poll(run: _Run, task_id: str, label: str, late_check: str = "ST-RUN-COMPLETES",
+          deadline_s: float | None = None) -> dict[str, Any] | None:
+    """Poll GET /tasks/{id} to a terminal status, checking order; the final task or None.
+
+    A task still open at the deadline is a `late_check` finding.
+    """
     seen: list[int] = []
-    end = time.monotonic() + run.deadline_s
+    deadline_s = run.deadline_s if deadline_s is None else deadline_s
+    end = time.monotonic() + deadline_s
     url = f"{run.client.base_url}/tasks/{task_id}"
     while time.monotonic() < end:
         response = run.client.get_task(task_id)
@@ -129,7 +134,7 @@ def _poll(run: _Run, task_id: str, label: str) -> dict[str, Any] | None:
         seen.append(status)
         if not run.lifecycle.is_terminal(status):
             time.sleep(run.poll_interval)
-    run.find("ST-RUN-COMPLETES", f"{label}: no terminal status within {run.deadline_s:g} s",
+    run.find(late_check, f"{label}: no terminal status within {deadline_s:g} s",
              task_id, {"statuses_seen": seen})
     return None
 
@@ -270,7 +275,8 @@ def _check_cancel(run: _Run) -> None:
         run.find("ST-CANCEL", f"cancel of a running task answered {first.status_code}", task_id,
                  _excerpt(first), curl("POST", url))
         return
-    task = _poll(run, task_id, "cancelled infsh/sleep")
+    # A cancelled task ends within seconds; one that runs on ignored the cancel.
+    task = _poll(run, task_id, "cancelled infsh/sleep", "ST-CANCEL", min(run.deadline_s, 10.0))
     if task is None:
         return
     if task["status"] != run.lifecycle.cancelled:
