@@ -39,6 +39,8 @@ CAUGHT_BY: dict[str, tuple[str, ConformanceOptions]] = {
     "stream-ignores-accept": ("CT-STREAM-MEDIA-TYPE", PROBES),
     "stream-not-closed": ("CT-STREAM-TERMINAL", PROBES),
     "stream-status-regression": ("CT-STREAM-ORDER", PROBES),
+    "read-after-write-delay": ("CT-RESOURCE-AVAILABILITY", PROBES),
+    "delete-keeps-task": ("CT-USE-AFTER-FREE", PROBES),
     "stream-without-terminal": ("CT-SDK-STREAM-CLOSED-EARLY", PROBES),
     "events-after-terminal": ("CT-STREAM-AFTER-TERMINAL", PROBES),
     "completed-without-output": ("CT-STREAM-LINE", PROBES),

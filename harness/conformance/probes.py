@@ -291,6 +291,7 @@ class Prober:
             ("cancelled task stream", self.cancelled),
             ("upload as the SDKs do", self.upload),
             ("error answers", self.errors),
+            ("read after write, delete then read", self.resources),
         ]
         for label, step in steps:
             if self.traffic.out_of_time():
@@ -441,6 +442,31 @@ class Prober:
                     "input URIs must be fetchable by the app", key=f"get-{got.status}"), "GET uri",
                     exchange_evidence(got), repro_of(got))
 
+
+    def resources(self) -> None:
+        """A new task is readable at once (read-after-write); a deleted one is gone (404)."""
+        task_id = self._start("quick")
+        if task_id is None:
+            return
+        ex = self.http.call("GET", f"/tasks/{task_id}")
+        if ex is not None and ex.status != 200:
+            self.traffic.collector.add(Issue(
+                "CT-RESOURCE-AVAILABILITY", f"GET /tasks/{{id}} right after POST /apps/run answered "
+                f"{ex.status}: the Python SDK's run() reads the task at once and raises APIError on it",
+                key=f"read-after-write-{ex.status}"), "GET /tasks/{id}", exchange_evidence(ex),
+                repro_of(ex))
+            return
+        if self._final(task_id) is None:
+            return
+        deleted = self.http.call("DELETE", f"/tasks/{task_id}")
+        if deleted is None or not 200 <= deleted.status < 300:
+            return
+        again = self.http.call("GET", f"/tasks/{task_id}")
+        if again is not None and again.status != 404:
+            self.traffic.collector.add(Issue(
+                "CT-USE-AFTER-FREE", f"DELETE /tasks/{{id}} answered {deleted.status} but the task still "
+                f"reads {again.status}", key=f"deleted-{again.status}"), "GET /tasks/{id}",
+                exchange_evidence(again), repro_of(again))
 
     def errors(self) -> None:
         """A few answers that must be errors: their bodies and headers go through the rules."""

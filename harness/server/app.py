@@ -290,7 +290,10 @@ class ReferenceApi:
     async def get_task(self, request: Request, key: str) -> Response:
         if "slow-reads" in self.faults:
             await asyncio.sleep(0.05)
-        return self._task_response(self._owned_task(request, key), read=True)
+        task = self._owned_task(request, key)
+        if "read-after-write-delay" in self.faults and time.time() - task.created < 0.3:
+            raise ApiError(404, "task_not_found", f"task {task.id} not found")
+        return self._task_response(task, read=True)
 
     async def get_status(self, request: Request, key: str) -> Response:
         if "slow-reads" in self.faults:
@@ -315,6 +318,8 @@ class ReferenceApi:
     async def delete(self, request: Request, key: str) -> Response:
         task = self._owned_task(request, key)
         with_files = request.query_params.get("files", "false").lower() in ("1", "true", "yes")
+        if "delete-keeps-task" in self.faults and task.terminal:
+            return Response(status_code=204)
         self.engine.delete(task, with_files)
         return Response(status_code=204)
 

@@ -44,6 +44,8 @@ FAULTS: dict[str, str] = {
     "no-snapshot": "Streams skip the snapshot on connect: the first line is the next change.",
     "stream-ignores-accept": "Streams are always NDJSON, even when the client asks for text/event-stream.",
     "stream-status-regression": "Live streams repeat an earlier update after a later one (status goes back).",
+    "read-after-write-delay": "GET /tasks/{id} answers 404 for the first 0.3 s of a task's life.",
+    "delete-keeps-task": "DELETE /tasks/{id} answers 204 but the task stays readable.",
     "stream-not-closed": "Streams stay open after the terminal update, heartbeating until the client leaves.",
 }
 
