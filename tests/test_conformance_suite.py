@@ -47,6 +47,7 @@ CAUGHT_BY: dict[str, tuple[str, ConformanceOptions]] = {
     "failed-without-error": ("CT-STREAM-LINE", PROBES),
     "server-error-on-invalid-input": ("CT-SERVER-ERROR", COVERAGE),
     "invalid-key-accepted": ("CT-IGNORED-AUTH", COVERAGE),
+    "null-filename-refused": ("CT-POSITIVE-REJECTED", COVERAGE),
 }
 
 

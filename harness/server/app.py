@@ -226,8 +226,7 @@ class ReferenceApi:
     def _base_url(request: Request) -> str:
         return str(request.base_url).rstrip("/")
 
-    @staticmethod
-    async def _json_body(request: Request, model: type[BaseModel]) -> Any:
+    async def _json_body(self, request: Request, model: type[BaseModel]) -> Any:
         body = await request.body()
         if not body.strip():
             raise ApiError(400, "bad_request", "request body must be a JSON object")
@@ -350,6 +349,10 @@ class ReferenceApi:
             raise ApiError(422, "validation_failed", _first_reason(params),
                            {"invalid_params": params})
         for index, spec in enumerate(body.files):
+            if spec.filename is None and "null-filename-refused" in self.faults:
+                params = [{"name": f"body.files.{index}.filename", "reason": "must be a string"}]
+                raise ApiError(422, "validation_failed", _first_reason(params),
+                               {"invalid_params": params})
             if spec.size is not None and spec.size < 0:
                 params = [{"name": f"body.files.{index}.size", "reason": "must be >= 0"}]
                 raise ApiError(422, "validation_failed", _first_reason(params),

@@ -46,6 +46,7 @@ FAULTS: dict[str, str] = {
     "stream-status-regression": "Live streams repeat an earlier update after a later one (status goes back).",
     "read-after-write-delay": "GET /tasks/{id} answers 404 for the first 0.3 s of a task's life.",
     "delete-keeps-task": "DELETE /tasks/{id} answers 204 but the task stays readable.",
+    "null-filename-refused": "POST /files refuses filename null with 422 (the Python SDK sends null).",
     "stream-not-closed": "Streams stay open after the terminal update, heartbeating until the client leaves.",
 }
 
