@@ -21,6 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PROBES = ConformanceOptions(max_examples=0, hold_s=0.3, stream_deadline_s=5.0, close_grace_s=0.3)
 # schemathesis' deterministic coverage phase only, a few cases per operation, no probes.
 COVERAGE = ConformanceOptions(max_examples=2, phases=("coverage",), coverage_cap=8, probes=False)
+# schemathesis' fuzzing phase deep enough to reach one mutated field of one operation reliably.
+FUZZ = ConformanceOptions(max_examples=30, phases=("fuzzing",), probes=False)
 
 # Which check proves each reference-server fault is caught, and with which depth.
 CAUGHT_BY: dict[str, tuple[str, ConformanceOptions]] = {
@@ -48,6 +50,7 @@ CAUGHT_BY: dict[str, tuple[str, ConformanceOptions]] = {
     "server-error-on-invalid-input": ("CT-SERVER-ERROR", COVERAGE),
     "invalid-key-accepted": ("CT-IGNORED-AUTH", COVERAGE),
     "null-filename-refused": ("CT-POSITIVE-REJECTED", COVERAGE),
+    "negative-size-accepted": ("CT-NEGATIVE-ACCEPTED", FUZZ),
 }
 
 

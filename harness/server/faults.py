@@ -47,6 +47,7 @@ FAULTS: dict[str, str] = {
     "read-after-write-delay": "GET /tasks/{id} answers 404 for the first 0.3 s of a task's life.",
     "delete-keeps-task": "DELETE /tasks/{id} answers 204 but the task stays readable.",
     "null-filename-refused": "POST /files refuses filename null with 422 (the Python SDK sends null).",
+    "negative-size-accepted": "POST /files accepts a negative declared size instead of refusing it.",
     "stream-not-closed": "Streams stay open after the terminal update, heartbeating until the client leaves.",
 }
 
