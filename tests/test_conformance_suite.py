@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.client import ApiClient
 from harness.contract import Limits, contracts_dir, load_lifecycle, load_limits
 from harness.reference import ReferenceServer
 from harness.suites.conformance import CHECKS, SUITE, ConformanceOptions, run_conformance
@@ -142,3 +143,17 @@ def test_hostile_target_is_survived_within_the_deadline(hostile_url: str) -> Non
     assert {"CT-TRANSPORT", "CT-JSON-BODY", "CT-STREAM-TERMINAL", "CT-SDK-STREAM-CLOSED-EARLY",
             "CT-SDK-UPLOAD-AUTH"} <= checks, sorted(checks)
     assert all("inf_hostile_test_key" not in f.model_dump_json() for f in result.findings)
+
+
+def test_a_429_caused_by_another_client_is_its_own_warning(start_server: StartServer) -> None:
+    # Another client of the same key spends the upload budget; the paced run must report the
+    # 429 it then meets as CT-RATE-LIMITED (a warning), not as a contract failure.
+    with start_server(rate_window=8.0) as srv, ApiClient(srv.url, srv.keys[0]) as other:
+        time.sleep(8.0 - time.time() % 8.0 + 0.02)  # spend the budget at the start of a window
+        codes = [other.create_file("f", "text/plain", 1).status_code for _ in range(60)]
+        assert 429 in codes
+        limits = load_limits().model_copy(update={"window_seconds": 8.0})
+        result = run_conformance(srv.url, srv.keys, load_lifecycle(), limits, PROBES)
+    limited = [f for f in result.findings if f.check == "CT-RATE-LIMITED"]
+    assert limited and all(f.severity == "warning" for f in limited)
+    assert {f.check for f in result.findings} == {"CT-RATE-LIMITED"}, [f.message for f in result.findings]
