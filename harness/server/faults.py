@@ -12,6 +12,7 @@ FAULTS: dict[str, str] = {
     "status-regression": "GET /tasks/{id} shows the task's previous status on every second read.",
     "stream-without-terminal": "Streams close after the last non-terminal update, without the terminal one.",
     "events-after-terminal": "Streams send one more update after the terminal update before closing.",
+    "no-rate-limit": "Limits are counted and reported in the headers but never enforced (no 429).",
     "over-admit": "Each rate-limit group admits limit+1 requests per window.",
     "under-admit": "Each rate-limit group refuses from the limit-th request of a window (one early 429).",
     "remaining-not-counting": "X-RateLimit-Remaining stays at the limit instead of counting down.",

@@ -55,6 +55,8 @@ class FixedWindowLimiter:
         capacity = limit + 1 if "over-admit" in self.faults else limit
         if "under-admit" in self.faults:
             capacity = limit - 1
+        if "no-rate-limit" in self.faults:
+            capacity = 1 << 62  # counted and reported, never enforced
         reset = math.floor(start) - 1 if "reset-in-past" in self.faults else math.ceil(end)
         if bucket[1] >= capacity:
             retry_after = max(1, math.ceil(end - now))
