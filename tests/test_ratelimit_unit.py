@@ -36,6 +36,7 @@ def test_fractional_window_resets_on_whole_seconds() -> None:
 @pytest.mark.parametrize(("fault", "expect"), [
     ("over-admit", lambda ds: sum(d.admitted for d in ds) == 4),
     ("under-admit", lambda ds: sum(d.admitted for d in ds) == 2),
+    ("no-rate-limit", lambda ds: all(d.admitted for d in ds) and ds[-1].remaining == 0),
     ("remaining-not-counting", lambda ds: all(d.remaining == 3 for d in ds if d.admitted)),
     ("reset-in-past", lambda ds: all(d.reset < 100 for d in ds)),
 ])
