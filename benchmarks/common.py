@@ -12,13 +12,14 @@ import resource
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from harness.reference import read_announced_url
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = PROJECT_ROOT / "reports" / "bench"
@@ -189,23 +190,11 @@ def announced_server(cmd: Sequence[str], env: dict[str, str] | None = None,
     process = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, cwd=PROJECT_ROOT, env=env)
     output: list[str] = []
-    found: list[str] = []
-    ready = threading.Event()
-
-    def pump() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            output.append(line.rstrip("\n"))
-            if line.startswith("listening on ") and not found:
-                found.append(line.split("listening on ", 1)[1].strip())
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=pump, daemon=True).start()
     try:
-        if not ready.wait(timeout) or not found:
+        url = read_announced_url(process, output, timeout)
+        if url is None:
             raise BenchmarkError(f"{cmd[-1]} did not start: " + " | ".join(output[-5:]))
-        yield process, found[0]
+        yield process, url
     finally:
         stop(process)
 

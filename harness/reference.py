@@ -66,7 +66,8 @@ def reference_server(keys: Sequence[str] | None = None, rate_window: float | Non
             process.wait()
 
 
-def _wait_for_url(process: subprocess.Popen[str], output: list[str], timeout: float) -> str:
+def read_announced_url(process: subprocess.Popen[str], output: list[str], timeout: float) -> str | None:
+    """Collect the process's output lines; return the URL of its `listening on URL` line, or None."""
     found: list[str] = []
     done = threading.Event()
 
@@ -80,10 +81,15 @@ def _wait_for_url(process: subprocess.Popen[str], output: list[str], timeout: fl
         done.set()
 
     threading.Thread(target=pump, daemon=True).start()
-    if not done.wait(timeout) or not found:
+    return found[0] if done.wait(timeout) and found else None
+
+
+def _wait_for_url(process: subprocess.Popen[str], output: list[str], timeout: float) -> str:
+    url = read_announced_url(process, output, timeout)
+    if url is None:
         process.kill()
         raise ReferenceServerError("reference server did not start: " + " | ".join(output[-5:]))
-    return found[0]
+    return url
 
 
 def _wait_healthy(url: str, timeout: float) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,7 +15,7 @@ from harness.contract import Lifecycle, Limits, load_lifecycle, load_limits
 from harness.findings import RunResult, SuiteResult
 from harness.reference import ReferenceServerError, fresh_keys, reference_server
 from harness.report.results import new_run_id, now_rfc3339, write_results
-from harness.settings import Settings
+from harness.settings import Settings, is_loopback
 from harness.suites import conformance, load, ratelimit
 from harness.suites.conformance import ConformanceOptions
 from harness.suites.lifecycle import LifecycleOptions, run_lifecycle
@@ -81,16 +80,6 @@ SUITES: dict[str, Callable[[Context], SuiteResult]] = {
     "load": load.suite_entry,
     "ratelimit": ratelimit.suite_entry,
 }
-
-
-def is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @contextmanager

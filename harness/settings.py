@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
@@ -44,6 +46,17 @@ class Settings(BaseModel):
         data = self.model_dump(mode="json", exclude={"api_keys"})
         data["api_key_count"] = len(self.api_keys)
         return data
+
+
+def is_loopback(url: str) -> bool:
+    """True for localhost and loopback addresses: targets suites may load without an allow-list."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _from_env(env: Mapping[str, str]) -> dict[str, Any]:

@@ -21,7 +21,6 @@ Environment variables (all optional except a key and a URL):
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import re
@@ -33,6 +32,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from harness.contract import load_limits
+from harness.settings import is_loopback
 
 _RATE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(?:/\s*(s|sec|second|m|min|minute|h|hour))?\s*$")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|h|m|s)?")
@@ -63,16 +63,6 @@ def parse_duration(text: str) -> float:
     if not text or pos != len(text) or total <= 0:
         raise ValueError(f"duration {text!r}: expected e.g. 60, 60s, 2m, 1h30m")
     return total
-
-
-def is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def keys_from_env(env: Mapping[str, str] | None = None) -> list[str]:

@@ -30,7 +30,7 @@ from harness.contract import Lifecycle, Limits
 from harness.findings import SuiteResult
 from harness.invariants import InvariantOptions
 from harness.load.analysis import CHECKS, analyse_phases
-from harness.load.config import LoadConfig, is_loopback, parse_duration, parse_rate
+from harness.load.config import LoadConfig, parse_duration, parse_rate
 from harness.load.scenarios import SCENARIOS, phase_order, resolve
 from harness.load.thresholds import (
     ThresholdError,
@@ -38,7 +38,7 @@ from harness.load.thresholds import (
     parse_thresholds,
     thresholds_from_toml,
 )
-from harness.settings import DEFAULT_TOML
+from harness.settings import DEFAULT_TOML, is_loopback
 
 if TYPE_CHECKING:
     from harness.runner import Context

@@ -51,6 +51,7 @@ from harness.ratelimit_model import (
     strict_int,
 )
 from harness.repro import curl
+from harness.settings import is_loopback
 
 if TYPE_CHECKING:
     from harness.runner import Context
@@ -335,12 +336,6 @@ def _sleep_until(wall: float) -> None:
         time.sleep(min(left, 0.5))
 
 
-def _is_loopback(url: str) -> bool:
-    from harness.runner import is_loopback  # the runner imports this module: import late
-
-    return is_loopback(url)
-
-
 @dataclass
 class _Plan:
     caps: dict[str, int]  # requests per window of the target
@@ -412,7 +407,7 @@ def run_ratelimit(base_url: str, keys: list[str], limits: Limits, history_path: 
     if limits.algorithm != "fixed_window":
         note(f"ratelimit: the contract's algorithm is {limits.algorithm!r}; the suite judges fixed "
              "windows delimited by the target's Reset values")
-    loopback = _is_loopback(base_url)
+    loopback = is_loopback(base_url)
     tolerance = options.clock_tolerance_s if options.clock_tolerance_s is not None else \
         (0.05 if loopback else 1.0)
     lead = 0.02 if loopback else min(tolerance, limits.window_seconds / 20) + 0.02
