@@ -14,7 +14,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from harness.server.apps import CATALOG, parse_ref, validation_errors
@@ -166,6 +166,8 @@ class ReferenceApi:
 
     def problem(self, status: int, code: str, detail: str, extra: dict[str, Any] | None = None,
                 headers: dict[str, str] | None = None) -> Response:
+        if "errors-as-text" in self.faults:
+            return PlainTextResponse(f"{status} {detail}", status, headers=headers)
         body_status = 400 if "problem-status-mismatch" in self.faults else None
         return problem(status, code, detail, extra, headers, body_status)
 
@@ -218,6 +220,8 @@ class ReferenceApi:
     def _owned_task(self, request: Request, key: str) -> Task:
         task_id = request.path_params["id"]
         task = self.engine.get(task_id)
+        if task is None and "unknown-task-gone" in self.faults:
+            raise ApiError(410, "task_gone", f"task {task_id} is gone")
         if task is None or (task.owner != key and "cross-key-read" not in self.faults):
             raise ApiError(404, "task_not_found", f"task {task_id} not found")
         return task
@@ -566,7 +570,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         allowed = sorted({m for route in request.app.routes if isinstance(route, Route)
                           and route.methods and route.path_regex.match(request.url.path)
                           for m in route.methods})
-        headers["Allow"] = ", ".join(allowed)
+        if "no-allow-header" not in api.faults:
+            headers["Allow"] = ", ".join(allowed)
     return api.problem(exc.status_code, code, f"{request.method} {request.url.path}: {detail}",
                        headers=headers)
 

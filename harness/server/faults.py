@@ -50,6 +50,9 @@ FAULTS: dict[str, str] = {
     "null-filename-refused": "POST /files refuses filename null with 422 (the Python SDK sends null).",
     "negative-size-accepted": "POST /files accepts a negative declared size instead of refusing it.",
     "stream-not-closed": "Streams stay open after the terminal update, heartbeating until the client leaves.",
+    "unknown-task-gone": "An unknown task id answers 410 Gone, a status the contract does not document.",
+    "errors-as-text": "Error answers (4xx/5xx) are text/plain one-liners instead of problem+json.",
+    "no-allow-header": "405 Method Not Allowed answers carry no Allow header.",
 }
 
 
