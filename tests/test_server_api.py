@@ -179,6 +179,9 @@ def test_delete_only_ended_tasks_and_optionally_their_files(client: ApiClient) -
     client.cancel(running["id"])
     done = wait_terminal(client, run(client, {"app": "infsh/image", "input": {}})["id"])
     uri = done["output"]["image"]["uri"]
+    # A boolean query parameter is `true` or `false` (the SDKs send `files=true`), nothing else.
+    assert_problem(client.http.delete(f"/tasks/{done['id']}", params={"files": "1"}), 422,
+                   "validation_failed")
     response = client.delete(done["id"], files=True)
     assert response.status_code == 204 and response.content == b""
     assert_problem(client.get_task(done["id"]), 404, "task_not_found")

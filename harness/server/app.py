@@ -320,7 +320,11 @@ class ReferenceApi:
 
     async def delete(self, request: Request, key: str) -> Response:
         task = self._owned_task(request, key)
-        with_files = request.query_params.get("files", "false").lower() in ("1", "true", "yes")
+        flag = request.query_params.get("files", "false").lower()
+        if flag not in ("true", "false"):
+            params = [{"name": "query.files", "reason": "must be true or false"}]
+            raise ApiError(422, "validation_failed", _first_reason(params), {"invalid_params": params})
+        with_files = flag == "true"
         if "delete-keeps-task" in self.faults and task.terminal:
             return Response(status_code=204)
         self.engine.delete(task, with_files)
