@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run only this suite (repeatable; default: all)")
     check.add_argument("--max-examples", type=non_negative_int, metavar="N",
                        help="schemathesis examples per operation of the contract suite (default 20)")
+    check.add_argument("--seed", type=int, help="seed of the lifecycle plan and of schemathesis' cases "
+                       "(default: random, written to results.json)")
     add_load_arguments(check)
     _add_run_options(check)
 
@@ -109,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     contract.add_argument("--max-examples", type=non_negative_int, metavar="N",
                           help="schemathesis examples per operation and mode, and stateful scenarios "
                           "(default 20; 0 = the suite's probes and rules only)")
+    contract.add_argument("--seed", type=int, help="seed of schemathesis' generated cases: the same "
+                          "seed, contract and schemathesis version send the same cases (default: random, "
+                          "written to results.json as metrics.seed)")
     _add_run_options(contract)
 
     load_parser = sub.add_parser("load", help="run the Locust scenarios headless, check the merged "
@@ -241,7 +246,8 @@ def _run(args: argparse.Namespace, suites: list[str]) -> int:
                                   discover=getattr(args, "discover", False))
     load_options = LoadOptions.from_namespace(args) if args.command in ("load", "check") else LoadOptions()
     max_examples = getattr(args, "max_examples", None)
-    ct_options = ConformanceOptions(max_examples=20 if max_examples is None else max_examples)
+    ct_options = ConformanceOptions(max_examples=20 if max_examples is None else max_examples,
+                                    seed=getattr(args, "seed", None))
     try:
         result, run_dir = execute(settings, suites, args.faults, _progress, args.lifecycle, options,
                                   rl_options, ct_options, load_options)

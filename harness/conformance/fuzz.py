@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import itertools
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +87,7 @@ class FuzzOptions:
     phases: tuple[str, ...] = ("coverage", "fuzzing", "stateful")
     request_timeout_s: float = 10.0
     stream_cap_s: float = 2.0
+    seed: int = 0  # the same seed, schema and schemathesis version give the same cases
 
 
 @dataclass
@@ -354,6 +356,10 @@ class _Driver:
         except Exception as exc:
             self._note_error(f"coverage {operation.label}: {type(exc).__name__}: {str(exc)[:200]}")
 
+    def seed_for(self, name: str) -> int:
+        """One seed per operation and mode, from the run's seed (stable across processes)."""
+        return (self.options.seed ^ zlib.crc32(name.encode())) & 0xFFFFFFFF
+
     def _settings(self, examples: int, **extra: Any) -> hypothesis.settings:
         extra.setdefault("suppress_health_check", list(HealthCheck))
         return hypothesis.settings(max_examples=examples, deadline=None, database=None,
@@ -364,12 +370,13 @@ class _Driver:
         stop: list[StopRun] = []
         sent = [0]
 
-        def attempt(examples: int, quick_give_up: bool) -> None:
+        def attempt(examples: int, quick_give_up: bool, salt: str = "") -> None:
             # Hypothesis draws up to ~10 invalid inputs per wanted example before it gives up; an
             # operation with nothing negatable (a bare string path parameter) burns ~1 s that way.
             # Its filter_too_much health check (50 filtered before 10 valid) says so much sooner.
             suppressed = [c for c in HealthCheck if not (quick_give_up and c is HealthCheck.filter_too_much)]
 
+            @hypothesis.seed(self.seed_for(f"{operation.label} {mode.value}{salt}"))
             @given(case=operation.as_strategy(generation_mode=mode))
             @self._settings(examples, suppress_health_check=suppressed)
             def test(case: Any) -> None:
@@ -390,7 +397,7 @@ class _Driver:
             except FailedHealthCheck:
                 if sent[0] == 0:
                     return  # nothing of this mode can be generated
-                attempt(wanted - sent[0], quick_give_up=False)
+                attempt(wanted - sent[0], quick_give_up=False, salt=" again")
         except Unsatisfiable:
             pass  # nothing of this mode can be generated (e.g. no negative path parameter)
         except Exception as exc:
@@ -440,6 +447,7 @@ class _Driver:
                     driver._note_error(f"stateful {case.operation.label}: {type(exc).__name__}: "
                                        f"{str(exc)[:200]}")
 
+        hypothesis.seed(self.seed_for("stateful"))(Machine)
         try:
             run_state_machine_as_test(Machine, settings=self._settings(
                 self.options.stateful_examples, stateful_step_count=self.options.stateful_steps))

@@ -9,6 +9,7 @@ live in `harness.conformance`.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ class ConformanceOptions:
     hold_s: float = 1.5  # the cancel probe keeps a running task's stream open this long
     utilisation: float = 0.8  # share of each rate-limit group's budget the suite may use
     max_tasks: int = 500
+    seed: int | None = None  # schemathesis generation; None: a random one, reported in the metrics
     schema_path: Path | None = None
     wire_lifecycle: Lifecycle | None = None  # the contract's own table (drift reference)
     apps: dict[str, dict[str, Any]] = field(default_factory=lambda: ProbeOptions().apps)
@@ -77,6 +79,7 @@ def run_conformance(base_url: str, keys: list[str], lifecycle: Lifecycle, limits
                       Pacer(group_limits, limits.window_seconds, options.utilisation),
                       stop_at=started + options.time_budget_s, max_tasks=options.max_tasks)
     stats = FuzzStats()
+    seed = options.seed if options.seed is not None else random.randrange(2**32)
     prober: Prober | None = None
     stopped: str | None = None
     checks = list(CHECKS)
@@ -96,7 +99,7 @@ def run_conformance(base_url: str, keys: list[str], lifecycle: Lifecycle, limits
                 max_examples=options.max_examples, stateful_examples=options.max_examples,
                 stateful_steps=options.stateful_steps, coverage_cap=options.coverage_cap,
                 phases=options.phases, request_timeout_s=options.request_timeout_s,
-                stream_cap_s=options.fuzz_stream_cap_s), note)
+                stream_cap_s=options.fuzz_stream_cap_s, seed=seed), note)
             stopped = stats.stopped
         else:
             checks = [c for c in checks if c not in SCHEMATHESIS_CHECKS]
@@ -131,6 +134,7 @@ def run_conformance(base_url: str, keys: list[str], lifecycle: Lifecycle, limits
                           sorted((prober.book.names if prober else {}).items())},
         "findings_dropped": collector.dropped,
         "max_examples": options.max_examples,
+        "seed": seed,  # `harness contract --seed N` generates the same cases again
         "lifecycle": lifecycle.name,
         "stopped": stopped,
     }
