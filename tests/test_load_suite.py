@@ -329,9 +329,7 @@ def test_limit_scenarios(tmp_path: Path) -> None:
     ("status-regression", "fire_and_forget_poll", "LC-REGRESSION", {"deadline_s": 2.0}),
     ("lost-task", "run_wait", "LC-LOST-TASK", {"deadline_s": 1.5}),
     ("slow-reads", "fire_and_forget_poll", "LD-THRESHOLD", {"thresholds": ["get_task.p95<40ms"]}),
-    # The limit faults (under-admit, over-admit, no-rate-limit) are left out: their scenarios need
-    # windows filled exactly, which a busy 2-core machine cannot promise; the rate-limit suite
-    # proves the first two, synthetic histories prove the LD- limit checks.
+    # The limit faults are proven below on the upload group alone (easy to fill on a busy machine).
     ("upload-bytes-altered", "upload", "LD-UPLOAD-ROUNDTRIP", {}),
 ])
 def test_a_fault_under_load_is_found(fault: str, scenario: str, expected: str,
@@ -346,6 +344,33 @@ def test_a_fault_under_load_is_found(fault: str, scenario: str, expected: str,
     if expected == "LD-THRESHOLD":
         breach = next(f for f in result.findings if f.check == "LD-THRESHOLD")
         assert breach.evidence["observed"] >= 50.0  # the fault's 50 ms, measured
+
+
+@pytest.mark.parametrize(("fault", "scenario", "expected"), [
+    ("under-admit", "at_limit", "LD-AT-LIMIT-NO-429"),
+    ("over-admit", "over_limit", "LD-OVER-LIMIT-ADMITTED"),
+    ("no-rate-limit", "over_limit", "LD-OVER-LIMIT-SHED"),
+])
+def test_a_limit_fault_is_found(fault: str, scenario: str, expected: str, tmp_path: Path) -> None:
+    # One key on one group whose budget is small (50 uploads a window: 25 req/s at the limit, 50
+    # at twice it), so that even a busy machine fills its windows; all three groups need ~1,150
+    # req/s per key, which three test workers on two cores cannot promise.
+    keys = fresh_keys(1)
+    with reference_server(keys, rate_window=WINDOW, speed=20.0, faults=[fault]) as server:
+        result = _run(server.url, keys, tmp_path, [scenario], duration_s=1.0, limit_groups=["upload"])
+    checks = {f.check for f in result.findings}
+    assert expected in checks, [f.message for f in result.findings]
+    by_request = result.metrics["scenarios"][scenario]["by_request"]
+    assert set(by_request) == {"create_file"}, by_request  # the upload group alone was driven
+
+
+def test_an_unknown_limit_group_is_refused(tmp_path: Path) -> None:
+    result = _run("http://127.0.0.1:9", ["k"], tmp_path, ["at_limit"], limit_groups=["reads"])
+    assert result.status == "error" and "unknown rate-limit group 'reads'" in (result.error or "")
+    # The same choice for plain `locust -f`, from the environment.
+    assert LoadConfig.from_env({"HARNESS_LIMIT_GROUPS": "get, upload"}).limit_groups == ["get", "upload"]
+    with pytest.raises(ValueError, match="unknown group 'reads'"):
+        LoadConfig.from_env({"HARNESS_LIMIT_GROUPS": "reads"})
 
 
 def test_master_and_a_local_worker(load_server: ReferenceServer, tmp_path: Path) -> None:

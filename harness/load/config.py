@@ -17,6 +17,7 @@ Environment variables (all optional except a key and a URL):
 | `HARNESS_LOAD_DIR` | folder for histories, metrics and the summary | `reports/locust-<time>` |
 | `HARNESS_THRESHOLDS` | `;`-separated thresholds (`get_task.p95<200ms;errors<0.1%`) | none |
 | `HARNESS_ALLOW_HOSTS` | comma-separated non-loopback hosts that may be loaded | none |
+| `HARNESS_LIMIT_GROUPS` | comma-separated rate-limit groups the at/over-limit scenarios drive | all |
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ class LoadConfig:
     library: bool = False
     thresholds: list[str] = field(default_factory=list)
     allow_hosts: list[str] = field(default_factory=list)
+    limit_groups: list[str] = field(default_factory=list)  # at/over-limit lanes; empty: every group
     run_token: str = ""
 
     def to_json(self) -> str:
@@ -143,6 +145,12 @@ class LoadConfig:
                              if t.strip()]
         config.allow_hosts = [h.strip() for h in env.get("HARNESS_ALLOW_HOSTS", "").split(",")
                               if h.strip()]
+        config.limit_groups = [g.strip() for g in env.get("HARNESS_LIMIT_GROUPS", "").split(",")
+                               if g.strip()]
+        unknown = [g for g in config.limit_groups if g not in config.limits]
+        if unknown:
+            raise ValueError(f"HARNESS_LIMIT_GROUPS: unknown group {unknown[0]!r} "
+                             f"(known: {', '.join(config.limits)})")
         return config
 
     def guard_error(self, base_url: str | None) -> str | None:

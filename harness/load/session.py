@@ -178,8 +178,9 @@ class LoadSession:
     def feed(self, factor: float, groups: tuple[str, ...]) -> SlotFeed:
         feed = self.feeds.get(factor)
         if feed is None:
+            chosen = self.config.limit_groups or list(self.config.limits)
             lanes = [(key, group) for key in range(len(self.keys)) for group in groups
-                     if group in self.config.limits]
+                     if group in self.config.limits and group in chosen]
             feed = self.feeds[factor] = SlotFeed(lanes, self.config.limits, self.config.window_s,
                                                  factor, self.share)
             feed.start()

@@ -67,6 +67,7 @@ class LoadOptions:
     max_tasks: int | None = None
     poll_interval_s: float | None = None
     allow_hosts: list[str] = field(default_factory=list)
+    limit_groups: list[str] = field(default_factory=list)  # at/over-limit lanes; empty: every group
     master: bool = False  # wait for workers from other machines
     master_bind_host: str = "*"
     master_port: int = 5557
@@ -86,7 +87,8 @@ class LoadOptions:
         scenarios = getattr(args, "scenarios", None)
         thresholds = getattr(args, "thresholds", None)
         return replace(options, scenarios=list(scenarios) if scenarios else base.scenarios,
-                       thresholds=list(thresholds or []))
+                       thresholds=list(thresholds or []),
+                       limit_groups=list(dict.fromkeys(getattr(args, "limit_groups", None) or [])))
 
 
 def duration_arg(text: str) -> float:
@@ -143,6 +145,10 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--threshold", action="append", dest="thresholds", type=threshold_arg,
                        metavar="EXPR", help='repeatable SLO gate, e.g. "get_task.p95<200ms", '
                        '"errors<0.1%%", "run.rps>=1.5" (also [thresholds] in harness.toml)')
+    group.add_argument("--limit-group", action="append", dest="limit_groups", metavar="GROUP",
+                       choices=["run", "get", "upload"],
+                       help="repeatable: the rate-limit groups at_limit and over_limit drive (default "
+                       "all three; leave out run on a real target: every run slot is a billable task)")
     group.add_argument("--master", action="store_true", default=None,
                        help="also wait for workers from other machines (--expect-workers)")
     group.add_argument("--expect-workers", type=positive_int, dest="expect_workers", metavar="N",
@@ -223,6 +229,9 @@ def run_load(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: Limit
     load_dir = run_dir / "load"
     load_dir.mkdir(parents=True, exist_ok=True)
     group_limits = {name: group.limit for name, group in limits.groups.items()}
+    unknown = [g for g in options.limit_groups if g not in group_limits]
+    if unknown:
+        return failed(f"unknown rate-limit group {unknown[0]!r} (known: {', '.join(group_limits)})")
     phase_dirs: list[Path] = []
     configs = []
     for scenario in phases:
@@ -233,7 +242,7 @@ def run_load(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: Limit
             limits=group_limits, deadline_s=options.deadline_s or 60.0, max_tasks=max_tasks,
             poll_interval_s=options.poll_interval_s, arrival_rate=options.arrival_rate,
             out_dir=str(phase_dir), library=True, allow_hosts=options.allow_hosts,
-            run_token=secrets.token_hex(4)).to_json()))
+            limit_groups=options.limit_groups, run_token=secrets.token_hex(4)).to_json()))
     deadline = options.deadline_s or 60.0
     drain = deadline + 5.0
     plan = {
