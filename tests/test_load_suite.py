@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -403,3 +405,21 @@ def test_bad_options_and_guard(tmp_path: Path) -> None:
                       LoadOptions(toml_thresholds=False))
     assert remote.status == "error" and "not loopback" in (remote.error or "")
     assert LoadConfig(allow_hosts=["api.example.com"]).guard_error("https://api.example.com") is None
+
+
+def test_api_paths_take_the_pooled_client_with_the_same_bytes() -> None:
+    # The lean transport of ApiUser.send: an API path skips the user agent, a redirect falls
+    # back to it (which follows), and the request heads match the user agent's to the byte.
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, str(root / "tests" / "load_transport_probe.py")], cwd=root,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    probe = json.loads(done.stdout.strip().splitlines()[-1])
+    assert probe["codes"] == [200, 200, 200, 200] and probe["data"] == {"id": "t", "status": 2}
+    heads = probe["heads"]
+    assert [h.split("\r\n", 1)[0] for h in heads] == [
+        "GET /api/tasks/t HTTP/1.1", "GET /api/tasks/t HTTP/1.1",  # pooled client, user agent
+        "GET /api/tasks/old HTTP/1.1", "GET /api/tasks/old HTTP/1.1", "GET /api/tasks/moved HTTP/1.1",
+        "POST /api/apps/run HTTP/1.1"]
+    assert heads[0] == heads[1] and "Authorization: Bearer inf_probe_key" in heads[0]
+    assert "Content-Type: application/json" in heads[-1] and "Content-Length: 11" in heads[-1]
