@@ -21,7 +21,7 @@ from harness.contract import load_lifecycle, load_limits
 from harness.findings import Finding, SuiteResult
 from harness.history import read_history
 from harness.invariants import check_history
-from harness.ratelimit_model import Baseline, Exchange, judge
+from harness.ratelimit_model import CHECKS, Baseline, Exchange, judge
 from harness.reference import ReferenceServer
 from harness.runner import Context
 from harness.server.faults import Faults
@@ -192,30 +192,43 @@ def test_clean_server_has_no_findings(start_server: StartServer, window: float,
         print(f"\n  clean, {window:g} s window: {_report(result)}")
 
 
-FAULTS = [
-    ("over-admit", "RL-OVER-ADMIT"),
-    ("under-admit", "RL-EARLY-429"),
-    ("remaining-not-counting", "RL-REMAINING"),
-    ("reset-in-past", "RL-RESET"),
-    ("shared-bucket", "RL-KEY-ISOLATION"),
-    ("rate-limited-side-effect", "RL-429-SIDE-EFFECT"),
+FAULTS: list[tuple[str, tuple[str, ...]]] = [
+    ("over-admit", ("RL-OVER-ADMIT",)),
+    ("under-admit", ("RL-EARLY-429",)),
+    ("remaining-not-counting", ("RL-REMAINING",)),
+    ("reset-in-past", ("RL-RESET", "RL-RETRY-AFTER")),
+    ("shared-bucket", ("RL-KEY-ISOLATION",)),
+    ("rate-limited-side-effect", ("RL-429-SIDE-EFFECT",)),
+    ("limit-header-doubled", ("RL-LIMIT-HEADER",)),
+    ("remaining-on-429", ("RL-REMAINING-429",)),
+    ("groups-block-together", ("RL-GROUP-ISOLATION",)),
+    ("sparse-rate-headers", ("RL-HEADERS",)),
+    ("problem-status-mismatch", ("RL-429-PROBLEM",)),
+    ("penalty-window", ("RL-AFTER-RESET",)),
 ]
 
 
-@pytest.mark.parametrize(("fault", "check"), FAULTS, ids=[f for f, _ in FAULTS])
-def test_each_fault_is_caught_by_its_check(start_server: StartServer, fault: str, check: str) -> None:
+def test_every_check_has_a_proof() -> None:
+    # RL-COVERAGE: the simulated slow clients above; RL-DISCOVER: the discover test below.
+    proven = {check for _, checks in FAULTS for check in checks} | {"RL-COVERAGE", "RL-DISCOVER"}
+    assert proven == set(CHECKS), sorted(set(CHECKS) ^ proven)
+
+
+@pytest.mark.parametrize(("fault", "checks"), FAULTS, ids=[f for f, _ in FAULTS])
+def test_each_fault_is_caught_by_its_check(start_server: StartServer, fault: str,
+                                           checks: tuple[str, ...]) -> None:
     # The tightest window: 1,000 reads must fit in one second.
     result = _run(start_server, 1.0, [fault])
     found = {f.check for f in result.findings}
-    assert check in found, [f"{f.check}: {f.message}" for f in result.findings]
+    assert set(checks) <= found, [f"{f.check}: {f.message}" for f in result.findings]
     assert result.status == "failed"
-    hit = [f for f in result.findings if f.check == check]
+    hit = [f for f in result.findings if f.check in checks]
     assert all(f.repro and "$INFERENCE_API_KEY" in f.repro for f in hit)
     assert all(f.evidence.get("witness") for f in hit)
     if fault in ("over-admit", "under-admit"):
         # One off, in each group: 100 runs, 1,000 reads and 50 uploads per window.
         assert {f.evidence["group"] for f in hit} == {"run", "get", "upload"}
-        assert found == {check}
+        assert found == set(checks)
 
 
 def test_discover_reports_the_window_against_the_contract(start_server: StartServer) -> None:

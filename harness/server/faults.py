@@ -53,6 +53,12 @@ FAULTS: dict[str, str] = {
     "unknown-task-gone": "An unknown task id answers 410 Gone, a status the contract does not document.",
     "errors-as-text": "Error answers (4xx/5xx) are text/plain one-liners instead of problem+json.",
     "no-allow-header": "405 Method Not Allowed answers carry no Allow header.",
+    "limit-header-doubled": "X-RateLimit-Limit says twice the limit the server enforces.",
+    "remaining-on-429": "A 429 says X-RateLimit-Remaining 1 instead of 0.",
+    "groups-block-together": "Once one group of a key is exhausted, every group of that key answers 429 "
+                             "until the window ends.",
+    "sparse-rate-headers": "Every 10th admitted answer carries no X-RateLimit-* headers.",
+    "penalty-window": "A key refused with 429 in a group stays refused in that group for the next window.",
 }
 
 

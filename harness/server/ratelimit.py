@@ -17,8 +17,11 @@ class Decision:
     remaining: int
     reset: int
     retry_after: int | None
+    bare: bool = False  # no rate-limit headers at all (the sparse-rate-headers fault)
 
     def headers(self) -> dict[str, str]:
+        if self.bare:
+            return {}
         out = {
             "X-RateLimit-Limit": str(self.limit),
             "X-RateLimit-Remaining": str(self.remaining),
@@ -40,6 +43,9 @@ class FixedWindowLimiter:
         self.faults = faults or Faults()
         # (key, group) -> [window index, admitted count]
         self._counts: dict[tuple[str, str], list[int]] = {}
+        self._blocked: dict[str, int] = {}  # key -> window index (groups-block-together)
+        self._penalty: dict[tuple[str, str], int] = {}  # bucket -> window index (penalty-window)
+        self._admitted = 0
 
     def hit(self, key: str, group: str, now: float) -> Decision:
         """Count one request sent at epoch time `now`; admit it if the window has room."""
@@ -58,9 +64,18 @@ class FixedWindowLimiter:
         if "no-rate-limit" in self.faults:
             capacity = 1 << 62  # counted and reported, never enforced
         reset = math.floor(start) - 1 if "reset-in-past" in self.faults else math.ceil(end)
-        if bucket[1] >= capacity:
+        shown = 2 * limit if "limit-header-doubled" in self.faults else limit
+        blocked = ("groups-block-together" in self.faults and self._blocked.get(key) == index) or (
+            "penalty-window" in self.faults and self._penalty.get(bucket_key) == index)
+        if bucket[1] >= capacity or blocked:
+            self._blocked[key] = index
+            if bucket[1] >= capacity:
+                self._penalty[bucket_key] = index + 1
             retry_after = max(1, math.ceil(end - now))
-            return Decision(False, limit, 0, reset, retry_after)
+            return Decision(False, shown, 1 if "remaining-on-429" in self.faults else 0, reset,
+                            retry_after)
         bucket[1] += 1
         remaining = limit if "remaining-not-counting" in self.faults else max(0, limit - bucket[1])
-        return Decision(True, limit, remaining, reset, None)
+        self._admitted += 1
+        bare = "sparse-rate-headers" in self.faults and self._admitted % 10 == 0
+        return Decision(True, shown, remaining, reset, None, bare)
