@@ -1,8 +1,8 @@
 """Run by tests/test_load_suite.py in its own process (gevent patches the whole process).
 
 A raw loopback server records every request head; an ApiUser sends an API path (the pooled
-client), the same through the user agent, a path that redirects, and a POST. Prints one JSON
-line: the answers and the request heads as received.
+client), the same through the user agent, a path that redirects (302), a POST both ways, and a
+POST answered 303. Prints one JSON line: the answers and the request heads as received.
 """
 
 from gevent import monkey
@@ -38,7 +38,8 @@ def answer(conn: socket.socket) -> None:
             length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
                            if line.lower().startswith(b"content-length:")), 0)
             buffer = buffer[length:]
-            status = b"302 Found\r\nLocation: /api/tasks/moved" if b"/tasks/old " in head else b"200 OK"
+            status = (b"302 Found\r\nLocation: /api/tasks/moved" if b"/tasks/old " in head else
+                      b"303 See Other\r\nLocation: moved" if b"/apps/redirect " in head else b"200 OK")
             conn.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\n"
                          b"Content-Length: " + str(len(BODY)).encode() + b"\r\n\r\n" + BODY)
 
@@ -74,7 +75,10 @@ def main() -> int:
     agent, _, _ = user.send("GET", host + "/tasks/t", user._headers[0], None)
     moved = user.call("get", "get_task", "GET", "/tasks/old", group="get")
     posted = user.call("run", "run", "POST", "/apps/run", body={"app": "x"}, group="run")
-    print(json.dumps({"codes": [pooled.code, agent.status_code, moved.code, posted.code],
+    agent_post, _, _ = user.send("POST", host + "/apps/run", user._json_headers[0], b'{"app":"x"}')
+    seen_other = user.call("run", "run", "POST", "/apps/redirect", body={"app": "x"}, group="run")
+    print(json.dumps({"codes": [pooled.code, agent.status_code, moved.code, posted.code,
+                                agent_post.status_code, seen_other.code],
                       "data": pooled.data, "heads": heads}))
     return 0
 

@@ -39,6 +39,7 @@ def test_clean_server_zero_findings(server: ReferenceServer, tmp_path: Path) -> 
     metrics = result.metrics
     assert metrics["tasks_created"] >= 24 and metrics["terminal"] == metrics["tasks"]
     assert metrics["warm_hit_rate"] == 1.0 and metrics["lost"] == 0
+    assert metrics["seed"] == 7  # kept, so a run can be planned again
     channels = {obs.channel for obs in read_history(history)}
     assert {"run", "get", "status", "ndjson", "sse", "cancel"} <= channels
     assert server.keys[0] not in history.read_text()

@@ -352,6 +352,10 @@ def test_a_fault_under_load_is_found(fault: str, scenario: str, expected: str,
     ("under-admit", "at_limit", "LD-AT-LIMIT-NO-429"),
     ("over-admit", "over_limit", "LD-OVER-LIMIT-ADMITTED"),
     ("no-rate-limit", "over_limit", "LD-OVER-LIMIT-SHED"),
+    ("under-admit", "over_limit", "LD-OVER-LIMIT-EARLY"),
+    ("remaining-not-counting", "over_limit", "LD-LIMIT-HEADERS"),
+    ("reset-in-past", "at_limit", "LD-LIMIT-HEADERS"),
+    ("remaining-on-429", "over_limit", "LD-LIMIT-HEADERS"),
 ])
 def test_a_limit_fault_is_found(fault: str, scenario: str, expected: str, tmp_path: Path) -> None:
     # One key on one group whose budget is small (50 uploads a window: 25 req/s at the limit, 50
@@ -415,11 +419,13 @@ def test_api_paths_take_the_pooled_client_with_the_same_bytes() -> None:
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     probe = json.loads(done.stdout.strip().splitlines()[-1])
-    assert probe["codes"] == [200, 200, 200, 200] and probe["data"] == {"id": "t", "status": 2}
+    assert probe["codes"] == [200] * 6 and probe["data"] == {"id": "t", "status": 2}
     heads = probe["heads"]
     assert [h.split("\r\n", 1)[0] for h in heads] == [
         "GET /api/tasks/t HTTP/1.1", "GET /api/tasks/t HTTP/1.1",  # pooled client, user agent
-        "GET /api/tasks/old HTTP/1.1", "GET /api/tasks/old HTTP/1.1", "GET /api/tasks/moved HTTP/1.1",
-        "POST /api/apps/run HTTP/1.1"]
+        "GET /api/tasks/old HTTP/1.1", "GET /api/tasks/moved HTTP/1.1",  # 302 followed, not re-sent
+        "POST /api/apps/run HTTP/1.1", "POST /api/apps/run HTTP/1.1",  # pooled client, user agent
+        "POST /api/apps/redirect HTTP/1.1", "GET /api/apps/moved HTTP/1.1"]  # 303: GET, no body
     assert heads[0] == heads[1] and "Authorization: Bearer inf_probe_key" in heads[0]
-    assert "Content-Type: application/json" in heads[-1] and "Content-Length: 11" in heads[-1]
+    assert heads[4] == heads[5] and "Content-Length: 11" in heads[4]
+    assert "Content-Type" not in heads[-1] and "Content-Length" not in heads[-1]

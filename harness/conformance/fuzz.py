@@ -98,6 +98,7 @@ class FuzzStats:
     seconds: float = 0.0
     stopped: str | None = None
     errors: list[str] = field(default_factory=list)
+    no_negative: list[str] = field(default_factory=list)  # operations given up in negative mode
 
 
 class _PacedSession(requests.Session):  # type: ignore[misc]
@@ -396,6 +397,7 @@ class _Driver:
                 attempt(wanted, quick_give_up=mode is GenerationMode.NEGATIVE)
             except FailedHealthCheck:
                 if sent[0] == 0:
+                    self.stats.no_negative.append(operation.label)
                     return  # nothing of this mode can be generated
                 attempt(wanted - sent[0], quick_give_up=False, salt=" again")
         except Unsatisfiable:

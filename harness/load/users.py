@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import gevent  # type: ignore[import-untyped]
 from geventhttpclient.url import URL
@@ -145,7 +145,6 @@ class ApiUser(FastHttpUser):
         self._agent: Any = agent
         self._origin: Any = URL(self._base + "/")
         self._prefix = urlsplit(self._base).path.rstrip("/")
-        self._api_client: Any = None
         self._request_event = self.environment.events.request
         # Few headers: building each one is a measurable share of a request's client CPU.
         self._headers = [{"Authorization": f"Bearer {key}"} for key in session.keys]
@@ -195,20 +194,28 @@ class ApiUser(FastHttpUser):
         A path of the API itself goes straight to the pooled HTTP client of the target's
         origin: no cookie jar (the API authenticates by key; the SDKs keep no cookies either),
         no per-request URL parsing, no retry loop -- a measurable share of the load
-        generator's CPU per request. Anything else, and any redirect, goes through the user
-        agent of Locust's FastHttpSession, which follows redirects. Every status code is an
-        answer, not an exception; the caller fires the Locust request event itself.
+        generator's CPU per request. A redirect it gets is followed from its Location through
+        the user agent of Locust's FastHttpSession (as are absolute URLs and paths that need
+        quoting), never sent twice. Every status code is an answer, not an exception; the
+        caller fires the Locust request event itself.
         """
         try:
             if api_path is not None:
-                client = self._api_client
-                if client is None:
-                    client = self._api_client = self._agent.clientpool.get_client(self._origin)
-                raw = client.request(method, self._prefix + api_path, body=payload, headers=headers)
-                response = self._agent.response_type(raw, sent_request=raw._sent_request)
-                if raw.status_code not in REDIRECTS:
-                    return response, response.content or b"", None
-                response.release()
+                try:
+                    client = self._agent.clientpool.get_client(self._origin)
+                    raw = client.request(method, self._prefix + api_path, body=payload, headers=headers)
+                except ValueError:  # not a valid request target as it stands: let the agent quote it
+                    raw = None
+                if raw is not None:
+                    response = self._agent.response_type(raw, sent_request=raw._sent_request)
+                    location = response.headers.get("location") if raw.status_code in REDIRECTS else None
+                    if not isinstance(location, str) or not location:
+                        return response, response.content or b"", None
+                    response.release()
+                    url = urljoin(url, location)
+                    if raw.status_code == 303 or (raw.status_code in (301, 302) and method == "POST"):
+                        method, payload = "GET", None  # as requests and the user agent do
+                        headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
             response = self._agent.urlopen(url, method=method, headers=headers, payload=payload)
             return response, response.content or b"", None
         except Exception as exc:  # connection refused/reset, timeout, malformed HTTP

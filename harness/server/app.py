@@ -320,7 +320,7 @@ class ReferenceApi:
 
     async def delete(self, request: Request, key: str) -> Response:
         task = self._owned_task(request, key)
-        flag = request.query_params.get("files", "false").lower()
+        flag = request.query_params.get("files", "false")
         if flag not in ("true", "false"):
             params = [{"name": "query.files", "reason": "must be true or false"}]
             raise ApiError(422, "validation_failed", _first_reason(params), {"invalid_params": params})

@@ -185,7 +185,8 @@ def run_lifecycle(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: 
     """Drive tasks through every channel at once, record everything, check the history."""
     options = options or LifecycleOptions()
     note = progress or (lambda _m: None)
-    rng = random.Random(options.seed)
+    seed = options.seed if options.seed is not None else random.randrange(2**32)
+    rng = random.Random(seed)
     started = time.monotonic()
     get_rate = limits.groups["get"].limit / limits.window_seconds
     run_rate = limits.groups["run"].limit / limits.window_seconds
@@ -265,7 +266,7 @@ def run_lifecycle(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: 
         name=SUITE,
         status="failed" if report.findings else "passed",
         checks=checks,
-        metrics={"tasks_created": shared.tasks_created, "refused_runs": shared.refused_runs,
+        metrics={"seed": seed, "tasks_created": shared.tasks_created, "refused_runs": shared.refused_runs,
                  "clients": options.clients, "poll_interval_s": round(poll_interval, 3),
                  "history": history_path.name, **report.metrics},
         findings=report.findings,
