@@ -3,6 +3,7 @@ caught by its check, lifecycle drift against the documented table, and a hostile
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -10,8 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from harness.client import ApiClient
+from harness.conformance.fuzz import FuzzOptions, run_schemathesis
+from harness.conformance.rules import Exchange, OperationTable, RuleSet
+from harness.conformance.traffic import Collector, Pacer, Traffic
 from harness.contract import Limits, contracts_dir, load_lifecycle, load_limits
 from harness.reference import ReferenceServer
 from harness.suites.conformance import CHECKS, SUITE, ConformanceOptions, run_conformance
@@ -180,3 +185,28 @@ def test_a_429_caused_by_another_client_is_its_own_warning(start_server: StartSe
     limited = [f for f in result.findings if f.check == "CT-RATE-LIMITED"]
     assert limited and all(f.severity == "warning" for f in limited)
     assert {f.check for f in result.findings} == {"CT-RATE-LIMITED"}, [f.message for f in result.findings]
+
+
+def test_the_same_seed_sends_the_same_fuzzing_cases(server: ReferenceServer) -> None:
+    schema = contracts_dir() / "openapi.yaml"
+    limits = scaled_limits()
+    rules = RuleSet(load_lifecycle(), limits, OperationTable.from_openapi(yaml.safe_load(schema.read_text())))
+
+    def sent(seed: int) -> list[tuple[str, str, bytes | None]]:
+        traffic = Traffic(server.url, list(server.keys), rules, Collector(list(server.keys)),
+                          Pacer({n: g.limit for n, g in limits.groups.items()}, limits.window_seconds),
+                          stop_at=time.monotonic() + 120, max_tasks=100)
+        seen: list[tuple[str, str, bytes | None]] = []
+
+        def record(ex: Exchange, _operation: str | None) -> None:
+            # schemathesis may reuse ids the server handed out, which differ from run to run.
+            seen.append((ex.method, re.sub(r"task_[0-9a-f]+", "task_*", ex.url), ex.request_body))
+
+        traffic.on_exchange.append(record)
+        run_schemathesis(schema, server.url, server.keys[0], traffic,
+                         FuzzOptions(max_examples=3, phases=("fuzzing",), seed=seed), lambda _m: None)
+        return seen
+
+    first, again, other = sent(11), sent(11), sent(12)
+    assert len(first) > 30 and first == again
+    assert other != first
