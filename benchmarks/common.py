@@ -55,6 +55,49 @@ def median(values: Sequence[float]) -> float | None:
     return percentile(values, 50.0)
 
 
+class AbRows:
+    """The rows of an A/B benchmark (A and B alternating per round), labelled by `side`."""
+
+    def __init__(self, rows: Sequence[dict[str, Any]], side: str) -> None:
+        self.rows = rows
+        self.side = side
+
+    def median(self, label: str, field: str) -> float | None:
+        """Median of one side's `field`, rounded to 2 places."""
+        value = median([float(r[field]) for r in self.rows
+                        if r[self.side] == label and r.get(field) is not None])
+        return None if value is None else round(value, 2)
+
+    def paired(self, numerator: str, denominator: str, rounds: int) -> list[float]:
+        """Per round: numerator rps / denominator rps (the machine drifts between rounds)."""
+        ratios = []
+        for round_index in range(1, rounds + 1):
+            pair = {r[self.side]: r["rps"] for r in self.rows if r["round"] == round_index}
+            if pair.get(denominator) and pair.get(numerator) is not None:
+                ratios.append(round(pair[numerator] / pair[denominator], 3))
+        return ratios
+
+
+def ratio_of(numerator: float | None, denominator: float | None) -> float | None:
+    return round(numerator / denominator, 3) if denominator and numerator is not None else None
+
+
+def result_head(name: str, title: str, started: float, problems: list[str], ratio: float | None,
+                threshold: float) -> dict[str, Any]:
+    """The fields every ratio benchmark's result starts with; valid means no problems and a ratio."""
+    valid = not problems and ratio is not None
+    return {
+        "benchmark": name,
+        "title": title,
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "valid": valid,
+        "problems": problems,
+        "goal": {"metric": "ratio", "threshold": threshold, "comparison": ">=",
+                 "met": bool(valid and ratio is not None and ratio >= threshold)},
+        "ratio": ratio,
+    }
+
+
 def ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000.0, 3)
 

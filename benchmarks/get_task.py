@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 
 from benchmarks.common import (
+    AbRows,
     BenchmarkError,
     CpuLayout,
     announced_server,
@@ -40,8 +41,9 @@ from benchmarks.common import (
     core_ticks,
     cpu_layout,
     cpu_seconds,
-    median,
     pin,
+    ratio_of,
+    result_head,
 )
 from benchmarks.loadgen import LoadResult, Target, generator_name, run_load
 from harness.reference import fresh_keys, reference_server
@@ -162,36 +164,21 @@ def run(options: Options) -> dict[str, Any]:
 def _summarise(options: Options, generator: str, layout: CpuLayout, rows: list[dict[str, Any]],
                warmup: list[dict[str, Any]], ref_sizes: list[int], base_sizes: list[int],
                started: float) -> dict[str, Any]:
-    def med(label: str, field: str) -> float | None:
-        values = [float(r[field]) for r in rows if r["server"] == label and r.get(field) is not None]
-        value = median(values)
-        return None if value is None else round(value, 2)
-
+    ab = AbRows(rows, "server")
+    med = ab.median
     base_rps, ref_rps = med("baseline", "rps"), med("reference", "rps")
-    ratio = round(ref_rps / base_rps, 3) if base_rps and ref_rps is not None else None
+    ratio = ratio_of(ref_rps, base_rps)
     base_cpu = med("baseline", "server_cpu_us_per_request")
     ref_cpu = med("reference", "server_cpu_us_per_request")
-    cpu_ratio = round(base_cpu / ref_cpu, 3) if base_cpu and ref_cpu else None
+    cpu_ratio = ratio_of(base_cpu, ref_cpu) if base_cpu else None
     others = med("baseline", "others_on_server_core"), med("reference", "others_on_server_core")
-    pair_ratios = []
-    for round_index in range(1, options.rounds + 1):
-        pair = {r["server"]: r["rps"] for r in rows if r["round"] == round_index}
-        if pair.get("baseline"):
-            pair_ratios.append(round(pair["reference"] / pair["baseline"], 3))
     problems = [f"round {r['round']} {r['server']}: {r['non_2xx']} non-2xx, "
                 f"{r['socket_errors']} socket errors, {r['timeouts']} timeouts"
                 for r in rows if r["non_2xx"] or r["socket_errors"] or r["timeouts"]]
-    valid = not problems and ratio is not None
     return {
-        "benchmark": NAME,
-        "title": "GET /tasks/{id} throughput: reference server vs bare Starlette route",
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "valid": valid,
-        "problems": problems,
-        "goal": {"metric": "ratio", "threshold": GOAL_RATIO, "comparison": ">=",
-                 "met": bool(valid and ratio is not None and ratio >= GOAL_RATIO)},
-        "ratio": ratio,
-        "ratio_per_round": pair_ratios,
+        **result_head(NAME, "GET /tasks/{id} throughput: reference server vs bare Starlette route",
+                      started, problems, ratio, GOAL_RATIO),
+        "ratio_per_round": ab.paired("reference", "baseline", options.rounds),
         "median_rps": {"baseline": base_rps, "reference": ref_rps},
         "median_server_cpu_us_per_request": {"baseline": base_cpu, "reference": ref_cpu},
         "cpu_ratio": cpu_ratio,

@@ -40,6 +40,7 @@ from typing import Any
 
 from benchmarks.common import (
     PROJECT_ROOT,
+    AbRows,
     BenchmarkError,
     CpuLayout,
     busy_share,
@@ -48,6 +49,8 @@ from benchmarks.common import (
     cpu_seconds,
     median,
     pin,
+    ratio_of,
+    result_head,
     taskset_prefix,
 )
 
@@ -259,21 +262,14 @@ def run(args: argparse.Namespace | Options | None = None) -> dict[str, Any]:
 def _summarise(options: Options, layout: CpuLayout, rows: list[dict[str, Any]],
                warmup: list[dict[str, Any]], wrk_row: dict[str, Any] | None,
                started: float) -> dict[str, Any]:
-    def med(kind: str, field: str) -> float | None:
-        values = [float(r[field]) for r in rows if r["kind"] == kind and r.get(field) is not None]
-        value = median(values)
-        return None if value is None else round(value, 2)
-
+    ab = AbRows(rows, "kind")
+    med = ab.median
     bare, inst = med("bare", "rps"), med("instrumented", "rps")
-    ratio = round(inst / bare, 3) if bare and inst is not None else None
+    ratio = ratio_of(inst, bare)
     bare_cpu, inst_cpu = med("bare", "client_cpu_us_per_request"), med("instrumented",
                                                                           "client_cpu_us_per_request")
-    cpu_ratio = round(bare_cpu / inst_cpu, 3) if bare_cpu and inst_cpu else None
-    pairs = []
-    for round_index in range(1, options.rounds + 1):
-        pair = {r["kind"]: r["rps"] for r in rows if r["round"] == round_index}
-        if pair.get("bare"):
-            pairs.append(round(pair["instrumented"] / pair["bare"], 3))
+    cpu_ratio = ratio_of(bare_cpu, inst_cpu) if bare_cpu else None
+    pairs = ab.paired("instrumented", "bare", options.rounds)
     problems = [f"round {r['round']} {r['kind']}: {r['failures']} failures {r['errors']}"
                 for r in rows if r["failures"]]
     if wrk_row and (wrk_row.get("non_2xx") or wrk_row.get("socket_errors")):
@@ -281,16 +277,9 @@ def _summarise(options: Options, layout: CpuLayout, rows: list[dict[str, Any]],
                         "socket errors")
     paired = median(pairs)
     paired = round(paired, 3) if paired is not None else None
-    valid = not problems and paired is not None
     return {
-        "benchmark": NAME,
-        "title": "Locust user throughput on GET /tasks/{id}: instrumented vs bare FastHttpUser",
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "valid": valid,
-        "problems": problems,
-        "goal": {"metric": "ratio", "threshold": GOAL_RATIO, "comparison": ">=",
-                 "met": bool(valid and paired is not None and paired >= GOAL_RATIO)},
-        "ratio": paired,
+        **result_head(NAME, "Locust user throughput on GET /tasks/{id}: instrumented vs bare "
+                      "FastHttpUser", started, problems, paired, GOAL_RATIO),
         "ratio_of_medians": ratio,
         "ratio_per_round": pairs,
         "median_rps": {"bare": bare, "instrumented": inst,
