@@ -6,8 +6,7 @@ import argparse
 import sys
 import time
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,51 +25,33 @@ from benchmarks.common import (
 
 @dataclass(frozen=True)
 class Benchmark:
+    """One benchmark module (its `Options`, `run`, `markdown`) and the flags that set its options."""
+
     name: str
-    run: Callable[[argparse.Namespace], dict[str, Any]]
-    markdown: Callable[[dict[str, Any]], list[str]]
+    module: Any
+    flags: dict[str, str] = field(default_factory=dict)  # argparse dest -> field of module.Options
 
+    def run(self, args: argparse.Namespace) -> dict[str, Any]:
+        options = self.module.Options.quick() if args.quick else self.module.Options()
+        for dest, option in self.flags.items():
+            value = getattr(args, dest, None)
+            if value is not None:
+                setattr(options, option, value)
+        result: dict[str, Any] = self.module.run(options)
+        return result
 
-def _run_get_task(args: argparse.Namespace) -> dict[str, Any]:
-    options = get_task.Options.quick() if args.quick else get_task.Options()
-    if args.rounds is not None:
-        options.rounds = args.rounds
-    if args.seconds is not None:
-        options.seconds = args.seconds
-    if args.connections is not None:
-        options.connections = args.connections
-    options.loadgen = args.loadgen
-    return get_task.run(options)
-
-
-def _run_streams(args: argparse.Namespace) -> dict[str, Any]:
-    options = streams.Options.quick() if args.quick else streams.Options()
-    if args.streams is not None:
-        options.streams = args.streams
-    if args.hold is not None:
-        options.hold_seconds = args.hold
-    return streams.run(options)
-
-
-def _run_checker(args: argparse.Namespace) -> dict[str, Any]:
-    options = checker.Options.quick() if args.quick else checker.Options()
-    if args.sizes is not None:
-        options.sizes = args.sizes
-    if args.repeat is not None:
-        options.repeat = args.repeat
-    return checker.run(options)
-
-
-def _run_conformance(args: argparse.Namespace) -> dict[str, Any]:
-    return conformance.run(conformance.Options.quick() if args.quick else conformance.Options())
+    def markdown(self, result: dict[str, Any]) -> list[str]:
+        lines: list[str] = self.module.markdown(result)
+        return lines
 
 
 BENCHMARKS = {
-    "get_task": Benchmark("get_task", _run_get_task, get_task.markdown),
-    "streams": Benchmark("streams", _run_streams, streams.markdown),
-    "checker": Benchmark("checker", _run_checker, checker.markdown),
-    "load_user": Benchmark("load_user", load_user.run, load_user.markdown),
-    "conformance": Benchmark("conformance", _run_conformance, conformance.markdown),
+    "get_task": Benchmark("get_task", get_task, {"rounds": "rounds", "seconds": "seconds",
+                                                 "connections": "connections", "loadgen": "loadgen"}),
+    "streams": Benchmark("streams", streams, {"streams": "streams", "hold": "hold_seconds"}),
+    "checker": Benchmark("checker", checker, {"sizes": "sizes", "repeat": "repeat"}),
+    "load_user": Benchmark("load_user", load_user, {"rounds": "rounds", "seconds": "seconds"}),
+    "conformance": Benchmark("conformance", conformance),
 }
 
 

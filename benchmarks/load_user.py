@@ -206,21 +206,13 @@ def _measure(kind: str, url: str, targets: dict[int, str], keys: list[str], opti
     return row
 
 
-def run(args: argparse.Namespace | Options | None = None) -> dict[str, Any]:
-    """Entry point for `python -m benchmarks` (args: its Namespace; `--quick` is honoured)."""
+def run(options: Options | None = None) -> dict[str, Any]:
+    """Measure both users against one reference server; the benchmark's result."""
     from benchmarks.get_task import _prepare_tasks
     from benchmarks.loadgen import Target, generator_name, run_load
     from harness.reference import fresh_keys, reference_server
 
-    if isinstance(args, Options):
-        options = args
-    else:
-        quick = bool(getattr(args, "quick", False))
-        options = Options.quick() if quick else Options()
-        if getattr(args, "rounds", None):
-            options.rounds = int(args.rounds)  # type: ignore[union-attr]
-        if getattr(args, "seconds", None):
-            options.seconds = int(args.seconds)  # type: ignore[union-attr]
+    options = options or Options()
     layout = cpu_layout()
     keys = fresh_keys(options.keys)
     started = time.time()
@@ -334,4 +326,4 @@ if __name__ == "__main__":
     cli = parser.parse_args()
     if cli.child is not None:
         sys.exit(_child(cli.child))
-    print(json.dumps(run(cli), indent=1))
+    print(json.dumps(run(Options.quick() if cli.quick else Options()), indent=1))
