@@ -19,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from harness.reference import read_announced_url
+from harness.reference import read_announced_url, stop_process
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = PROJECT_ROOT / "reports" / "bench"
@@ -214,18 +214,6 @@ def rss_bytes(pid: int) -> int | None:
     return None
 
 
-def stop(process: subprocess.Popen[Any], timeout: float = 10.0) -> None:
-    """Terminate a child we started, then kill it if it does not go."""
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 @contextlib.contextmanager
 def announced_server(cmd: Sequence[str], env: dict[str, str] | None = None,
                      timeout: float = 20.0) -> Iterator[tuple[subprocess.Popen[str], str]]:
@@ -239,7 +227,7 @@ def announced_server(cmd: Sequence[str], env: dict[str, str] | None = None,
             raise BenchmarkError(f"{cmd[-1]} did not start: " + " | ".join(output[-5:]))
         yield process, url
     finally:
-        stop(process)
+        stop_process(process)
 
 
 def raise_nofile(wanted: int) -> tuple[int, int]:

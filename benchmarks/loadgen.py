@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from benchmarks.common import PROJECT_ROOT, BenchmarkError, pin, stop, taskset_prefix
+from benchmarks.common import PROJECT_ROOT, BenchmarkError, pin, taskset_prefix
+from harness.reference import stop_process
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,7 @@ def _run_python(url: str, targets: list[Target], connections: int, seconds: int,
             raise BenchmarkError("Python load generator did not finish in time") from exc
         finally:
             for child in children:
-                stop(child)
+                stop_process(child)
     return LoadResult(
         generator=f"python x{procs}",
         requests=sum(o["requests"] for o in outputs),

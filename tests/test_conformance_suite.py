@@ -18,7 +18,7 @@ from harness.conformance.fuzz import FuzzOptions, run_schemathesis
 from harness.conformance.rules import Exchange, OperationTable, RuleSet
 from harness.conformance.traffic import Collector, Pacer, Traffic
 from harness.contract import Limits, contracts_dir, load_lifecycle, load_limits
-from harness.reference import ReferenceServer
+from harness.reference import ReferenceServer, read_announced_url, stop_process
 from harness.suites.conformance import CHECKS, SUITE, ConformanceOptions, run_conformance
 from tests.conftest import TEST_WINDOW, StartServer
 
@@ -137,19 +137,14 @@ def test_default_lifecycle_has_no_drift(server: ReferenceServer) -> None:
 @pytest.fixture
 def hostile_url() -> Iterator[str]:
     process = subprocess.Popen([sys.executable, str(ROOT / "tests" / "hostile_target.py")],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output: list[str] = []
     try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert line.startswith("listening on "), line
-        yield line.split("listening on ", 1)[1].strip()
+        url = read_announced_url(process, output, 20.0)
+        assert url is not None, output
+        yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout=5)
 
 
 def test_hostile_target_is_survived_within_the_deadline(hostile_url: str) -> None:
