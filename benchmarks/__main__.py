@@ -21,6 +21,7 @@ from benchmarks.common import (
     read_results,
     write_result,
 )
+from harness.argtypes import positive_float, positive_int
 
 
 @dataclass(frozen=True)
@@ -55,13 +56,6 @@ BENCHMARKS = {
 }
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return value
-
-
 def _sizes(text: str) -> list[int]:
     try:
         values = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
@@ -70,13 +64,6 @@ def _sizes(text: str) -> list[int]:
     if not values or min(values) <= 0:
         raise argparse.ArgumentTypeError("a comma-separated list of positive integers")
     return values
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return value
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -92,18 +79,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--check-goals", action="store_true",
                         help="exit 3 when a goal is missed (default: report only)")
     group = parser.add_argument_group("get_task")
-    group.add_argument("--rounds", type=_positive_int, help="rounds per server (default 3)")
-    group.add_argument("--seconds", type=_positive_int, help="seconds per run (default 5)")
-    group.add_argument("--connections", type=_positive_int, help="connections (default 32)")
+    group.add_argument("--rounds", type=positive_int, help="rounds per server (default 3)")
+    group.add_argument("--seconds", type=positive_int, help="seconds per run (default 5)")
+    group.add_argument("--connections", type=positive_int, help="connections (default 32)")
     group.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto",
                        help="load generator (auto: wrk when on PATH)")
     group = parser.add_argument_group("streams")
-    group.add_argument("--streams", type=_positive_int, help="open streams (default 2000)")
-    group.add_argument("--hold", type=_positive_float, help="seconds to hold them (default 12)")
+    group.add_argument("--streams", type=positive_int, help="open streams (default 2000)")
+    group.add_argument("--hold", type=positive_float, help="seconds to hold them (default 12)")
     group = parser.add_argument_group("checker")
     group.add_argument("--sizes", type=_sizes,
                        help="history sizes in observations, comma-separated (default 10000,100000,1000000)")
-    group.add_argument("--repeat", type=_positive_int, help="timed runs per child and round (default 3)")
+    group.add_argument("--repeat", type=positive_int, help="timed runs per child and round (default 3)")
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHMARKS]
     if unknown:
