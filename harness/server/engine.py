@@ -9,6 +9,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, Literal
 
 from harness.server.apps import App, AppFailure, OutputFile
@@ -250,13 +251,7 @@ class Engine:
 
     def owned_tasks(self, owner: str, limit: int) -> list[Task]:
         """The owner's most recent tasks, newest first (retention bounds the scan)."""
-        out: list[Task] = []
-        for task in reversed(self.tasks.values()):
-            if task.owner == owner:
-                out.append(task)
-                if len(out) >= limit:
-                    break
-        return out
+        return list(islice((t for t in reversed(self.tasks.values()) if t.owner == owner), limit))
 
     def cancel(self, task: Task) -> None:
         if task.terminal:

@@ -7,6 +7,7 @@ import secrets
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from harness.server.timefmt import rfc3339
@@ -121,13 +122,7 @@ class FileStore:
 
     def owned(self, owner: str, limit: int) -> list[FileRecord]:
         """The owner's most recent files, newest first."""
-        out: list[FileRecord] = []
-        for record in reversed(self._by_id.values()):
-            if record.owner == owner:
-                out.append(record)
-                if len(out) >= limit:
-                    break
-        return out
+        return list(islice((r for r in reversed(self._by_id.values()) if r.owner == owner), limit))
 
     def by_token(self, token: str) -> FileRecord | None:
         return self._by_token.get(token)
