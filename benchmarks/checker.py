@@ -322,8 +322,8 @@ def child(argv: list[str]) -> int:
     parser.add_argument("--horizon", type=float, required=True)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
+    from harness.checks.lifecycle import Checker, InvariantOptions
     from harness.history import read_history
-    from harness.invariants import Checker, InvariantOptions
 
     lc = load_lifecycle()
     options = InvariantOptions(horizon_s=args.horizon)

@@ -19,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from harness.reference import read_announced_url, stop_process
+from harness.net.reference import read_announced_url, stop_process
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = PROJECT_ROOT / "reports" / "bench"

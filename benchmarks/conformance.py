@@ -14,8 +14,8 @@ from typing import Any
 
 from benchmarks.common import median
 from harness.contract import load_lifecycle, load_limits
-from harness.reference import fresh_keys, reference_server
-from harness.suites.conformance import ConformanceOptions, run_conformance
+from harness.net.reference import fresh_keys, reference_server
+from harness.suites.contract.run import ConformanceOptions, run_conformance
 
 NAME = "conformance"
 GOAL_SECONDS = 60.0

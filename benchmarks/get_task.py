@@ -1,7 +1,7 @@
 """`GET /tasks/{id}` throughput of the reference server, as a ratio to a bare Starlette route.
 
 Method:
-- The reference server runs as a real process (`harness.reference.reference_server`, the same
+- The reference server runs as a real process (`harness.net.reference.reference_server`, the same
   `python -m harness serve` the harness uses) with K keys, one completed `infsh/echo` task per
   key. The load rotates over the K (task, key) pairs, so every request goes through auth, the
   rate limiter (K buckets), the task lookup, serialisation and the rate-limit headers.
@@ -46,7 +46,7 @@ from benchmarks.common import (
     result_head,
 )
 from benchmarks.loadgen import LoadResult, Target, generator_name, run_load
-from harness.reference import fresh_keys, reference_server
+from harness.net.reference import fresh_keys, reference_server
 
 NAME = "get_task"
 GOAL_RATIO = 0.6
@@ -193,7 +193,7 @@ def _summarise(options: Options, generator: str, layout: CpuLayout, rows: list[d
             "pinning": layout.describe(),
         },
         "method": [
-            "reference: `python -m harness serve` via harness.reference.reference_server "
+            "reference: `python -m harness serve` via harness.net.reference.reference_server "
             f"(--speed 1000, --rate-window {options.rate_window:g}), {options.keys} keys with "
             "one completed infsh/echo task each; every request is authenticated, counted by "
             "the rate limiter and answered 200 with rate-limit headers",

@@ -1,7 +1,7 @@
 """Throughput of the instrumented Locust user vs a bare FastHttpUser on `GET /tasks/{id}`.
 
 Method:
-- The reference server runs as a real process (`harness.reference.reference_server`, speed
+- The reference server runs as a real process (`harness.net.reference.reference_server`, speed
   1000) with K keys and one completed `infsh/echo` task per key, pinned to one CPU. Its rate
   window is shortened (default 0.5 s: 2,000 reads per key per second, K x that in all) so
   the read budget stays far above what one client process can send; any non-2xx answer
@@ -11,7 +11,7 @@ Method:
   the K (task, key) pairs.
   - bare: a FastHttpUser whose task is `self.client.get("/tasks/<id>")` with the key's
     Authorization header: Locust's own per-request cost and nothing else.
-  - instrumented: `harness.load.users.ApiUser` doing `get_task()`: per-key budget pacing, a
+  - instrumented: `harness.suites.load.users.ApiUser` doing `get_task()`: per-key budget pacing, a
     Locust request event, the body parsed and digested, an Observation line written to the
     history (flushed every second), HDR latencies and counters, iteration bookkeeping.
 - Bare and instrumented alternate (ABBA) after a warm-up of each, in the same benchmark run
@@ -108,9 +108,9 @@ def _child(job_path: Path) -> int:
 
         user_class: Any = BareUser
     else:
-        from harness.load.config import LoadConfig
-        from harness.load.session import session_of
-        from harness.load.users import ApiUser
+        from harness.suites.load.config import LoadConfig
+        from harness.suites.load.session import session_of
+        from harness.suites.load.users import ApiUser
 
         class InstrumentedUser(ApiUser):
             host = job["url"]
@@ -210,7 +210,7 @@ def run(options: Options | None = None) -> dict[str, Any]:
     """Measure both users against one reference server; the benchmark's result."""
     from benchmarks.get_task import _prepare_tasks
     from benchmarks.loadgen import Target, generator_name, run_load
-    from harness.reference import fresh_keys, reference_server
+    from harness.net.reference import fresh_keys, reference_server
 
     options = options or Options()
     layout = cpu_layout()

@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from benchmarks.common import PROJECT_ROOT, BenchmarkError, pin, taskset_prefix
-from harness.reference import stop_process
+from harness.net.reference import stop_process
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Many open NDJSON task streams with heartbeats flowing: how late do the heartbeats arrive?
 
 Method:
-- The reference server runs as a real process (`harness.reference.reference_server`) with
+- The reference server runs as a real process (`harness.net.reference.reference_server`) with
   `--heartbeat 1` (and --speed 1), with enough keys that creating N tasks stays inside the
   run limit of the contract's own 60 s window (80 tasks per key; the window is not shortened).
 - N `infsh/sleep` tasks of 3600 s are created over keep-alive connections (one per key); 16
@@ -47,7 +47,7 @@ from benchmarks.common import (
     raise_nofile,
     rss_bytes,
 )
-from harness.reference import fresh_keys, reference_server
+from harness.net.reference import fresh_keys, reference_server
 
 NAME = "streams"
 GOAL_STREAMS = 2000

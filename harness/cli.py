@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 from harness import __version__
 from harness.argtypes import non_negative_int, port, positive_float, positive_int
 from harness.runner import SUITES
-from harness.suites.load import add_load_arguments
+from harness.suites.load.run import add_load_arguments
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 SUITE_NAMES = tuple(SUITES)
@@ -230,10 +230,10 @@ def _settings(args: argparse.Namespace) -> Any:
 def _run(args: argparse.Namespace, suites: list[str]) -> int:
     from harness.runner import RunError, execute
     from harness.settings import ConfigError
-    from harness.suites.conformance import ConformanceOptions
-    from harness.suites.lifecycle import LifecycleOptions
-    from harness.suites.load import LoadOptions
-    from harness.suites.ratelimit import RateLimitOptions
+    from harness.suites.contract.run import ConformanceOptions
+    from harness.suites.lifecycle.run import LifecycleOptions
+    from harness.suites.load.run import LoadOptions
+    from harness.suites.ratelimit.run import RateLimitOptions
 
     try:
         settings = _settings(args)
@@ -270,7 +270,7 @@ def _run(args: argparse.Namespace, suites: list[str]) -> int:
 
 def _load_worker(args: argparse.Namespace) -> int:
     from harness.settings import ConfigError
-    from harness.suites.load import run_worker
+    from harness.suites.load.run import run_worker
 
     if not args.master_host:
         return _fail(EXIT_USAGE, "--worker needs --master-host")
@@ -297,9 +297,9 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _check_history(args: argparse.Namespace) -> int:
+    from harness.checks.lifecycle import InvariantOptions, check_history
     from harness.contract import load_lifecycle
     from harness.history import HistoryError, read_history
-    from harness.invariants import InvariantOptions, check_history
 
     if not args.file.is_file():
         return _fail(EXIT_USAGE, f"no such history file: {args.file}")

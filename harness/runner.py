@@ -13,15 +13,17 @@ import httpx
 
 from harness.contract import Lifecycle, Limits, load_lifecycle, load_limits
 from harness.findings import RunResult, SuiteResult
-from harness.reference import ReferenceServerError, fresh_keys, reference_server
+from harness.net.reference import ReferenceServerError, fresh_keys, reference_server
 from harness.report.results import new_run_id, now_rfc3339, write_results
 from harness.settings import Settings, is_loopback
-from harness.suites import conformance, load, ratelimit
-from harness.suites.conformance import ConformanceOptions
-from harness.suites.lifecycle import LifecycleOptions, run_lifecycle
-from harness.suites.load import LoadOptions
-from harness.suites.ratelimit import RateLimitOptions
-from harness.suites.smoke import SmokeOptions, run_smoke
+from harness.suites.contract import run as conformance
+from harness.suites.contract.run import ConformanceOptions
+from harness.suites.lifecycle.run import LifecycleOptions, run_lifecycle
+from harness.suites.load import run as load
+from harness.suites.load.run import LoadOptions
+from harness.suites.ratelimit import run as ratelimit
+from harness.suites.ratelimit.run import RateLimitOptions
+from harness.suites.smoke.run import SmokeOptions, run_smoke
 
 EXIT_USAGE, EXIT_UNREACHABLE = 2, 3
 DEFAULT_MAX_TASKS = 500

@@ -12,7 +12,7 @@ Run it (web UI on http://localhost:8089, or headless):
 Environment variables, exit codes and findings: locustfiles/README.md.
 """
 
-from harness.load.session import set_scenario
-from harness.load.users import AtLimitUser  # noqa: F401  (Locust runs the User classes it finds here)
+from harness.suites.load.session import set_scenario
+from harness.suites.load.users import AtLimitUser  # noqa: F401  (Locust runs the User classes it finds here)
 
 set_scenario("at_limit")

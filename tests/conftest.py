@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from harness.client import ApiClient
-from harness.reference import ReferenceServer, fresh_keys, reference_server
+from harness.net.client import ApiClient
+from harness.net.reference import ReferenceServer, fresh_keys, reference_server
 
 # Tests shrink time, never checks: a 2 s rate window and phases 20x faster than real.
 TEST_WINDOW = 2.0

@@ -20,9 +20,9 @@ from typing import Any  # noqa: E402
 from locust import events  # noqa: E402
 from locust.env import Environment  # noqa: E402
 
-from harness.load.config import LoadConfig  # noqa: E402
-from harness.load.session import session_of  # noqa: E402
-from harness.load.users import ApiUser  # noqa: E402
+from harness.suites.load.config import LoadConfig  # noqa: E402
+from harness.suites.load.session import session_of  # noqa: E402
+from harness.suites.load.users import ApiUser  # noqa: E402
 
 BODY = json.dumps({"success": True, "data": {"id": "t", "status": 2}, "messages": []}).encode()
 heads: list[str] = []

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.reference import ReferenceServer
+from harness.net.reference import ReferenceServer
 from tests.conftest import StartServer
 
 

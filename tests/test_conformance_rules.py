@@ -8,12 +8,12 @@ from typing import Any
 
 import yaml
 
-from harness.conformance.ids import Issue
-from harness.conformance.rules import Exchange, OperationTable, RuleSet, check_exchange
-from harness.conformance.streamrules import StreamCapture, StreamLineSchema, judge_stream
-from harness.conformance.traffic import Collector, Pacer, Traffic, repro_of
+from harness.checks.issues import Issue
+from harness.checks.responses import Exchange, OperationTable, RuleSet, check_exchange
+from harness.checks.streams import StreamCapture, StreamLineSchema, judge_stream
 from harness.contract import contracts_dir, load_lifecycle, load_limits
-from harness.streams import NdjsonDecoder
+from harness.net.decoders import NdjsonDecoder
+from harness.suites.contract.traffic import Collector, Pacer, Traffic, repro_of
 
 OPENAPI = yaml.safe_load((contracts_dir() / "openapi.yaml").read_text())
 RULES = RuleSet(load_lifecycle(), load_limits(), OperationTable.from_openapi(OPENAPI))

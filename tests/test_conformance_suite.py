@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.client import ApiClient
-from harness.conformance.fuzz import FuzzOptions, run_schemathesis
-from harness.conformance.rules import Exchange, OperationTable, RuleSet
-from harness.conformance.traffic import Collector, Pacer, Traffic
+from harness.checks.responses import Exchange, OperationTable, RuleSet
 from harness.contract import Limits, contracts_dir, load_lifecycle, load_limits
-from harness.reference import ReferenceServer, read_announced_url, stop_process
-from harness.suites.conformance import CHECKS, SUITE, ConformanceOptions, run_conformance
+from harness.net.client import ApiClient
+from harness.net.reference import ReferenceServer, read_announced_url, stop_process
+from harness.suites.contract.fuzz import FuzzOptions, run_schemathesis
+from harness.suites.contract.run import CHECKS, SUITE, ConformanceOptions, run_conformance
+from harness.suites.contract.traffic import Collector, Pacer, Traffic
 from tests.conftest import TEST_WINDOW, StartServer
 
 ROOT = Path(__file__).resolve().parents[1]

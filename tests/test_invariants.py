@@ -11,9 +11,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from harness.checks.lifecycle import CHECKS, InvariantOptions, check_history
 from harness.contract import load_lifecycle
 from harness.history import HistoryWriter, Observation, read_history
-from harness.invariants import CHECKS, InvariantOptions, check_history
 from tests.histories import MS, simulate
 
 LC = load_lifecycle()

@@ -8,8 +8,8 @@ import pytest
 
 from harness.contract import load_lifecycle, load_limits
 from harness.history import read_history
-from harness.reference import ReferenceServer
-from harness.suites.lifecycle import LifecycleOptions, run_lifecycle
+from harness.net.reference import ReferenceServer
+from harness.suites.lifecycle.run import LifecycleOptions, run_lifecycle
 from tests.conftest import TEST_WINDOW, StartServer
 
 LIMITS = load_limits().model_copy(update={"window_seconds": TEST_WINDOW})

@@ -16,25 +16,25 @@ from typing import Any
 
 import pytest
 
-from harness.contract import load_lifecycle, load_limits
-from harness.findings import SuiteResult
-from harness.history import Observation, read_history
-from harness.load.analysis import Analysis, Phase, check_limits
-from harness.load.config import LoadConfig, parse_duration, parse_rate
-from harness.load.hdr import HdrSet, new_histogram, summarize
-from harness.load.merge import merge_histories
-from harness.load.metrics import PhaseMetrics
-from harness.load.pacing import BudgetPacer, Share, SlotSchedule, TaskBudget
-from harness.load.scenarios import phase_order
-from harness.load.thresholds import (
+from harness.checks.thresholds import (
     MetricsView,
     ThresholdError,
     evaluate,
     parse_threshold,
     thresholds_from_toml,
 )
-from harness.reference import ReferenceServer, fresh_keys, reference_server
-from harness.suites.load import LoadOptions, run_load
+from harness.contract import load_lifecycle, load_limits
+from harness.findings import SuiteResult
+from harness.history import Observation, read_history
+from harness.history.merge import merge_histories
+from harness.net.reference import ReferenceServer, fresh_keys, reference_server
+from harness.suites.load.analysis import Analysis, Phase, check_limits
+from harness.suites.load.config import LoadConfig, parse_duration, parse_rate
+from harness.suites.load.hdr import HdrSet, new_histogram, summarize
+from harness.suites.load.metrics import PhaseMetrics
+from harness.suites.load.pacing import BudgetPacer, Share, SlotSchedule, TaskBudget
+from harness.suites.load.run import LoadOptions, run_load
+from harness.suites.load.scenarios import phase_order
 
 WINDOW = 2.0
 FLOWS = ["run_wait", "fire_and_forget_poll", "stream_sse", "upload", "mixed"]

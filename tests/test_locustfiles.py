@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.reference import fresh_keys, reference_server
+from harness.net.reference import fresh_keys, reference_server
 
 PROJECT = Path(__file__).resolve().parents[1]
 LOCUST = str(Path(sys.executable).with_name("locust"))

@@ -17,17 +17,17 @@ from pathlib import Path
 
 import pytest
 
+from harness.checks.lifecycle import check_history
+from harness.checks.ratelimit import CHECKS, Baseline, Exchange, judge
 from harness.contract import load_lifecycle, load_limits
 from harness.findings import Finding, SuiteResult
 from harness.history import read_history
-from harness.invariants import check_history
-from harness.ratelimit_model import CHECKS, Baseline, Exchange, judge
-from harness.reference import ReferenceServer
+from harness.net.reference import ReferenceServer
 from harness.runner import Context
 from harness.server.faults import Faults
 from harness.server.ratelimit import FixedWindowLimiter
 from harness.settings import Settings
-from harness.suites.ratelimit import RateLimitOptions, run_ratelimit, suite_entry
+from harness.suites.ratelimit.run import RateLimitOptions, run_ratelimit, suite_entry
 from tests.conftest import StartServer
 
 PROBLEM = json.dumps({"type": "https://api.inference.sh/errors/rate_limited", "title": "Rate limited",

@@ -22,7 +22,7 @@ import pytest
 from inferencesh import AsyncInference, Inference
 from inferencesh.models.errors import APIError
 
-from harness.reference import ReferenceServer
+from harness.net.reference import ReferenceServer
 
 RECEIVED, RUNNING, CANCELLING, COMPLETED, FAILED, CANCELLED = 1, 7, 8, 10, 11, 12
 TERMINAL = frozenset({10, 11, 12, 13})

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from harness.client import ApiClient
-from harness.reference import ReferenceServer
+from harness.net.client import ApiClient
+from harness.net.reference import ReferenceServer
 from tests.conftest import StartServer
 
 RL_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")

@@ -6,7 +6,7 @@ import time
 
 import httpx
 
-from harness.client import ApiClient
+from harness.net.client import ApiClient
 from harness.server.faults import FAULTS
 from tests.conftest import StartServer
 

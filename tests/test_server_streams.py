@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 
-from harness.client import ApiClient
-from harness.reference import ReferenceServer
+from harness.net.client import ApiClient
+from harness.net.reference import ReferenceServer
 from tests.conftest import StartServer
 
 TERMINAL = {10, 11, 12, 13}

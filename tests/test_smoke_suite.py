@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from harness.contract import load_lifecycle, load_limits
-from harness.reference import ReferenceServer
-from harness.suites.smoke import CHECKS, SmokeOptions, run_smoke
+from harness.net.reference import ReferenceServer
+from harness.suites.smoke.run import CHECKS, SmokeOptions, run_smoke
 from tests.conftest import TEST_WINDOW, StartServer
 
 # Which smoke check proves each reference-server fault is caught.

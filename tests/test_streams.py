@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.streams import NdjsonDecoder, SseDecoder
+from harness.net.decoders import NdjsonDecoder, SseDecoder
 
 NDJSON = (b'{"data":{"id":"t","status":1},"fields":["status"]}\n'
           b'{"type":"heartbeat"}\n'

@@ -23,7 +23,7 @@ import gevent  # type: ignore[import-untyped]
 from gevent.event import AsyncResult  # type: ignore[import-untyped]
 from gevent.queue import Queue  # type: ignore[import-untyped]
 
-from harness.load.pacing import Share, SlotSchedule
+from harness.suites.load.pacing import Share, SlotSchedule
 
 
 class Arrivals:

@@ -1,9 +1,9 @@
-"""`python -m harness.load.master PLAN.json`: run load phases headless, Locust as a library.
+"""`python -m harness.suites.load.master PLAN.json`: run load phases headless, Locust as a library.
 
 The harness process starts this in a child process so that gevent's monkey-patching stays
 out of the harness (and of pytest). One process runs a LocalRunner (`processes == 1`), or a
 MasterRunner bound to 127.0.0.1 with `processes - 1` local workers (`python -m
-harness.load.worker`) -- Locust's own master/worker mode -- or, with `master: true`, a
+harness.suites.load.worker`) -- Locust's own master/worker mode -- or, with `master: true`, a
 MasterRunner on `bind_host:bind_port` that waits for `expect_workers` workers from other
 machines. Phases (one per scenario) run one after the other on the same runner; each phase
 writes `<phase dir>/summary.json`, the merged `observations.jsonl` and Locust's stats CSVs
@@ -36,10 +36,10 @@ from locust.env import Environment  # noqa: E402
 from locust.log import setup_logging  # noqa: E402
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV, StatsCSVFileWriter  # noqa: E402
 
-from harness.load import users as user_module  # noqa: E402
-from harness.load.config import LoadConfig, keys_from_env  # noqa: E402
-from harness.load.scenarios import SCENARIOS, resolve  # noqa: E402
-from harness.load.session import session_of  # noqa: E402
+from harness.suites.load import users as user_module  # noqa: E402
+from harness.suites.load.config import LoadConfig, keys_from_env  # noqa: E402
+from harness.suites.load.scenarios import SCENARIOS, resolve  # noqa: E402
+from harness.suites.load.session import session_of  # noqa: E402
 
 USER_CLASSES = [getattr(user_module, name) for name in
                 dict.fromkeys(n for s in SCENARIOS.values() for n in s.users)]
@@ -95,7 +95,7 @@ def _start_workers(count: int, port: int, log_dir: Path) -> list[subprocess.Pope
     for index in range(count):
         with (log_dir / f"worker{index + 1}.log").open("wb") as log_file:
             children.append(subprocess.Popen(
-                [sys.executable, "-m", "harness.load.worker", "--master-host", "127.0.0.1",
+                [sys.executable, "-m", "harness.suites.load.worker", "--master-host", "127.0.0.1",
                  "--master-port", str(port)],
                 stdout=log_file, stderr=subprocess.STDOUT, env=os.environ.copy()))
     return children
@@ -227,7 +227,7 @@ def run(plan: RunPlan) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.load.master")
+    parser = argparse.ArgumentParser(prog="python -m harness.suites.load.master")
     parser.add_argument("plan", type=Path, help="run plan (JSON)")
     args = parser.parse_args(argv)
     return run(RunPlan.from_json(args.plan.read_text()))

@@ -13,7 +13,7 @@ Plan (all three groups at once, so the suite takes about one window plus a margi
 4. the task and file lists are read back: a 429 must not have created anything.
 
 Every request is recorded (send and answer times in monotonic ns, the rate-limit headers) and
-judged afterwards by `harness.ratelimit_model.judge`, which delimits windows by the target's
+judged afterwards by `harness.checks.ratelimit.judge`, which delimits windows by the target's
 own Reset values, so the counts need no timing slack. The client is the standard library's
 http.client on threads (one connection per thread): ~4,500 requests/s on one core here,
 against ~650 for httpx, so a 1,000-request budget fits a 1 s window.
@@ -33,10 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from harness.contract import Limits
-from harness.findings import Finding, SuiteResult
-from harness.history import Channel, HistoryWriter, Observation
-from harness.ratelimit_model import (
+from harness.checks.ratelimit import (
     CHECKS,
     SUITE,
     Baseline,
@@ -50,7 +47,10 @@ from harness.ratelimit_model import (
     reset_problem,
     strict_int,
 )
-from harness.repro import curl
+from harness.contract import Limits
+from harness.findings import Finding, SuiteResult
+from harness.history import Channel, HistoryWriter, Observation
+from harness.net.repro import curl
 from harness.settings import is_loopback
 
 if TYPE_CHECKING:

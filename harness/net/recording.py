@@ -9,9 +9,9 @@ from typing import Any, ClassVar
 
 import httpx
 
-from harness.client import ApiClient, StreamFormat, StreamReading, task_of
 from harness.history import Channel, HistoryWriter, Observation, now_ns, task_digest
-from harness.streams import StreamEvent
+from harness.net.client import ApiClient, StreamFormat, StreamReading, task_of
+from harness.net.decoders import StreamEvent
 
 RL_REMAINING = "x-ratelimit-remaining"
 

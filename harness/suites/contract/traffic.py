@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from harness.conformance.ids import SUITE, Issue
-from harness.conformance.rules import Exchange, RuleSet, check_exchange, parse_json
+from harness.checks.issues import SUITE, Issue
+from harness.checks.responses import Exchange, RuleSet, check_exchange, parse_json
 from harness.findings import Finding
-from harness.repro import curl
+from harness.net.repro import curl
 
 MAX_FINDINGS_PER_CHECK = 25
 

@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.load.hdr import HdrSet
+from harness.suites.load.hdr import HdrSet
 
 MAX_SAMPLES = 5
 

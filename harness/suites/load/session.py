@@ -2,7 +2,7 @@
 
 Importing this module registers listeners on `locust.events`, so a locustfile that imports a
 harness user gets the whole machinery under plain `locust -f` (web UI or headless, single
-process or `--master`/`--worker`), and `harness.load.master` gets the same by passing
+process or `--master`/`--worker`), and `harness.suites.load.master` gets the same by passing
 `locust.events` to its Environment.
 
 What happens in each role:
@@ -17,7 +17,7 @@ What happens in each role:
   and at test stop merges the histories into `observations.jsonl` and writes `summary.json`.
 Under plain `locust -f` the master (or local runner) then checks the phase (invariants,
 thresholds, limit checks), logs the findings and sets the exit code; in library mode the
-harness process does that (`harness.suites.load`).
+harness process does that (`harness.suites.load.run`).
 """
 
 from __future__ import annotations
@@ -41,10 +41,10 @@ from pydantic_core import from_json as _from_json
 
 from harness.contract import load_lifecycle
 from harness.history import task_digest
-from harness.load.config import LoadConfig, keys_from_env
-from harness.load.metrics import PhaseMetrics
-from harness.load.open_model import Arrivals, SlotFeed
-from harness.load.pacing import BudgetPacer, Share, TaskBudget
+from harness.suites.load.config import LoadConfig, keys_from_env
+from harness.suites.load.metrics import PhaseMetrics
+from harness.suites.load.open_model import Arrivals, SlotFeed
+from harness.suites.load.pacing import BudgetPacer, Share, TaskBudget
 
 log = logging.getLogger("harness.load")
 _SESSIONS: weakref.WeakKeyDictionary[Environment, LoadSession] = weakref.WeakKeyDictionary()
@@ -485,7 +485,7 @@ class LoadSession:
                 workers.append({"index": int(self.runner.get_worker_index(node_id)), "done": False})
                 log.warning("harness: worker %s sent no final report; its metrics are missing",
                             node_id)
-        from harness.load.merge import merge_histories  # no gevent work inside
+        from harness.history.merge import merge_histories  # no gevent work inside
 
         observations = merge_histories(phase_dir, shifts)
         stats = self.environment.stats.total
@@ -508,7 +508,7 @@ class LoadSession:
 
     def _check_plain(self, phase_dir: Path) -> None:
         """Plain `locust -f`: check this phase now and log what was found."""
-        from harness.load.analysis import analyse_phases
+        from harness.suites.load.analysis import analyse_phases
 
         try:
             result = analyse_phases([phase_dir], self.config.thresholds, self.lifecycle)

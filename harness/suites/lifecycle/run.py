@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.client import ApiClient
+from harness.checks.lifecycle import CHECKS, InvariantOptions, check_history
 from harness.contract import Lifecycle, Limits
 from harness.findings import SuiteResult
 from harness.history import HistoryWriter, read_history
-from harness.invariants import CHECKS, InvariantOptions, check_history
-from harness.recording import RecordingClient, body_data
+from harness.net.client import ApiClient
+from harness.net.recording import RecordingClient, body_data
 
 SUITE = "lifecycle"
 PNG_1X1 = bytes.fromhex(

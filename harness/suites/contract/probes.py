@@ -18,9 +18,9 @@ from typing import Any
 
 import httpx
 
-from harness.conformance.ids import Issue
-from harness.conformance.rules import Exchange, parse_json, sdk_data
-from harness.conformance.streamrules import (
+from harness.checks.issues import Issue
+from harness.checks.responses import Exchange, parse_json, sdk_data
+from harness.checks.streams import (
     Requested,
     StreamCapture,
     StreamLineSchema,
@@ -28,9 +28,9 @@ from harness.conformance.streamrules import (
     lenient_status,
     task_of,
 )
-from harness.conformance.traffic import StopRun, TaskBudgetSpent, Traffic, exchange_evidence, repro_of
 from harness.contract import Lifecycle
-from harness.streams import NdjsonDecoder, SseDecoder
+from harness.net.decoders import NdjsonDecoder, SseDecoder
+from harness.suites.contract.traffic import StopRun, TaskBudgetSpent, Traffic, exchange_evidence, repro_of
 
 ACCEPT = {"ndjson": "application/x-ndjson", "sse": "text/event-stream"}
 PNG_1X1 = bytes.fromhex(

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.conformance.ids import Issue
+from harness.checks.issues import Issue
 from harness.contract import Lifecycle, Limits
 
 JSON_TYPES = ("application/json", "application/problem+json")

@@ -1,4 +1,4 @@
-"""`python -m harness.load.worker --master-host H [--master-port P]`: one Locust worker process.
+"""`python -m harness.suites.load.worker --master-host H [--master-port P]`: one Locust worker process.
 
 It knows every scenario's users; the master decides which run. Keys come from this
 process's environment (`HARNESS_API_KEYS`); the target URL and the phase settings come from
@@ -20,9 +20,9 @@ from locust import events  # noqa: E402
 from locust.env import Environment  # noqa: E402
 from locust.log import setup_logging  # noqa: E402
 
-from harness.load import users as user_module  # noqa: E402
-from harness.load.config import keys_from_env  # noqa: E402
-from harness.load.scenarios import SCENARIOS  # noqa: E402
+from harness.suites.load import users as user_module  # noqa: E402
+from harness.suites.load.config import keys_from_env  # noqa: E402
+from harness.suites.load.scenarios import SCENARIOS  # noqa: E402
 
 USER_CLASSES = [getattr(user_module, name) for name in
                 dict.fromkeys(n for s in SCENARIOS.values() for n in s.users)]
@@ -44,7 +44,7 @@ def run(master_host: str, master_port: int, logfile: str | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.load.worker")
+    parser = argparse.ArgumentParser(prog="python -m harness.suites.load.worker")
     parser.add_argument("--master-host", required=True)
     parser.add_argument("--master-port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--logfile")

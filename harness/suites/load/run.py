@@ -1,6 +1,6 @@
 """Load suite: Locust scenarios (headless, Locust as a library) turned into findings and metrics.
 
-Locust and gevent run in child processes (`python -m harness.load.master`, plus `--processes
+Locust and gevent run in child processes (`python -m harness.suites.load.master`, plus `--processes
 N - 1` local workers in Locust's master/worker mode), never in the harness process: gevent's
 monkey-patching would change threading, sockets and subprocesses under the other suites (and
 pytest). The children write the run folder (`load/<scenario>/`: Locust stats CSVs, per-worker
@@ -26,19 +26,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.argtypes import positive_float, positive_int
-from harness.contract import Lifecycle, Limits
-from harness.findings import SuiteResult
-from harness.invariants import InvariantOptions
-from harness.load.analysis import CHECKS, analyse_phases
-from harness.load.config import LoadConfig, parse_duration, parse_rate
-from harness.load.scenarios import SCENARIOS, phase_order, resolve
-from harness.load.thresholds import (
+from harness.checks.lifecycle import InvariantOptions
+from harness.checks.thresholds import (
     ThresholdError,
     parse_threshold,
     parse_thresholds,
     thresholds_from_toml,
 )
+from harness.contract import Lifecycle, Limits
+from harness.findings import SuiteResult
 from harness.settings import DEFAULT_TOML, is_loopback
+from harness.suites.load.analysis import CHECKS, analyse_phases
+from harness.suites.load.config import LoadConfig, parse_duration, parse_rate
+from harness.suites.load.scenarios import SCENARIOS, phase_order, resolve
 
 if TYPE_CHECKING:
     from harness.runner import Context
@@ -267,7 +267,7 @@ def run_load(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: Limit
     budget_s = (len(phases) * (longest + drain + 20.0) + 30.0
                 + (options.worker_wait_s if options.master else 0.0))
     lines: list[str] = []
-    process = subprocess.Popen([sys.executable, "-m", "harness.load.master", str(plan_path)],
+    process = subprocess.Popen([sys.executable, "-m", "harness.suites.load.master", str(plan_path)],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     relay = threading.Thread(target=_relay, args=(process.stdout, note, lines), daemon=True)
     relay.start()
@@ -319,7 +319,7 @@ def run_worker(master_host: str, master_port: int, keys: list[str], processes: i
     if not keys:
         raise ValueError("a Locust worker needs at least one API key")
     env = {**os.environ, "HARNESS_API_KEYS": ",".join(keys)}
-    children = [subprocess.Popen([sys.executable, "-m", "harness.load.worker", "--master-host",
+    children = [subprocess.Popen([sys.executable, "-m", "harness.suites.load.worker", "--master-host",
                                   master_host, "--master-port", str(master_port)], env=env)
                 for _ in range(max(1, processes))]
     codes = [child.wait() for child in children]

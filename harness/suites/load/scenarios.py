@@ -11,7 +11,7 @@ Kind = Literal["flow", "at_limit", "over_limit"]
 @dataclass(frozen=True)
 class Scenario:
     name: str
-    users: tuple[str, ...]  # names of classes in harness.load.users (weights on the classes)
+    users: tuple[str, ...]  # names of classes in harness.suites.load.users (weights on the classes)
     kind: Kind
     description: str
 

@@ -1,6 +1,6 @@
 """Sans-I/O rules for one task stream: a capture of decoded events in, Issues out.
 
-The capture is made by `harness.conformance.probes` (incrementally, with a deadline); this
+The capture is made by `harness.suites.contract.probes` (incrementally, with a deadline); this
 module only judges it: media type, line shapes, SDK hazards, snapshot first, order, terminal
 last, close after it.
 """
@@ -16,10 +16,10 @@ from typing import Any, Literal
 
 from referencing import Registry, Resource
 
-from harness.conformance.ids import Issue
-from harness.conformance.rules import sdk_status_hazard, status_problem
+from harness.checks.issues import Issue
+from harness.checks.responses import sdk_status_hazard, status_problem
 from harness.contract import Lifecycle
-from harness.streams import StreamEvent
+from harness.net.decoders import StreamEvent
 
 Requested = Literal["ndjson", "sse", "default"]
 SEPARATORS = {b"\xe2\x80\xa8": "U+2028", b"\xe2\x80\xa9": "U+2029", b"\xc2\x85": "U+0085"}

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import httpx
 
-from harness.streams import NdjsonDecoder, SseDecoder, StreamEvent
+from harness.net.decoders import NdjsonDecoder, SseDecoder, StreamEvent
 
 StreamFormat = Literal["ndjson", "sse"]
 ACCEPT = {"ndjson": "application/x-ndjson", "sse": "text/event-stream"}

@@ -34,9 +34,9 @@ from schemathesis.generation.hypothesis.reporting import ignore_hypothesis_outpu
 from schemathesis.generation.stateful import run_state_machine_as_test
 from schemathesis.specs.openapi.checks import ignored_auth
 
-from harness.conformance.ids import Issue
-from harness.conformance.rules import Exchange
-from harness.conformance.traffic import (
+from harness.checks.issues import Issue
+from harness.checks.responses import Exchange
+from harness.suites.contract.traffic import (
     StopRun,
     TaskBudgetSpent,
     Traffic,

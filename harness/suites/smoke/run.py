@@ -13,10 +13,10 @@ from typing import Any
 
 import httpx
 
-from harness.client import ApiClient, StreamFormat, StreamReading, task_of
 from harness.contract import Lifecycle, Limits
 from harness.findings import Finding, SuiteResult
-from harness.repro import curl
+from harness.net.client import ApiClient, StreamFormat, StreamReading, task_of
+from harness.net.repro import curl
 
 SUITE = "smoke"
 CHECKS = {

@@ -4,7 +4,7 @@ stream conformance, official-SDK hazards, lifecycle drift).
 
 Everything is paced per rate-limit group (limits.yaml), bounded by a time budget and the task
 budget, and every finding carries evidence and a curl reproduction without the key. The parts
-live in `harness.conformance`.
+live beside it in this package.
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from harness.conformance.fuzz import FuzzOptions, FuzzStats, run_schemathesis
-from harness.conformance.ids import CHECKS, SCHEMATHESIS_CHECKS, SUITE, Issue
-from harness.conformance.probes import ProbeOptions, Prober, drift_issues
-from harness.conformance.rules import OperationTable, RuleSet
-from harness.conformance.streamrules import StreamLineSchema
-from harness.conformance.traffic import Collector, Pacer, StopRun, Traffic
+from harness.checks.issues import CHECKS, SCHEMATHESIS_CHECKS, SUITE, Issue
+from harness.checks.responses import OperationTable, RuleSet
+from harness.checks.streams import StreamLineSchema
 from harness.contract import Lifecycle, Limits, contracts_dir, load_lifecycle
 from harness.findings import SuiteResult
+from harness.suites.contract.fuzz import FuzzOptions, FuzzStats, run_schemathesis
+from harness.suites.contract.probes import ProbeOptions, Prober, drift_issues
+from harness.suites.contract.traffic import Collector, Pacer, StopRun, Traffic
 
 if TYPE_CHECKING:
     from harness.runner import Context

@@ -3,7 +3,7 @@
 Every request is a Locust request event (Locust's stats and web UI work as usual) and an
 Observation line of the run's history (the same fields `harness.history.Observation` reads),
 and its latency goes into an HDR histogram (3 significant digits). Streams are read line by
-line as they arrive and decoded by the sans-I/O parsers of `harness.streams`; each event is
+line as they arrive and decoded by the sans-I/O parsers of `harness.net.decoders`; each event is
 an Observation, and the stream's time to first event, time to terminal and heartbeat gaps
 are histograms. Each task's queue time and setup latency (warm or cold) come from the server
 timestamps of its events.
@@ -28,12 +28,12 @@ from geventhttpclient.url import URL
 from locust import FastHttpUser, constant, task
 from locust.exception import CatchResponseError, StopUser
 
-from harness.client import task_of
 from harness.history import task_digest
-from harness.load.open_model import Slot
-from harness.load.pacing import BudgetPacer
-from harness.load.session import Abort, LoadSession, session_of
-from harness.streams import NdjsonDecoder, SseDecoder, StreamEvent
+from harness.net.client import task_of
+from harness.net.decoders import NdjsonDecoder, SseDecoder, StreamEvent
+from harness.suites.load.open_model import Slot
+from harness.suites.load.pacing import BudgetPacer
+from harness.suites.load.session import Abort, LoadSession, session_of
 
 log = logging.getLogger("harness.load")
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode

@@ -15,14 +15,14 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
+from harness.checks.lifecycle import CHECKS as LC_CHECKS
+from harness.checks.lifecycle import InvariantOptions, check_history
+from harness.checks.thresholds import MetricsView, ThresholdResult, evaluate, parse_thresholds
 from harness.contract import Lifecycle
 from harness.findings import Finding, SuiteStatus
 from harness.history import Observation, read_history
-from harness.invariants import CHECKS as LC_CHECKS
-from harness.invariants import InvariantOptions, check_history
-from harness.load.metrics import PhaseMetrics
-from harness.load.scenarios import SCENARIOS
-from harness.load.thresholds import MetricsView, ThresholdResult, evaluate, parse_thresholds
+from harness.suites.load.metrics import PhaseMetrics
+from harness.suites.load.scenarios import SCENARIOS
 
 SUITE = "load"
 CHECKS = {

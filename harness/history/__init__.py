@@ -1,0 +1,16 @@
+"""The observation record, its one encoder, and the JSONL history store (write, read, merge)."""
+
+from harness.history.store import (
+    Channel,
+    HistoryError,
+    HistoryWriter,
+    Observation,
+    Outcome,
+    StreamKind,
+    now_ns,
+    read_history,
+    task_digest,
+)
+
+__all__ = ["Channel", "HistoryError", "HistoryWriter", "Observation", "Outcome", "StreamKind", "now_ns",
+           "read_history", "task_digest"]

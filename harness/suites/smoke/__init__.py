@@ -1,0 +1,1 @@
+"""The smoke suite: one pass over every documented promise, a task of each kind."""
