@@ -1,7 +1,4 @@
-"""The `harness` command: parse, call a suite, print a summary, set the exit code.
-
-Exit codes: 0 clean, 1 findings, 2 usage or config error, 3 target unreachable.
-"""
+"""The `harness` command: parse, call the runner, print a summary, set the exit code."""
 
 from __future__ import annotations
 
@@ -15,11 +12,11 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from harness import __version__
-from harness.argtypes import non_negative_int, port, positive_float, positive_int
-from harness.runner import SUITES
-from harness.suites.load.run import add_load_arguments
+from harness.argtypes import port, positive_float, positive_int
+from harness.exit_codes import EPILOG, ExitCode
+from harness.suites.registry import SUITES
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = ExitCode.OK, ExitCode.FINDINGS, ExitCode.USAGE
 SUITE_NAMES = tuple(SUITES)
 
 
@@ -54,8 +51,7 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="harness", description="Conformance, lifecycle, rate-limit and load "
                      "harness for the inference.sh task API.",
-                     epilog="Exit codes: 0 clean, 1 findings, 2 usage or config error, "
-                     "3 target unreachable.")
+                     epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -88,51 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target_options(check)
     check.add_argument("--suite", action="append", dest="suites", default=[], choices=SUITE_NAMES,
                        help="run only this suite (repeatable; default: all)")
-    check.add_argument("--max-examples", type=non_negative_int, metavar="N",
-                       help="schemathesis examples per operation of the contract suite (default 20)")
-    check.add_argument("--seed", type=int, help="seed of the lifecycle plan and of schemathesis' cases "
-                       "(default: random, written to results.json)")
-    add_load_arguments(check)
     _add_run_options(check)
+    for suite in SUITES.values():
+        suite.add_arguments(check, standalone=False)
 
-    lifecycle = sub.add_parser("lifecycle", help="drive tasks through every channel at once and "
-                               "check the history of what every client saw")
-    _add_target_options(lifecycle)
-    lifecycle.add_argument("--clients", type=positive_int, metavar="N",
-                           help="concurrent observers (default 8)")
-    lifecycle.add_argument("--tasks", type=positive_int, metavar="N",
-                           help="tasks to create (default 24)")
-    lifecycle.add_argument("--seed", type=int, help="seed of the random plan (cancel moments, mix)")
-    _add_run_options(lifecycle)
-
-    contract = sub.add_parser("contract", help="check a target against contracts/openapi.yaml "
-                              "(schemathesis + the checks it lacks)")
-    _add_target_options(contract)
-    contract.add_argument("--max-examples", type=non_negative_int, metavar="N",
-                          help="schemathesis examples per operation and mode, and stateful scenarios "
-                          "(default 20; 0 = the suite's probes and rules only)")
-    contract.add_argument("--seed", type=int, help="seed of schemathesis' generated cases: the same "
-                          "seed, contract and schemathesis version send the same cases (default: random, "
-                          "written to results.json as metrics.seed)")
-    _add_run_options(contract)
-
-    load_parser = sub.add_parser("load", help="run the Locust scenarios headless, check the merged "
-                                 "history and the SLO thresholds")
-    _add_target_options(load_parser)
-    add_load_arguments(load_parser)
-    _add_run_options(load_parser)
-
-    ratelimit = sub.add_parser("ratelimit", help="measure each rate-limit group (run, get, upload) "
-                               "against contracts/limits.yaml: limits, headers, 429s, isolation")
-    _add_target_options(ratelimit)
-    ratelimit.add_argument("--group", action="append", dest="groups", default=[],
-                           choices=("run", "get", "upload"),
-                           help="probe only this group (repeatable; default: all three, at once)")
-    ratelimit.add_argument("--discover", action="store_true",
-                           help="infer each group's limit (X-RateLimit-Limit) and the window (two "
-                           "consecutive Reset values), judge against those, report them against "
-                           "the contract")
-    _add_run_options(ratelimit)
+    for suite in SUITES.values():
+        command = sub.add_parser(suite.name, help=suite.help)
+        _add_target_options(command)
+        _add_run_options(command)
+        suite.add_arguments(command, standalone=True)
 
     report = sub.add_parser("report", help="render summary.md, junit.xml and index.html of a run "
                             "folder again from its results.json and observations.jsonl")
@@ -158,6 +118,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lifecycle", type=Path, metavar="FILE",
                         help="lifecycle contract (default contracts/lifecycle.yaml; "
                         "contracts/lifecycle-docs.yaml checks the documented table)")
+    parser.add_argument("--seed", type=int, help="seed of every random choice (the lifecycle plan, "
+                        "schemathesis' cases): the same seed, contract and versions send the same "
+                        "cases (default: random, written to results.json)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -168,11 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check_history(args)
     if args.command == "report":
         return _report(args)
-    if args.command == "load" and args.worker:
-        return _load_worker(args)
-    if args.command == "check" and args.worker:
-        return _fail(EXIT_USAGE, "--worker belongs to `harness load`, not `harness check`")
-    if args.command in ("contract", "lifecycle", "load", "ratelimit"):
+    if args.command in SUITES:
         return _run(args, [args.command])
     return _run(args, args.suites or list(SUITE_NAMES))
 
@@ -230,27 +189,19 @@ def _settings(args: argparse.Namespace) -> Any:
 def _run(args: argparse.Namespace, suites: list[str]) -> int:
     from harness.runner import RunError, execute
     from harness.settings import ConfigError
-    from harness.suites.contract.run import ConformanceOptions
-    from harness.suites.lifecycle.run import LifecycleOptions
-    from harness.suites.load.run import LoadOptions
-    from harness.suites.ratelimit.run import RateLimitOptions
 
     try:
         settings = _settings(args)
+        if args.command in SUITES:
+            code = SUITES[args.command].standalone(args, settings)
+            if code is not None:
+                return code
     except ConfigError as exc:
         return _fail(EXIT_USAGE, str(exc))
-    options = LifecycleOptions(clients=getattr(args, "clients", None) or 8,
-                               tasks=getattr(args, "tasks", None) or 24,
-                               seed=getattr(args, "seed", None))
-    rl_options = RateLimitOptions(groups=getattr(args, "groups", None) or ["run", "get", "upload"],
-                                  discover=getattr(args, "discover", False))
-    load_options = LoadOptions.from_namespace(args) if args.command in ("load", "check") else LoadOptions()
-    max_examples = getattr(args, "max_examples", None)
-    ct_options = ConformanceOptions(max_examples=20 if max_examples is None else max_examples,
-                                    seed=getattr(args, "seed", None))
+    options = {name: SUITES[name].options(args) for name in suites}
     try:
         result, run_dir = execute(settings, suites, args.faults, _progress, args.lifecycle, options,
-                                  rl_options, ct_options, load_options)
+                                  args.seed)
     except RunError as exc:
         return _fail(exc.code, str(exc))
     billable = sum(int(s.metrics.get("tasks_created", 0)) for s in result.suites)
@@ -266,21 +217,6 @@ def _run(args: argparse.Namespace, suites: list[str]) -> int:
     if any(s.status == "error" for s in result.suites) or result.findings:
         return EXIT_FINDINGS
     return EXIT_OK
-
-
-def _load_worker(args: argparse.Namespace) -> int:
-    from harness.settings import ConfigError
-    from harness.suites.load.run import run_worker
-
-    if not args.master_host:
-        return _fail(EXIT_USAGE, "--worker needs --master-host")
-    try:
-        settings = _settings(args)
-    except ConfigError as exc:
-        return _fail(EXIT_USAGE, str(exc))
-    if not settings.api_keys:
-        return _fail(EXIT_USAGE, "no API key: pass --api-key, or set HARNESS_API_KEYS or INFERENCE_API_KEY")
-    return run_worker(args.master_host, args.master_port or 5557, settings.api_keys, args.processes or 1)
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -13,6 +13,9 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 DEFAULT_TOML = Path("harness.toml")
+# Billable runs the suites may create on a given target unless --max-tasks says otherwise.
+DEFAULT_MAX_TASKS = 500
+NO_KEY = "no API key: pass --api-key, or set HARNESS_API_KEYS or INFERENCE_API_KEY"
 
 
 class ConfigError(Exception):

@@ -23,11 +23,12 @@ from harness.contract import load_lifecycle, load_limits
 from harness.findings import Finding, SuiteResult
 from harness.history import read_history
 from harness.net.reference import ReferenceServer
-from harness.runner import Context
 from harness.server.faults import Faults
 from harness.server.ratelimit import FixedWindowLimiter
 from harness.settings import Settings
-from harness.suites.ratelimit.run import RateLimitOptions, run_ratelimit, suite_entry
+from harness.suites.base import Context
+from harness.suites.ratelimit.run import RateLimitOptions, run_ratelimit
+from harness.suites.registry import SUITES
 from tests.conftest import StartServer
 
 PROBLEM = json.dumps({"type": "https://api.inference.sh/errors/rate_limited", "title": "Rate limited",
@@ -255,7 +256,7 @@ def test_suite_entry_writes_every_request_to_the_run_history(start_server: Start
     with start_server(rate_window=1.0) as srv:
         ctx = Context(srv.url, srv.keys, load_lifecycle(), limits, tmp_path, Settings(), lambda _m: None,
                       tasks_left=1000)
-        result = suite_entry(ctx)
+        result = SUITES["ratelimit"].run(ctx, None)
     assert result.findings == []
     lines = [json.loads(line) for line in (tmp_path / "observations.jsonl").read_text().splitlines()]
     assert len(lines) == result.metrics["requests"]

@@ -13,6 +13,9 @@ from typing import Any, Literal, TextIO
 
 from pydantic_core import from_json as _from_json
 
+# The one name of a run's history file (and of each load phase's merged history).
+HISTORY_FILE = "observations.jsonl"
+
 # `files` is POST /files, `upload` the PUT of the bytes, `download` the GET of a file URI.
 Channel = Literal["run", "get", "status", "ndjson", "sse", "cancel", "delete", "list", "files",
                   "upload", "download"]

@@ -1,1 +1,36 @@
 """The contract suite: schemathesis against contracts/openapi.yaml plus the probes it lacks."""
+
+from __future__ import annotations
+
+import argparse
+
+from harness.argtypes import non_negative_int
+from harness.findings import SuiteResult
+from harness.suites.base import Context, Suite
+
+DEFAULT_MAX_EXAMPLES = 20
+
+
+class ContractSuite(Suite):
+    name = "contract"
+    help = "check a target against contracts/openapi.yaml (schemathesis + the checks it lacks)"
+
+    def add_arguments(self, parser: argparse.ArgumentParser, standalone: bool) -> None:
+        group = parser.add_argument_group("contract options")
+        group.add_argument("--max-examples", type=non_negative_int, metavar="N",
+                           help="schemathesis examples per operation and mode, and stateful scenarios "
+                           f"(default {DEFAULT_MAX_EXAMPLES}; 0 = the suite's probes and rules only)")
+
+    def options(self, args: argparse.Namespace) -> int:
+        given = getattr(args, "max_examples", None)
+        return DEFAULT_MAX_EXAMPLES if given is None else int(given)
+
+    def run(self, ctx: Context, options: int | None) -> SuiteResult:
+        from harness.suites.contract.run import ConformanceOptions, run_conformance
+
+        max_examples = DEFAULT_MAX_EXAMPLES if options is None else options
+        return run_conformance(ctx.base_url, ctx.keys, ctx.lifecycle, ctx.limits, ConformanceOptions(
+            max_examples=max_examples, seed=ctx.seed, max_tasks=max(0, ctx.tasks_left)), ctx.progress)
+
+
+SUITE = ContractSuite()

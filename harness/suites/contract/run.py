@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
@@ -23,14 +23,12 @@ from harness.checks.responses import OperationTable, RuleSet
 from harness.checks.streams import StreamLineSchema
 from harness.contract import Lifecycle, Limits, contracts_dir, load_lifecycle
 from harness.findings import SuiteResult
+from harness.settings import DEFAULT_MAX_TASKS
 from harness.suites.contract.fuzz import FuzzOptions, FuzzStats, run_schemathesis
 from harness.suites.contract.probes import ProbeOptions, Prober, drift_issues
 from harness.suites.contract.traffic import Collector, Pacer, StopRun, Traffic
 
-if TYPE_CHECKING:
-    from harness.runner import Context
-
-__all__ = ["CHECKS", "SUITE", "ConformanceOptions", "run_conformance", "suite_entry"]
+__all__ = ["CHECKS", "SUITE", "ConformanceOptions", "run_conformance"]
 
 
 @dataclass
@@ -49,7 +47,7 @@ class ConformanceOptions:
     close_grace_s: float = 1.0  # the server must close a stream this soon after the terminal update
     hold_s: float = 1.5  # the cancel probe keeps a running task's stream open this long
     utilisation: float = 0.8  # share of each rate-limit group's budget the suite may use
-    max_tasks: int = 500
+    max_tasks: int = DEFAULT_MAX_TASKS
     seed: int | None = None  # schemathesis generation; None: a random one, reported in the metrics
     schema_path: Path | None = None
     wire_lifecycle: Lifecycle | None = None  # the contract's own table (drift reference)
@@ -146,11 +144,3 @@ def run_conformance(base_url: str, keys: list[str], lifecycle: Lifecycle, limits
         metrics["negative_given_up"] = stats.no_negative  # 50 draws, none schema-violating
     return SuiteResult(name=SUITE, status="failed" if findings else "passed", checks=checks,
                        metrics=metrics, findings=findings, duration_s=round(duration, 3))
-
-
-def suite_entry(ctx: Context) -> SuiteResult:
-    """The runner's entry: `ctx.conformance_options` if the runner sets one, else the defaults."""
-    options: ConformanceOptions = getattr(ctx, "conformance_options", None) or ConformanceOptions()
-    options = ConformanceOptions(**{**options.__dict__, "max_tasks": max(0, min(options.max_tasks,
-                                                                                  ctx.tasks_left))})
-    return run_conformance(ctx.base_url, ctx.keys, ctx.lifecycle, ctx.limits, options, ctx.progress)

@@ -1,1 +1,47 @@
 """The lifecycle suite: concurrent clients on every channel, and the history they saw, checked."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+from harness.argtypes import positive_int
+from harness.findings import SuiteResult
+from harness.suites.base import Context, Suite
+
+
+@dataclass(frozen=True)
+class LifecycleFlags:
+    clients: int = 8
+    tasks: int = 24
+
+
+class LifecycleSuite(Suite):
+    name = "lifecycle"
+    help = "drive tasks through every channel at once and check the history of what every client saw"
+
+    def add_arguments(self, parser: argparse.ArgumentParser, standalone: bool) -> None:
+        group = parser.add_argument_group("lifecycle options")
+        group.add_argument("--clients", type=positive_int, metavar="N",
+                           help="concurrent observers (default 8)")
+        group.add_argument("--tasks", type=positive_int, metavar="N",
+                           help="tasks to create (default 24)")
+
+    def options(self, args: argparse.Namespace) -> LifecycleFlags:
+        return LifecycleFlags(clients=getattr(args, "clients", None) or LifecycleFlags.clients,
+                              tasks=getattr(args, "tasks", None) or LifecycleFlags.tasks)
+
+    def run(self, ctx: Context, options: LifecycleFlags | None) -> SuiteResult:
+        from harness.suites.lifecycle.run import LifecycleOptions, run_lifecycle
+
+        flags = options or LifecycleFlags()
+        tasks = min(flags.tasks, max(0, ctx.tasks_left - 2))
+        if tasks < 1:
+            return SuiteResult(name=self.name, status="skipped", error="task budget (--max-tasks) spent")
+        return run_lifecycle(ctx.base_url, ctx.keys, ctx.lifecycle, ctx.limits, ctx.history_path,
+                             LifecycleOptions(clients=flags.clients, tasks=tasks, seed=ctx.seed,
+                                              deadline_s=ctx.settings.deadline),
+                             progress=ctx.progress)
+
+
+SUITE = LifecycleSuite()

@@ -4,3 +4,59 @@ Importing this package does not import Locust (and so does not monkey-patch the 
 gevent); only `users`, `session`, `master` and `worker` do, and those run in their own processes
 (or under `locust -f`).
 """
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+
+from harness.findings import SuiteResult
+from harness.settings import DEFAULT_TOML, NO_KEY, ConfigError, Settings
+from harness.suites.base import Context, Suite
+from harness.suites.load.options import LoadOptions, add_load_arguments
+
+DEFAULT_MASTER_PORT = 5557
+
+
+class LoadSuite(Suite):
+    name = "load"
+    help = "run the Locust scenarios headless, check the merged history and the SLO thresholds"
+
+    def add_arguments(self, parser: argparse.ArgumentParser, standalone: bool) -> None:
+        add_load_arguments(parser, standalone)
+
+    def options(self, args: argparse.Namespace) -> LoadOptions:
+        return LoadOptions.from_namespace(args)
+
+    def standalone(self, args: argparse.Namespace, settings: Settings) -> int | None:
+        if not getattr(args, "worker", False):
+            return None
+        from harness.suites.load.run import run_worker
+
+        if not args.master_host:
+            raise ConfigError("--worker needs --master-host")
+        if not settings.api_keys:
+            raise ConfigError(NO_KEY)
+        return run_worker(args.master_host, args.master_port or DEFAULT_MASTER_PORT, settings.api_keys,
+                          args.processes or 1)
+
+    def run(self, ctx: Context, options: LoadOptions | None) -> SuiteResult:
+        from harness.checks.thresholds import ThresholdError, thresholds_from_toml
+        from harness.suites.load.run import run_load
+
+        options = options or LoadOptions()
+        thresholds = list(options.thresholds)
+        if options.toml_thresholds:
+            try:
+                thresholds += thresholds_from_toml(DEFAULT_TOML)
+            except ThresholdError as exc:
+                return SuiteResult(name=self.name, status="error", error=str(exc))
+        budget = ctx.tasks_left if options.max_tasks is None else min(options.max_tasks, ctx.tasks_left)
+        options = replace(options, thresholds=thresholds, max_tasks=budget,
+                          deadline_s=options.deadline_s or ctx.settings.deadline,
+                          allow_hosts=sorted({*options.allow_hosts, *ctx.settings.allow_hosts}))
+        return run_load(ctx.base_url, ctx.keys, ctx.lifecycle, ctx.limits, ctx.run_dir, options,
+                        ctx.progress)
+
+
+SUITE = LoadSuite()

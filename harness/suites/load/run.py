@@ -12,7 +12,6 @@ scenarios, the thresholds and the error counts, and appends the history to the r
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import secrets
@@ -21,27 +20,22 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from harness.argtypes import positive_float, positive_int
 from harness.checks.lifecycle import InvariantOptions
 from harness.checks.thresholds import (
     ThresholdError,
-    parse_threshold,
     parse_thresholds,
-    thresholds_from_toml,
 )
 from harness.contract import Lifecycle, Limits
 from harness.findings import SuiteResult
-from harness.settings import DEFAULT_TOML, is_loopback
+from harness.history import HISTORY_FILE
+from harness.settings import DEFAULT_MAX_TASKS, is_loopback
 from harness.suites.load.analysis import CHECKS, analyse_phases
-from harness.suites.load.config import LoadConfig, parse_duration, parse_rate
-from harness.suites.load.scenarios import SCENARIOS, phase_order, resolve
-
-if TYPE_CHECKING:
-    from harness.runner import Context
+from harness.suites.load.config import LoadConfig
+from harness.suites.load.options import LoadOptions
+from harness.suites.load.scenarios import phase_order
 
 SUITE = "load"
 LOAD_ENV = frozenset(("HARNESS_BASE_URL", "HARNESS_API_KEYS", "INFERENCE_API_KEY", "HARNESS_RATE_WINDOW",
@@ -49,119 +43,6 @@ LOAD_ENV = frozenset(("HARNESS_BASE_URL", "HARNESS_API_KEYS", "INFERENCE_API_KEY
                       "HARNESS_ARRIVAL_RATE", "HARNESS_LOAD_DIR", "HARNESS_THRESHOLDS",
                       "HARNESS_ALLOW_HOSTS"))
 Progress = Callable[[str], None]
-
-
-@dataclass
-class LoadOptions:
-    """`harness load` options (None: take the run's settings)."""
-
-    scenarios: list[str] = field(default_factory=lambda: ["mixed"])
-    users: int = 10
-    spawn_rate: float = 10.0
-    duration_s: float = 30.0
-    arrival_rate: float | None = None  # iterations per second (open model)
-    processes: int = 1  # processes on this machine that run users (1: no master/worker)
-    thresholds: list[str] = field(default_factory=list)
-    toml_thresholds: bool = True  # also read [thresholds] from harness.toml
-    deadline_s: float | None = None
-    max_tasks: int | None = None
-    poll_interval_s: float | None = None
-    allow_hosts: list[str] = field(default_factory=list)
-    limit_groups: list[str] = field(default_factory=list)  # at/over-limit lanes; empty: every group
-    master: bool = False  # wait for workers from other machines
-    master_bind_host: str = "*"
-    master_port: int = 5557
-    expect_workers: int = 1  # with master: workers from other machines to wait for
-    worker_wait_s: float = 120.0
-    heartbeat_bound_s: float | None = 15.0
-
-
-    @classmethod
-    def from_namespace(cls, args: argparse.Namespace) -> LoadOptions:
-        """Fill from the arguments `add_load_arguments` defines (None/missing: the default)."""
-        base = cls()
-        given = {name: getattr(args, name, None) for name in (
-            "users", "spawn_rate", "duration_s", "arrival_rate", "processes", "master",
-            "master_bind_host", "master_port", "expect_workers")}
-        options = replace(base, **{k: v for k, v in given.items() if v is not None})
-        scenarios = getattr(args, "scenarios", None)
-        thresholds = getattr(args, "thresholds", None)
-        return replace(options, scenarios=list(scenarios) if scenarios else base.scenarios,
-                       thresholds=list(thresholds or []),
-                       limit_groups=list(dict.fromkeys(getattr(args, "limit_groups", None) or [])))
-
-
-def duration_arg(text: str) -> float:
-    """argparse type: `60`, `60s`, `2m`, `1h30m` -> seconds."""
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def rate_arg(text: str) -> float:
-    """argparse type: `5`, `5/s`, `300/m` -> per second."""
-    try:
-        return parse_rate(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def threshold_arg(text: str) -> str:
-    """argparse type: a threshold expression, checked now (a typo is a usage error, exit 2)."""
-    try:
-        parse_threshold(text)
-    except ThresholdError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
-
-def scenario_arg(text: str) -> str:
-    try:
-        return resolve(text).name
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def add_load_arguments(parser: argparse.ArgumentParser) -> None:
-    """The `harness load` options (also usable by `harness check`)."""
-    group = parser.add_argument_group("load options")
-    group.add_argument("--scenario", action="append", dest="scenarios", type=scenario_arg,
-                       metavar="NAME", help=f"repeatable: {', '.join(SCENARIOS)} (default mixed); "
-                       "phases run one after the other, over_limit last")
-    group.add_argument("--users", type=positive_int, metavar="N",
-                       help="concurrent users per phase (default 10; the pool in the open model)")
-    group.add_argument("--spawn-rate", type=positive_float, dest="spawn_rate", metavar="R",
-                       help="users started per second (default 10)")
-    group.add_argument("--duration", type=duration_arg, dest="duration_s", metavar="60s",
-                       help="length of each phase (default 30s)")
-    group.add_argument("--arrival-rate", type=rate_arg, dest="arrival_rate", metavar="R/s",
-                       help="open model: iterations started per second whatever the latency; "
-                       "latencies count from the intended start; late iterations are dropped "
-                       "and counted")
-    group.add_argument("--processes", type=positive_int, metavar="N",
-                       help="processes on this machine: 1 (default) runs users in one process; "
-                       "N > 1 runs a Locust master and N-1 local workers")
-    group.add_argument("--threshold", action="append", dest="thresholds", type=threshold_arg,
-                       metavar="EXPR", help='repeatable SLO gate, e.g. "get_task.p95<200ms", '
-                       '"errors<0.1%%", "run.rps>=1.5" (also [thresholds] in harness.toml)')
-    group.add_argument("--limit-group", action="append", dest="limit_groups", metavar="GROUP",
-                       choices=["run", "get", "upload"],
-                       help="repeatable: the rate-limit groups at_limit and over_limit drive (default "
-                       "all three; leave out run on a real target: every run slot is a billable task)")
-    group.add_argument("--master", action="store_true", default=None,
-                       help="also wait for workers from other machines (--expect-workers)")
-    group.add_argument("--expect-workers", type=positive_int, dest="expect_workers", metavar="N",
-                       help="with --master: workers from other machines to wait for (default 1)")
-    group.add_argument("--master-bind", dest="master_bind_host", metavar="HOST",
-                       help="with --master: interface to listen on (default all)")
-    group.add_argument("--master-port", type=positive_int, dest="master_port", metavar="P",
-                       help="with --master / --worker: the master's port (default 5557)")
-    group.add_argument("--worker", action="store_true",
-                       help="run Locust workers for a master elsewhere (--master-host); the "
-                       "master sends the target and the phases, keys come from this machine")
-    group.add_argument("--master-host", dest="master_host", metavar="H",
-                       help="with --worker: the master's host")
 
 
 def _relay(stream: Any, progress: Progress, lines: list[str]) -> None:
@@ -191,7 +72,7 @@ def _append_history(phase_dirs: list[Path], target: Path) -> int:
     count = 0
     with target.open("a", encoding="utf-8") as out:
         for phase_dir in phase_dirs:
-            path = phase_dir / "observations.jsonl"
+            path = phase_dir / HISTORY_FILE
             if not path.exists():
                 continue
             with path.open(encoding="utf-8") as handle:
@@ -223,7 +104,7 @@ def run_load(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: Limit
     reason = probe.guard_error(base_url)
     if reason is not None and not is_loopback(base_url):
         return failed(reason)
-    max_tasks = 500 if options.max_tasks is None else options.max_tasks
+    max_tasks = DEFAULT_MAX_TASKS if options.max_tasks is None else options.max_tasks
     if max_tasks < 1:
         return SuiteResult(name=SUITE, status="skipped", error="task budget (--max-tasks) spent")
     load_dir = run_dir / "load"
@@ -285,7 +166,7 @@ def run_load(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: Limit
         return failed(f"the load process {why}: {tail}")
     analysis = analyse_phases(phase_dirs, options.thresholds, lifecycle,
                               InvariantOptions(heartbeat_bound_s=options.heartbeat_bound_s))
-    appended = _append_history(phase_dirs, run_dir / "observations.jsonl")
+    appended = _append_history(phase_dirs, run_dir / HISTORY_FILE)
     metrics = {**analysis.metrics, "observations_appended": appended,
                "processes": max(1, options.processes), "users": options.users,
                "scenarios_run": [s.name for s in phases], "files": str(load_dir)}
@@ -295,23 +176,6 @@ def run_load(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: Limit
     return SuiteResult(name=SUITE, status=analysis.status, checks=analysis.checks, metrics=metrics,
                        findings=analysis.findings, error=error,
                        duration_s=round(time.monotonic() - started, 3))
-
-
-def suite_entry(ctx: Context) -> SuiteResult:
-    """`harness load` / `harness check --suite load`: options from ctx.load_options, if any."""
-    options: LoadOptions = getattr(ctx, "load_options", None) or LoadOptions()
-    thresholds = list(options.thresholds)
-    if options.toml_thresholds:
-        try:
-            thresholds += thresholds_from_toml(DEFAULT_TOML)
-        except ThresholdError as exc:
-            return SuiteResult(name=SUITE, status="error", error=str(exc))
-    budget = ctx.tasks_left if options.max_tasks is None else min(options.max_tasks, ctx.tasks_left)
-    options = replace(options, thresholds=thresholds, max_tasks=budget,
-                      deadline_s=options.deadline_s or ctx.settings.deadline,
-                      allow_hosts=sorted({*options.allow_hosts, *ctx.settings.allow_hosts}))
-    return run_load(ctx.base_url, ctx.keys, ctx.lifecycle, ctx.limits, ctx.run_dir, options,
-                    ctx.progress)
 
 
 def run_worker(master_host: str, master_port: int, keys: list[str], processes: int = 1) -> int:

@@ -1,1 +1,46 @@
 """The rate-limit suite: each group driven to its limit and judged against contracts/limits.yaml."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+
+from harness.findings import SuiteResult
+from harness.suites.base import Context, Suite
+
+GROUPS = ("run", "get", "upload")
+
+
+@dataclass(frozen=True)
+class RateLimitFlags:
+    groups: list[str] = field(default_factory=lambda: list(GROUPS))
+    discover: bool = False
+
+
+class RateLimitSuite(Suite):
+    name = "ratelimit"
+    help = ("measure each rate-limit group (run, get, upload) against contracts/limits.yaml: limits, "
+            "headers, 429s, isolation")
+
+    def add_arguments(self, parser: argparse.ArgumentParser, standalone: bool) -> None:
+        group = parser.add_argument_group("ratelimit options")
+        group.add_argument("--group", action="append", dest="groups", default=[], choices=GROUPS,
+                           help="probe only this group (repeatable; default: all three, at once)")
+        group.add_argument("--discover", action="store_true",
+                           help="infer each group's limit (X-RateLimit-Limit) and the window (two "
+                           "consecutive Reset values), judge against those, report them against "
+                           "the contract")
+
+    def options(self, args: argparse.Namespace) -> RateLimitFlags:
+        return RateLimitFlags(groups=list(getattr(args, "groups", None) or GROUPS),
+                              discover=bool(getattr(args, "discover", False)))
+
+    def run(self, ctx: Context, options: RateLimitFlags | None) -> SuiteResult:
+        from harness.suites.ratelimit.run import RateLimitOptions, run_ratelimit
+
+        flags = options or RateLimitFlags()
+        return run_ratelimit(ctx.base_url, ctx.keys, ctx.limits, ctx.history_path, RateLimitOptions(
+            groups=flags.groups, discover=flags.discover, max_tasks=ctx.tasks_left), ctx.progress)
+
+
+SUITE = RateLimitSuite()

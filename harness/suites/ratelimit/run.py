@@ -28,9 +28,9 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from harness.checks.ratelimit import (
@@ -52,11 +52,8 @@ from harness.findings import Finding, SuiteResult
 from harness.history import Channel, HistoryWriter, Observation
 from harness.net.repro import curl
 from harness.settings import is_loopback
+from harness.suites.ratelimit import GROUPS
 
-if TYPE_CHECKING:
-    from harness.runner import Context
-
-GROUPS = ("run", "get", "upload")
 Progress = Callable[[str], None]
 UPLOAD_SPEC = {"uri": "", "filename": "ratelimit.txt", "content_type": "text/plain", "path": None,
                "size": 1, "public": None}
@@ -793,11 +790,3 @@ def _repro(session: _Session, finding: Finding) -> str | None:
     if check in ("RL-RETRY-AFTER", "RL-429-PROBLEM", "RL-REMAINING-429"):
         return f"{wait} && {_burst_cmd(session, group, limit)} > /dev/null && {_one_cmd(session, group)}"
     return f"{wait} && {_burst_cmd(session, group, limit + 2)} | sort | uniq -c | sort -rn"
-
-
-def suite_entry(ctx: Context) -> SuiteResult:
-    """The runner's entry: the run folder's history, the task budget left, the CLI's options."""
-    options: RateLimitOptions = getattr(ctx, "ratelimit_options", None) or RateLimitOptions()
-    options = replace(options, max_tasks=ctx.tasks_left)
-    return run_ratelimit(ctx.base_url, ctx.keys, ctx.limits, ctx.run_dir / "observations.jsonl",
-                         options, ctx.progress)

@@ -1,1 +1,22 @@
 """The smoke suite: one pass over every documented promise, a task of each kind."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.findings import SuiteResult
+from harness.suites.base import Context, Suite
+
+
+class SmokeSuite(Suite):
+    name = "smoke"
+    help = "every app through run, poll, stream, upload and cancel, with the basic promises checked"
+
+    def run(self, ctx: Context, options: Any) -> SuiteResult:
+        from harness.suites.smoke.run import SmokeOptions, run_smoke
+
+        return run_smoke(ctx.base_url, ctx.keys, ctx.lifecycle, ctx.limits,
+                         SmokeOptions(deadline_s=ctx.settings.deadline), progress=ctx.progress)
+
+
+SUITE = SmokeSuite()
