@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from harness.checks.streams import StreamEnd
 from harness.contract import Lifecycle
 from harness.findings import Finding
 from harness.history import Observation
@@ -88,7 +89,7 @@ class _Conn:
     events: int = 0
     last_recv: int = 0
     terminal: Observation | None = None
-    after_terminal: bool = False
+    end: StreamEnd = field(default_factory=StreamEnd)
 
 
 _NOTHING: frozenset[int] = frozenset()
@@ -350,14 +351,14 @@ class Checker:
                            f"of task {obs.task} without a terminal update", [obs], obs.task)
             del self._conns[conn_id]
             return
-        if conn.terminal is not None and kind in ("update", "invalid") and not conn.after_terminal:
-            conn.after_terminal = True
+        terminal = kind == "update" and type(obs.status) is int and obs.status in self._terminal
+        if conn.end.feed(kind or "", terminal) and len(conn.end.after) == 1:
+            assert conn.terminal is not None
             what = "an update" if kind == "update" else "a non-JSON line"
             self._find("LC-STREAM-AFTER-TERMINAL", f"{obs.channel} stream {conn_id} sent {what} "
                        "after its terminal update", [conn.terminal, obs], obs.task)
-        if kind == "update" and type(obs.status) is int and obs.status in self._terminal:
-            if conn.terminal is None:
-                conn.terminal = obs
+        if terminal and conn.terminal is None:
+            conn.terminal = obs
 
     # -- finalizing ------------------------------------------------------------------------
 

@@ -15,13 +15,14 @@ straddle a boundary counts as possibly in either window (never as certainly in o
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from harness.checks.envelope import parse_json, problem_code
+from harness.checks.headers import header_int
 from harness.findings import Finding
 
 SUITE = "ratelimit"
@@ -52,15 +53,6 @@ CHECKS: dict[str, str] = {
 }
 SEVERITY: dict[str, Literal["error", "warning", "info"]] = {"RL-COVERAGE": "warning",
                                                             "RL-DISCOVER": "warning"}
-
-
-def strict_int(raw: str | None) -> int | None:
-    """An integer header value ("42", "-1"); None for anything else ("1.5", "", "abc")."""
-    if raw is None:
-        return None
-    text = raw.strip()
-    digits = text[1:] if text.startswith("-") else text
-    return int(text) if digits.isascii() and digits.isdigit() else None
 
 
 @dataclass(slots=True)
@@ -223,7 +215,7 @@ def reset_problem(x: Exchange, names: HeaderNames, window_s: float, tolerance_s:
     raw = x.header(names.reset)
     if raw is None:
         return "missing"
-    reset = strict_int(raw)
+    reset = header_int(raw)
     if reset is None:
         return f"{raw!r} is not an integer epoch second"
     if reset <= x.wall - tolerance_s:
@@ -256,7 +248,7 @@ def assign_windows(exchanges: Sequence[Exchange], key: str, group: str, baseline
     mode: WindowMode = "reset" if use_reset else "epoch"
     if use_reset:
         for x in answered:
-            reset = strict_int(x.header(names.reset))
+            reset = header_int(x.header(names.reset))
             assert reset is not None
             window(reset, mode).definite.append(x)
         for x in mine:
@@ -303,55 +295,47 @@ class _Findings:
         return list(self.by_slot.values())
 
 
-def problem_code(x: Exchange) -> str | None:
-    """The error code of a problem body: the text after /errors/ in `type`, else error.code."""
-    try:
-        body = json.loads(x.body)
-    except ValueError:
-        return None
-    if not isinstance(body, dict):
-        return None
-    kind = body.get("type")
-    if isinstance(kind, str) and "/errors/" in kind:
-        return kind.rsplit("/errors/", 1)[1]
-    error = body.get("error")
-    code = error.get("code") if isinstance(error, dict) else None
-    return code if isinstance(code, str) else None
-
-
-def _problem_issue(x: Exchange, wanted: str) -> str | None:
-    content_type = x.header("content-type") or ""
+def rate_limited_problem(content_type: str, body: bytes, wanted: str = "rate_limited") -> str | None:
+    """Why a 429's body is not the documented problem (`type` ending in /errors/<wanted>), or None."""
     if "json" not in content_type:
         return f"content type {content_type!r} is not problem+json"
-    try:
-        body = json.loads(x.body)
-    except ValueError:
+    ok, doc = parse_json(body)
+    if not ok:
         return "the body is not JSON"
-    if not isinstance(body, dict):
+    if not isinstance(doc, dict):
         return "the body is not a JSON object"
-    missing = [k for k in ("type", "title", "status", "detail") if k not in body]
+    missing = [k for k in ("type", "title", "status", "detail") if k not in doc]
     if missing:
         return f"the problem body lacks {', '.join(missing)}"
-    if body.get("status") != 429:
-        return f"the problem body says status {body.get('status')!r}, not 429"
-    code = problem_code(x)
+    if doc.get("status") != 429:
+        return f"the problem body says status {doc.get('status')!r}, not 429"
+    code = problem_code(doc)
     if code != wanted:
         return f"the problem code is {code!r}, not {wanted!r}"
     return None
 
 
-def _retry_after_issue(x: Exchange, names: HeaderNames, tolerance_s: float) -> str | None:
-    raw = x.header(names.retry_after)
+def retry_after_problem(raw: str | None, *, answered: tuple[float, float] | None = None,
+                        reset: int | None = None, tolerance_s: float = 0.0,
+                        window_s: float | None = None) -> str | None:
+    """Why a 429's Retry-After breaks the promise, or None: the one Retry-After rule.
+
+    Always: whole seconds, at least 1. With `window_s`: at most one window (ceil(window) + 1 s).
+    With `answered` (epoch seconds at send and at answer) and the answer's `reset`: it points
+    at Reset within a second, plus `tolerance_s` for the distance between the two clocks.
+    """
     if raw is None:
         return "no Retry-After header"
-    value = strict_int(raw)
+    value = header_int(raw)
     if value is None or value < 1:
         return f"Retry-After {raw!r} is not a whole number of seconds >= 1"
-    reset = strict_int(x.header(names.reset))
-    if reset is None:
+    if window_s is not None and value > math.ceil(window_s) + 1:
+        return (f"Retry-After {value} s is longer than one window: at most "
+                f"{math.ceil(window_s) + 1} s for a {window_s:g} s window")
+    if answered is None or reset is None:
         return None  # RL-HEADERS / RL-RESET report the Reset itself
     # The target computed it at some moment between send and answer; "within a second" either way.
-    earliest, latest = x.wall + value, x.done_wall + value
+    earliest, latest = answered[0] + value, answered[1] + value
     if latest < reset - 1 - tolerance_s or earliest > reset + 1 + tolerance_s:
         return (f"Retry-After {value} s points at {earliest:.2f}..{latest:.2f}, more than a second "
                 f"from Reset {reset}")
@@ -365,19 +349,19 @@ def _per_answer(judged: Sequence[Exchange], baseline: Baseline, out: _Findings) 
             continue
         missing = [n for n in (names.limit, names.remaining, names.reset) if x.header(n) is None]
         odd = [n for n in (names.limit, names.remaining)
-               if x.header(n) is not None and strict_int(x.header(n)) is None]
+               if x.header(n) is not None and header_int(x.header(n)) is None]
         if missing or odd:
             what = (f"lacks {', '.join(missing)}" if missing else "") + \
                    ("; " if missing and odd else "") + \
                    (f"has a non-integer {', '.join(odd)}" if odd else "")
             out.add("RL-HEADERS", x.key, x.group, f"{x.group}: an answer ({x.http}) to {x.method} "
                     f"{x.path} {what}", [x])
-        limit = strict_int(x.header(names.limit))
+        limit = header_int(x.header(names.limit))
         expected = (baseline.expect_limit_header or {}).get(x.group)
         if limit is not None and expected is not None and limit != expected:
             out.add("RL-LIMIT-HEADER", x.key, x.group, f"{x.group}: X-RateLimit-Limit is {limit}, "
                     f"the contract says {expected}", [x], contract_limit=expected)
-        remaining = strict_int(x.header(names.remaining))
+        remaining = header_int(x.header(names.remaining))
         if remaining is not None and remaining < 0:
             out.add("RL-REMAINING", x.key, x.group, f"{x.group}: X-RateLimit-Remaining is negative "
                     f"({remaining})", [x])
@@ -390,11 +374,13 @@ def _per_answer(judged: Sequence[Exchange], baseline: Baseline, out: _Findings) 
             if remaining is not None and remaining != 0:
                 out.add("RL-REMAINING-429", x.key, x.group, f"{x.group}: a 429 says "
                         f"X-RateLimit-Remaining {remaining}, not 0", [x])
-            issue = _retry_after_issue(x, names, baseline.tolerance_s)
+            issue = retry_after_problem(x.header(names.retry_after), answered=(x.wall, x.done_wall),
+                                        reset=header_int(x.header(names.reset)),
+                                        tolerance_s=baseline.tolerance_s)
             if issue is not None:
                 out.add("RL-RETRY-AFTER", x.key, x.group, f"{x.group}: on a 429, {issue}", [x],
                         tolerance_s=baseline.tolerance_s)
-            issue = _problem_issue(x, baseline.problem_code)
+            issue = rate_limited_problem(x.header("content-type") or "", x.body, baseline.problem_code)
             if issue is not None:
                 out.add("RL-429-PROBLEM", x.key, x.group, f"{x.group}: on a 429, {issue}", [x])
 
@@ -402,7 +388,7 @@ def _per_answer(judged: Sequence[Exchange], baseline: Baseline, out: _Findings) 
 def _remaining_issue(win: Window, limit: int, names: HeaderNames) -> tuple[str, Exchange] | None:
     """How the admitted answers' Remaining values differ from limit-1, limit-2, ... (or None)."""
     admitted = win.admitted
-    values = [strict_int(x.header(names.remaining)) for x in admitted]
+    values = [header_int(x.header(names.remaining)) for x in admitted]
     if not admitted or any(v is None for v in values):
         return None
     # Over-admission is its own finding: past the limit, Remaining stays at 0.
@@ -510,7 +496,7 @@ def _isolation(judged: Sequence[Exchange], windows_of: dict[tuple[str, str], lis
             for win in windows_of.get((x.key, x.group), []):
                 if x in win.definite:
                     earlier = sum(1 for y in win.admitted if y.send_ns < x.send_ns)
-            remaining = strict_int(x.header(names.remaining))
+            remaining = header_int(x.header(names.remaining))
             # Higher than its own count is a counting fault (RL-REMAINING), not a shared budget.
             if remaining is not None and remaining < limit - 1 - earlier:
                 out.add("RL-KEY-ISOLATION", x.key, x.group, f"{x.group}: a second key's request "
@@ -590,6 +576,6 @@ def observed_window(exchanges: Sequence[Exchange], key: str, group: str, names: 
                     ) -> int | None:
     """The smallest step between two distinct, increasing Reset values of one (key, group)."""
     resets = sorted({r for x in exchanges if x.key == key and x.group == group and x.answered
-                     for r in [strict_int(x.header(names.reset))] if r is not None})
+                     for r in [header_int(x.header(names.reset))] if r is not None})
     steps = [b - a for a, b in itertools.pairwise(resets) if b > a]
     return min(steps) if steps else None

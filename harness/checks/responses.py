@@ -14,7 +14,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.checks.envelope import data_of, envelope_gaps, json_type, parse_json, problem_gaps
+from harness.checks.headers import header_count
 from harness.checks.issues import Issue
+from harness.checks.ratelimit import retry_after_problem
 from harness.contract import Lifecycle, Limits
 
 JSON_TYPES = ("application/json", "application/problem+json")
@@ -22,7 +25,6 @@ NO_ENVELOPE = frozenset({"GET /healthz", "GET /files/{id}/{filename}"})
 TASK_OPERATIONS = frozenset({"POST /apps/run", "GET /tasks/{id}", "POST /tasks/{id}/cancel"})
 STATUS_OPERATIONS = frozenset({"GET /tasks/{id}/status"})
 LIST_OPERATIONS = frozenset({"GET /tasks"})
-_INT = re.compile(r"^[0-9]+$")
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
 
@@ -91,22 +93,10 @@ class RuleSet:
         return self.limits.group_of(method, path)
 
 
-def parse_json(body: bytes) -> tuple[bool, Any]:
-    try:
-        return True, json.loads(body)
-    except (UnicodeDecodeError, ValueError):
-        return False, None
-
-
-def sdk_data(body: Any) -> Any:
-    """What the SDKs take as the result: `data` of an object that has it, else the whole body."""
-    return body["data"] if isinstance(body, dict) and "data" in body else body
-
-
 def status_problem(status: Any, lifecycle: Lifecycle) -> str | None:
     """Why a task status is not an integer code of the lifecycle, or None if it is."""
     if type(status) is not int:
-        return f"status {json.dumps(status)} is a JSON {_json_type(status)}, not an integer"
+        return f"status {json.dumps(status)} is a JSON {json_type(status)}, not an integer"
     if status not in lifecycle.statuses:
         return f"status {status} is not a code of the lifecycle {lifecycle.name!r}"
     return None
@@ -130,23 +120,11 @@ def sdk_status_hazard(status: Any) -> str | None:
     return None
 
 
-def _json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "string"
-    if value is None:
-        return "null"
-    return type(value).__name__
-
-
 def task_statuses(operation: str | None, status: int, body: Any) -> list[tuple[Any, Any, Any]]:
     """(task id, status, status_text) of every task record in a 2xx body of a task operation."""
     if not 200 <= status < 300 or operation is None:
         return []
-    data = sdk_data(body)
+    data = data_of(body)
     if operation in TASK_OPERATIONS | STATUS_OPERATIONS and isinstance(data, dict) and "status" in data:
         return [(data.get("id"), data["status"], data.get("status_text"))]
     if operation in LIST_OPERATIONS and isinstance(data, list):
@@ -174,11 +152,11 @@ def check_exchange(ex: Exchange, rules: RuleSet) -> list[Issue]:
         for task_id, status, _text in task_statuses(operation, ex.status, body):
             why = status_problem(status, rules.lifecycle)
             if why is not None:
-                issues.append(Issue("CT-TASK-STATUS", why, key=_json_type(status),
+                issues.append(Issue("CT-TASK-STATUS", why, key=json_type(status),
                                     task_id=task_id if isinstance(task_id, str) else None))
             hazard = sdk_status_hazard(status)
             if hazard is not None:
-                issues.append(Issue("CT-SDK-STATUS-TYPE", hazard, key=_json_type(status),
+                issues.append(Issue("CT-SDK-STATUS-TYPE", hazard, key=json_type(status),
                                     task_id=task_id if isinstance(task_id, str) else None))
     return issues
 
@@ -188,16 +166,7 @@ def _envelope(ex: Exchange, operation: str | None, is_json: bool, parsed_ok: boo
     if operation is None or operation in NO_ENVELOPE or ex.status == 204 or not ex.body or not is_json \
             or not parsed_ok:
         return []
-    missing = []
-    if not isinstance(body, dict):
-        missing.append(f"the body is a JSON {_json_type(body)}, not an object")
-    else:
-        if body.get("success") is not True:
-            missing.append("`success` is not true")
-        if "data" not in body:
-            missing.append("`data` is missing")
-        if not isinstance(body.get("messages"), list):
-            missing.append("`messages` is not an array")
+    missing = envelope_gaps(body)
     if not missing:
         return []
     return [Issue("CT-ENVELOPE", f"{ex.status} body is not the success envelope: {'; '.join(missing)}. "
@@ -206,22 +175,9 @@ def _envelope(ex: Exchange, operation: str | None, is_json: bool, parsed_ok: boo
 
 
 def _problem(ex: Exchange, parsed_ok: bool, body: Any) -> list[Issue]:
-    wrong: list[str] = []
-    if ex.media_type != "application/problem+json":
-        wrong.append(f"Content-Type is {ex.content_type or 'missing'!r}, not application/problem+json")
+    wrong = problem_gaps(ex.media_type, ex.content_type, parsed_ok, body)
     if not parsed_ok or not isinstance(body, dict):
-        wrong.append("the body is not a JSON object")
         body = {}
-    else:
-        for name in ("type", "title", "detail"):
-            if not isinstance(body.get(name), str):
-                wrong.append(f"`{name}` is {'missing' if name not in body else 'not a string'}")
-        if "status" not in body:
-            wrong.append("`status` is missing")
-        error = body.get("error")
-        if not isinstance(error, dict) or not isinstance(error.get("code"), str) \
-                or not isinstance(error.get("message"), str):
-            wrong.append("the legacy `error: {code, message}` is missing or incomplete")
     issues = []
     if wrong:
         issues.append(Issue("CT-PROBLEM", f"{ex.status} answer is not a problem body: {'; '.join(wrong)}. "
@@ -231,11 +187,6 @@ def _problem(ex: Exchange, parsed_ok: bool, body: Any) -> list[Issue]:
         issues.append(Issue("CT-PROBLEM-STATUS", f"problem body says status {json.dumps(body['status'])} "
                             f"but the HTTP status is {ex.status}", key=f"{ex.status}:{body['status']}"))
     return issues
-
-
-def _int_header(headers: Mapping[str, str], name: str) -> int | None:
-    value = headers.get(name.lower())
-    return int(value) if value is not None and _INT.match(value.strip()) else None
 
 
 def _rate_headers(ex: Exchange, rules: RuleSet, operation: str | None) -> list[Issue]:
@@ -249,7 +200,7 @@ def _rate_headers(ex: Exchange, rules: RuleSet, operation: str | None) -> list[I
     for role in ("limit", "remaining", "reset"):
         name = names[role]
         raw = ex.headers.get(name.lower())
-        values[role] = _int_header(ex.headers, name)
+        values[role] = header_count(raw)
         if raw is None:
             wrong.append(f"{name} is missing")
         elif values[role] is None:
@@ -274,10 +225,9 @@ def _rate_headers(ex: Exchange, rules: RuleSet, operation: str | None) -> list[I
                          f"{clock} {now}")
     if ex.status == 429:
         retry = ex.headers.get(names["retry_after"].lower())
-        seconds = _int_header(ex.headers, names["retry_after"])
         if retry is None:
             wrong.append(f"{names['retry_after']} is missing on a 429")
-        elif seconds is None or seconds < 1:
+        elif retry_after_problem(retry) is not None:
             wrong.append(f"{names['retry_after']} {retry!r} is not a whole number of seconds >= 1")
     if not wrong:
         return []

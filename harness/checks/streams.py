@@ -14,8 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from referencing import Registry, Resource
-
+from harness.checks.envelope import task_of_update
 from harness.checks.issues import Issue
 from harness.checks.responses import sdk_status_hazard, status_problem
 from harness.contract import Lifecycle
@@ -24,8 +23,6 @@ from harness.net.decoders import StreamEvent
 Requested = Literal["ndjson", "sse", "default"]
 SEPARATORS = {b"\xe2\x80\xa8": "U+2028", b"\xe2\x80\xa9": "U+2029", b"\xc2\x85": "U+0085"}
 _DOC = "urn:harness:openapi"
-# jsonschema ships no type information (types-jsonschema is optional): used as a module object.
-jsonschema: Any = importlib.import_module("jsonschema")
 
 
 @dataclass
@@ -55,6 +52,12 @@ class StreamLineSchema:
     """Validates stream lines against the contract's StreamLine / TaskUpdate schemas."""
 
     def __init__(self, openapi: Mapping[str, Any]) -> None:
+        # Imported here: only the contract suite validates lines, and `harness check-history`
+        # or a Locust process reading the lifecycle rules should not pay for jsonschema.
+        from referencing import Registry, Resource
+
+        # jsonschema ships no type information (types-jsonschema is optional): a module object.
+        jsonschema: Any = importlib.import_module("jsonschema")
         registry: Registry[Any] = Registry().with_resource(_DOC, Resource.from_contents(
             dict(openapi), default_specification=_draft()))
         self._line = jsonschema.Draft202012Validator({"$ref": f"{_DOC}#/components/schemas/StreamLine"},
@@ -97,10 +100,32 @@ def lenient_status(status: Any, lifecycle: Lifecycle) -> int | None:
     return None
 
 
-def task_of(payload: Mapping[str, Any]) -> Any:
-    """The task inside an update: `data` when the update is a `{data, fields}` wrapper."""
-    data = payload.get("data")
-    return data if isinstance(data, dict) and "fields" in payload else payload
+class StreamEnd:
+    """The one rule of a stream's end: after the terminal update, nothing but heartbeats.
+
+    Fed one event at a time (kind "update", "heartbeat", "invalid" or "close", and whether an
+    update's status is terminal, as the caller reads statuses); every suite asks this object.
+    """
+
+    __slots__ = ("after", "count", "terminal_at")
+
+    def __init__(self) -> None:
+        self.terminal_at: int | None = None  # position of the terminal update
+        self.after: list[int] = []  # positions of the events that broke the rule
+        self.count = 0
+
+    def feed(self, kind: str, terminal: bool = False) -> bool:
+        """Take the next event; True if it breaks the rule (an update or junk after the end)."""
+        position = self.count
+        self.count += 1
+        if self.terminal_at is not None:
+            if kind in ("update", "invalid"):
+                self.after.append(position)
+                return True
+            return False
+        if kind == "update" and terminal:
+            self.terminal_at = position
+        return False
 
 
 def judge_stream(cap: StreamCapture, lifecycle: Lifecycle, schema: StreamLineSchema,
@@ -182,7 +207,7 @@ def _line_rules(cap: StreamCapture, lifecycle: Lifecycle, schema: StreamLineSche
             previous_id = current if current is not None else previous_id
         if event.kind != "update" or event.payload is None:
             continue
-        task = task_of(event.payload)
+        task = task_of_update(event.payload)
         status = task.get("status") if isinstance(task, dict) else None
         if isinstance(task, dict) and "status" in task:
             why = status_problem(status, lifecycle)
@@ -210,7 +235,7 @@ def _terminal_hazard(payload: Mapping[str, Any], lifecycle: Lifecycle) -> list[s
     missing = []
     if not (isinstance(payload.get("data"), dict) and "fields" in payload):
         missing.append("the {data, fields} wrapper (Python then reads the whole line as the task)")
-    task = task_of(payload)
+    task = task_of_update(payload)
     if not isinstance(task, dict):
         return ["a task object"]
     code = lenient_status(task.get("status"), lifecycle)
@@ -240,7 +265,7 @@ def _order_rules(cap: StreamCapture, lifecycle: Lifecycle, close_grace_s: float,
                             key="not-snapshot"))
     codes: list[int | None] = []
     for _, event in updates:
-        task = task_of(event.payload or {})
+        task = task_of_update(event.payload or {})
         codes.append(lenient_status(task.get("status") if isinstance(task, dict) else None, lifecycle))
     seen = [c for c in codes if c is not None]
     for before, after in itertools.pairwise(seen):
@@ -274,8 +299,10 @@ def _order_rules(cap: StreamCapture, lifecycle: Lifecycle, close_grace_s: float,
                             "message); JS merges partials and is unaffected",
                             key=",".join(missing), task_id=cap.task_id,
                             evidence={"terminal_line": terminal_event.raw[:600].decode("utf-8", "replace")}))
-    position = next(i for i, (_, e) in enumerate(cap.events) if e is terminal_event)
-    following = [e for _, e in cap.events[position + 1:] if e.kind != "heartbeat"]
+    end = StreamEnd()
+    for _, event in cap.events:
+        end.feed(event.kind, event is terminal_event)
+    following = [cap.events[i][1] for i in end.after]
     if following:
         issues.append(Issue("CT-STREAM-AFTER-TERMINAL", f"{cap.label}: {len(following)} event(s) followed "
                             f"the terminal update on the {fmt} stream", key="after",

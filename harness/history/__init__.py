@@ -1,17 +1,16 @@
 """The observation record, its one encoder, and the JSONL history store (write, read, merge)."""
 
-from harness.history.store import (
-    HISTORY_FILE,
+from harness.history.record import (
+    RATE_LIMIT_FIELDS,
     Channel,
-    HistoryError,
-    HistoryWriter,
     Observation,
     Outcome,
     StreamKind,
     now_ns,
-    read_history,
+    rate_limit_facts,
     task_digest,
 )
+from harness.history.store import HISTORY_FILE, HistoryError, HistoryWriter, read_history
 
-__all__ = ["HISTORY_FILE", "Channel", "HistoryError", "HistoryWriter", "Observation", "Outcome",
-           "StreamKind", "now_ns", "read_history", "task_digest"]
+__all__ = ["HISTORY_FILE", "RATE_LIMIT_FIELDS", "Channel", "HistoryError", "HistoryWriter", "Observation",
+           "Outcome", "StreamKind", "now_ns", "rate_limit_facts", "read_history", "task_digest"]

@@ -42,12 +42,6 @@ class StreamReading:
                 if t.event.kind == "update" and t.event.payload is not None]
 
 
-def task_of(update: dict[str, Any]) -> dict[str, Any]:
-    """The task inside a stream update (`{"data": task, "fields": [...]}`), or the update itself."""
-    data = update.get("data")
-    return data if isinstance(data, dict) and "fields" in update else update
-
-
 class ApiClient:
     """One key's view of a target. Every method returns the raw httpx.Response."""
 

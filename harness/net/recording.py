@@ -9,22 +9,28 @@ from typing import Any, ClassVar
 
 import httpx
 
-from harness.history import Channel, HistoryWriter, Observation, now_ns, task_digest
-from harness.net.client import ApiClient, StreamFormat, StreamReading, task_of
+from harness.checks.envelope import data_of, task_of_update
+from harness.history import (
+    RATE_LIMIT_FIELDS,
+    Channel,
+    HistoryWriter,
+    Observation,
+    now_ns,
+    rate_limit_facts,
+    task_digest,
+)
+from harness.net.client import ApiClient, StreamFormat, StreamReading
 from harness.net.decoders import StreamEvent
 
-RL_REMAINING = "x-ratelimit-remaining"
+# Only Remaining: the report charts it; the rate-limit and load suites record every header.
+_REMAINING = RATE_LIMIT_FIELDS[:1]
 
 
 def rate_limit_extra(headers: Mapping[str, str], group: str | None) -> dict[str, Any]:
     """The rate-limit facts of an answer, as an observation's `extra` (for the report charts)."""
-    value = headers.get(RL_REMAINING)
-    if value is None or group is None:
+    if group is None or _REMAINING[0][1] not in headers:
         return {}
-    try:
-        return {"rl_remaining": int(value), "rl_group": group}
-    except ValueError:
-        return {"rl_group": group, "rl_remaining_raw": value}
+    return rate_limit_facts(headers.get, group, _REMAINING)
 
 
 def body_data(response: httpx.Response) -> Any:
@@ -33,7 +39,7 @@ def body_data(response: httpx.Response) -> Any:
         body = response.json()
     except ValueError:
         return None
-    return body.get("data") if isinstance(body, dict) and "data" in body else body
+    return data_of(body)
 
 
 class RecordingClient:
@@ -116,7 +122,7 @@ class RecordingClient:
             nonlocal seq
             digest: dict[str, Any] = {}
             if event.kind == "update" and event.payload is not None:
-                digest = task_digest(task_of(event.payload))
+                digest = task_digest(task_of_update(event.payload))
             self.history.append(Observation(task_id, self.observer, fmt, send, now_ns(), wall,
                                             http=200, conn=conn, seq=seq, kind=event.kind,
                                             key=self.key_label, extra=extra, **digest))

@@ -18,24 +18,22 @@ from typing import Any
 
 import httpx
 
+from harness.checks.envelope import data_of, parse_json, task_of_update
 from harness.checks.issues import Issue
-from harness.checks.responses import Exchange, parse_json, sdk_data
+from harness.checks.responses import Exchange
 from harness.checks.streams import (
     Requested,
     StreamCapture,
     StreamLineSchema,
     judge_stream,
     lenient_status,
-    task_of,
 )
 from harness.contract import Lifecycle
 from harness.net.decoders import NdjsonDecoder, SseDecoder
+from harness.net.samples import PNG_1X1
 from harness.suites.contract.traffic import StopRun, TaskBudgetSpent, Traffic, exchange_evidence, repro_of
 
 ACCEPT = {"ndjson": "application/x-ndjson", "sse": "text/event-stream"}
-PNG_1X1 = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de0000000c4944415478"
-    "9c63f8cfc000000301010000c9fe92ef0000000049454e44ae426082")
 
 
 @dataclass
@@ -184,7 +182,7 @@ class Http:
     def _is_terminal(self, payload: Any, kind: str) -> bool:
         if kind != "update" or not isinstance(payload, dict) or self.lifecycle is None:
             return False
-        task = task_of(payload)
+        task = task_of_update(payload)
         code = lenient_status(task.get("status") if isinstance(task, dict) else None, self.lifecycle)
         return code is not None and self.lifecycle.is_terminal(code)
 
@@ -276,7 +274,7 @@ class Prober:
         if not 200 <= ex.status < 300 or not ex.body:
             return
         ok, body = parse_json(ex.body)
-        data = sdk_data(body) if ok else None
+        data = data_of(body) if ok else None
         records = data if isinstance(data, list) else [data]
         for record in records:
             if isinstance(record, dict) and "status" in record:
@@ -308,7 +306,7 @@ class Prober:
         if ex is None:
             return None
         ok, parsed = parse_json(ex.body)
-        task = sdk_data(parsed) if ok else None
+        task = data_of(parsed) if ok else None
         if not 200 <= ex.status < 300 or not isinstance(task, dict) or not isinstance(task.get("id"), str):
             self.skipped.append(f"{app} app ({body['app']}): POST /apps/run answered {ex.status}")
             return None
@@ -331,7 +329,7 @@ class Prober:
             self.traffic.collector.add(issue, "GET /tasks/{id}/stream", evidence, repro_of(ex))
         for _, event in cap.events:
             if event.kind == "update" and event.payload is not None:
-                task = task_of(event.payload)
+                task = task_of_update(event.payload)
                 if isinstance(task, dict):
                     self.book.see(task.get("status"), task.get("status_text"), self.lifecycle)
 
@@ -343,7 +341,7 @@ class Prober:
             if ex is None or ex.status != 200:
                 return None
             ok, body = parse_json(ex.body)
-            task = sdk_data(body) if ok else None
+            task = data_of(body) if ok else None
             if not isinstance(task, dict):
                 return None
             code = lenient_status(task.get("status"), self.lifecycle)
@@ -409,7 +407,7 @@ class Prober:
         if created is None:
             return
         ok, body = parse_json(created.body)
-        files = sdk_data(body) if ok else None
+        files = data_of(body) if ok else None
         if not 200 <= created.status < 300 or not isinstance(files, list) or not files \
                 or not isinstance(files[0], dict):
             self.skipped.append(f"upload: POST /files answered {created.status} without a file array")

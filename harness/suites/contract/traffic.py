@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from harness.checks.envelope import parse_json
+from harness.checks.headers import header_count
 from harness.checks.issues import SUITE, Issue
-from harness.checks.responses import Exchange, RuleSet, check_exchange, parse_json
+from harness.checks.responses import Exchange, RuleSet, check_exchange
 from harness.findings import Finding
 from harness.net.repro import curl
 
@@ -71,25 +73,19 @@ class Pacer:
             return 0.0
         now = self._clock()
         if status == 429:
-            wait = _seconds(headers.get(retry_name.lower())) or self.window_s
+            wait = header_count(headers.get(retry_name.lower())) or self.window_s
             wait = min(wait, self.window_s + 1)
             with self._lock:
                 self._hold[group] = max(self._hold.get(group, now), now + wait)
             return wait
-        remaining = _seconds(headers.get(remaining_name.lower()))
-        reset = _seconds(headers.get(reset_name.lower()))
+        remaining = header_count(headers.get(remaining_name.lower()))
+        reset = header_count(headers.get(reset_name.lower()))
         if remaining is not None and reset is not None and remaining <= self.reserve.get(group, 1):
             until_reset = reset - _server_epoch(headers, self._wall())
             if 0 < until_reset <= self.window_s + 1:
                 with self._lock:
                     self._hold[group] = max(self._hold.get(group, now), now + until_reset + 0.02)
         return 0.0
-
-
-def _seconds(value: str | None) -> int | None:
-    if value is None or not value.strip().isdigit():
-        return None
-    return int(value.strip())
 
 
 def _server_epoch(headers: Mapping[str, str], local: float) -> float:

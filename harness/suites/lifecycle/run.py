@@ -23,11 +23,9 @@ from harness.findings import SuiteResult
 from harness.history import HistoryWriter, read_history
 from harness.net.client import ApiClient
 from harness.net.recording import RecordingClient, body_data
+from harness.net.samples import PNG_1X1
 
 SUITE = "lifecycle"
-PNG_1X1 = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de0000000c4944415478"
-    "9c63f8cfc000000301010000c9fe92ef0000000049454e44ae426082")
 
 
 @dataclass

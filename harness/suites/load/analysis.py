@@ -17,6 +17,7 @@ from typing import Any
 
 from harness.checks.lifecycle import CHECKS as LC_CHECKS
 from harness.checks.lifecycle import InvariantOptions, check_history
+from harness.checks.ratelimit import retry_after_problem
 from harness.checks.thresholds import MetricsView, ThresholdResult, evaluate, parse_thresholds
 from harness.contract import Lifecycle
 from harness.findings import Finding, SuiteStatus
@@ -176,11 +177,10 @@ def check_limits(phase: Phase, result: Analysis) -> dict[str, Any]:
             rejected_witness = rejected_witness or obs
             if remaining is not None and remaining != 0:
                 problem("remaining", obs, f"X-RateLimit-Remaining {remaining} on a 429 (must be 0)")
-            retry = ex.get("retry_after")
-            if not isinstance(retry, int) or not 1 <= retry <= math.ceil(window_s) + 1:
-                shown = ex.get("retry_after", ex.get("retry_after_raw"))
-                problem("retry_after", obs, f"Retry-After {shown!r} on a 429: must be whole seconds "
-                        f"from 1 to {math.ceil(window_s) + 1}")
+            shown = ex.get("retry_after", ex.get("retry_after_raw"))
+            issue = retry_after_problem(None if shown is None else str(shown), window_s=window_s)
+            if issue is not None:
+                problem("retry_after", obs, f"on a 429, {issue}")
             if ex.get("rl_problem") is False:
                 problem("problem", obs, "the 429 body is not a problem+json with type …/rate_limited")
         else:

@@ -39,6 +39,7 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 from pydantic_core import from_json as _from_json
 
+from harness.checks.envelope import data_of
 from harness.contract import load_lifecycle
 from harness.history import task_digest
 from harness.suites.load.config import LoadConfig, keys_from_env
@@ -209,7 +210,7 @@ class LoadSession:
                 doc = _decode(content.decode("utf-8"))
             except (UnicodeDecodeError, ValueError):
                 return None
-        return doc["data"] if isinstance(doc, dict) and "data" in doc else doc
+        return data_of(doc)
 
     def digest(self, kind: str, content: bytes, memo: bool) -> tuple[Any, str]:
         """(data, the Observation fields as a JSON fragment) of a task or status body.

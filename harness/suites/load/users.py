@@ -28,8 +28,8 @@ from geventhttpclient.url import URL
 from locust import FastHttpUser, constant, task
 from locust.exception import CatchResponseError, StopUser
 
+from harness.checks.envelope import task_of_update
 from harness.history import task_digest
-from harness.net.client import task_of
 from harness.net.decoders import NdjsonDecoder, SseDecoder, StreamEvent
 from harness.suites.load.open_model import Slot
 from harness.suites.load.pacing import BudgetPacer
@@ -515,7 +515,7 @@ class ApiUser(FastHttpUser):
                                    "send_ns": send, "recv_ns": now, "wall": wall, "http": 200,
                                    "conn": conn, "seq": state["seq"], "kind": event.kind, "key": label}
             if event.kind == "update" and event.payload is not None:
-                current = task_of(event.payload)
+                current = task_of_update(event.payload)
                 for field_name, value in task_digest(current).items():
                     if value is not None:
                         rec[field_name] = value

@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from harness.checks.envelope import data_of
+from harness.checks.headers import header_int
 from harness.checks.ratelimit import (
     CHECKS,
     SUITE,
@@ -45,11 +47,10 @@ from harness.checks.ratelimit import (
     observed_limit,
     observed_window,
     reset_problem,
-    strict_int,
 )
 from harness.contract import Limits
 from harness.findings import Finding, SuiteResult
-from harness.history import Channel, HistoryWriter, Observation
+from harness.history import Channel, HistoryWriter, Observation, rate_limit_facts
 from harness.net.repro import curl
 from harness.settings import is_loopback
 from harness.suites.ratelimit import GROUPS
@@ -161,7 +162,7 @@ def _data(x: Exchange) -> Any:
         body = json.loads(x.body)
     except ValueError:
         return None
-    return body.get("data") if isinstance(body, dict) and "data" in body else body
+    return data_of(body)
 
 
 def _ids(x: Exchange | None) -> set[str] | None:
@@ -231,7 +232,7 @@ class _Session:
     def window_end(self, x: Exchange) -> float:
         """Where the window that counted x ends: its Reset if usable, else the epoch-aligned end."""
         if x.answered and reset_problem(x, self.names, self.window, self.tolerance) is None:
-            reset = strict_int(x.header(self.names.reset))
+            reset = header_int(x.header(self.names.reset))
             assert reset is not None
             return float(reset)
         return (int(x.done_wall // self.window) + 1) * self.window
@@ -463,7 +464,7 @@ def _drive(session: _Session, options: RateLimitOptions, plan: _Plan, note: Prog
     listing_lane = first.get("get") or next(iter(first.values()))
     before = _list_back(session, listing_lane)
     declared = {g: v for g, x in probes.items()
-                if (v := strict_int(x.header(session.names.limit))) is not None and v > 0}
+                if (v := header_int(x.header(session.names.limit))) is not None and v > 0}
     discovered_window: int | None = None
     boundary = _next_boundary(session, list(probes.values()))
     if options.discover:
@@ -573,7 +574,7 @@ def _discover_window(session: _Session, probes: dict[str, Exchange], note: Progr
     for; the second probe, sent just after it, lands in the next window.
     """
     reference = probes.get("get") or next(iter(probes.values()))
-    first = strict_int(reference.header(session.names.reset))
+    first = header_int(reference.header(session.names.reset))
     now = time.time()
     if first is None or not now - session.tolerance < first <= now + 3600:
         note("ratelimit: cannot discover the window: the probe's Reset is not a future epoch second")
@@ -581,7 +582,7 @@ def _discover_window(session: _Session, probes: dict[str, Exchange], note: Progr
     note(f"ratelimit: discovering the window: waiting {max(0.0, first - now):.1f} s for the next one")
     _sleep_until(first + session.lead)
     again = {g: session.send(session.lanes[g][0], g, "probe") for g in session.groups}
-    second = strict_int(again[reference.group].header(session.names.reset))
+    second = header_int(again[reference.group].header(session.names.reset))
     if second is None or second <= first:
         return None
     return second - first, again
@@ -593,7 +594,7 @@ def _next_boundary(session: _Session, probes: list[Exchange]) -> float:
     Too close to it (less than the set-up time), the one after is used: the burst window must
     hold none of the probe phase's requests.
     """
-    resets = [float(strict_int(x.header(session.names.reset)) or 0) for x in probes
+    resets = [float(header_int(x.header(session.names.reset)) or 0) for x in probes
               if x.answered and reset_problem(x, session.names, session.window, session.tolerance) is None]
     now = time.time()
     window = session.window
@@ -690,16 +691,12 @@ def _discover_findings(session: _Session, windows: Sequence[Window], declared: d
 
 def _write_history(session: _Session, path: Path) -> None:
     names = session.names
+    fields = (("rl_remaining", names.remaining), ("rl_limit", names.limit), ("rl_reset", names.reset),
+              ("retry_after", names.retry_after))
     with HistoryWriter(path) as history:
         for x in session.exchanges:
-            extra: dict[str, Any] = {"rl_group": x.group, "rl_role": x.role, "rl_req": x.idx}
-            for field_name, header in (("rl_remaining", names.remaining), ("rl_limit", names.limit),
-                                       ("rl_reset", names.reset), ("retry_after", names.retry_after)):
-                raw = x.header(header)
-                if raw is not None:
-                    value = strict_int(raw)
-                    extra[field_name if value is not None else f"{field_name}_raw"] = \
-                        value if value is not None else raw
+            extra = rate_limit_facts(x.header, x.group, fields)
+            extra.update(rl_role=x.role, rl_req=x.idx)
             if x.follows:
                 extra["rl_follows"] = list(x.follows)
             if x.error:

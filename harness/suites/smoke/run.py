@@ -13,10 +13,13 @@ from typing import Any
 
 import httpx
 
+from harness.checks.envelope import data_of, task_of_update
+from harness.checks.streams import StreamEnd
 from harness.contract import Lifecycle, Limits
 from harness.findings import Finding, SuiteResult
-from harness.net.client import ApiClient, StreamFormat, StreamReading, task_of
+from harness.net.client import ApiClient, StreamFormat, StreamReading
 from harness.net.repro import curl
+from harness.net.samples import PNG_1X1
 
 SUITE = "smoke"
 CHECKS = {
@@ -32,11 +35,6 @@ CHECKS = {
     "ST-CANCEL": "a cancelled running task ends Cancelled; cancelling it again answers 409",
     "ST-ISOLATION": "another key cannot read a task (404)",
 }
-PNG_BYTES = (
-    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00"
-    b"\x90wS\xde\x00\x00\x00\x0cIDATx\x9cc\xf8\xcf\xc0\x00\x00\x03\x01\x01\x00\xc9\xfe\x92\xef"
-    b"\x00\x00\x00\x00IEND\xaeB`\x82"
-)
 
 
 @dataclass
@@ -76,7 +74,7 @@ def _data(response: httpx.Response) -> Any:
         body = response.json()
     except ValueError:
         return None
-    return body.get("data") if isinstance(body, dict) and "data" in body else body
+    return data_of(body)
 
 
 def _is_problem(response: httpx.Response) -> bool:
@@ -214,9 +212,11 @@ def _judge_stream(run: _Run, task_id: str, fmt: StreamFormat, reading: StreamRea
                  f"{reading.content_type!r}, {len(invalid)} non-JSON event(s)", task_id,
                  {**evidence, "invalid": invalid[:3]}, repro)
         return
-    statuses = [task_of(u).get("status") for u in reading.updates]
-    terminal_at = next((i for i, s in enumerate(statuses)
-                        if isinstance(s, int) and run.lifecycle.is_terminal(s)), None)
+    statuses = [task_of_update(u).get("status") for u in reading.updates]
+    end = StreamEnd()
+    for status in statuses:
+        end.feed("update", isinstance(status, int) and run.lifecycle.is_terminal(status))
+    terminal_at = end.terminal_at
     if terminal_at is None or not reading.closed_by_server:
         why = "timed out" if reading.timed_out else "closed" if reading.closed_by_server else \
             "broke off"
@@ -225,14 +225,14 @@ def _judge_stream(run: _Run, task_id: str, fmt: StreamFormat, reading: StreamRea
                  f"{fmt} stream sent the terminal update but was not closed by the server",
                  task_id, {**evidence, "statuses": statuses}, repro)
         return
-    if terminal_at != len(statuses) - 1:
-        run.find("ST-STREAM-AFTER-TERMINAL", f"{fmt} stream sent {len(statuses) - 1 - terminal_at}"
+    if end.after:
+        run.find("ST-STREAM-AFTER-TERMINAL", f"{fmt} stream sent {len(end.after)}"
                  f" update(s) after the terminal status {statuses[terminal_at]}", task_id,
                  {**evidence, "statuses": statuses}, repro)
 
 
 def _check_upload(run: _Run) -> None:
-    created = run.client.create_file("smoke.png", "image/png", len(PNG_BYTES))
+    created = run.client.create_file("smoke.png", "image/png", len(PNG_1X1))
     run.requests += 1
     files = _data(created)
     if created.status_code >= 300 or not isinstance(files, list) or not files \
@@ -241,7 +241,7 @@ def _check_upload(run: _Run) -> None:
                  "array of files with an upload_url", evidence=_excerpt(created))
         return
     record = files[0]
-    put = run.client.put_bytes(record["upload_url"], PNG_BYTES, "image/png")
+    put = run.client.put_bytes(record["upload_url"], PNG_1X1, "image/png")
     if put.status_code >= 300:
         run.find("ST-UPLOAD-ROUNDTRIP", f"PUT to the upload URL without auth answered "
                  f"{put.status_code}", evidence=_excerpt(put))
@@ -256,10 +256,10 @@ def _check_upload(run: _Run) -> None:
         run.find("ST-UPLOAD-ROUNDTRIP", "output.image has no uri", task["id"], {"task": task})
         return
     got = run.client.download(uri)
-    if got.status_code != 200 or got.content != PNG_BYTES:
+    if got.status_code != 200 or got.content != PNG_1X1:
         run.find("ST-UPLOAD-ROUNDTRIP", f"downloaded output ({got.status_code}, "
-                 f"{len(got.content)} bytes) differs from the {len(PNG_BYTES)} bytes uploaded",
-                 task["id"], {"uploaded_hex": PNG_BYTES.hex(), "downloaded_hex":
+                 f"{len(got.content)} bytes) differs from the {len(PNG_1X1)} bytes uploaded",
+                 task["id"], {"uploaded_hex": PNG_1X1.hex(), "downloaded_hex":
                               got.content[:200].hex(), "uri": uri}, f"curl -sS {uri} | xxd")
 
 
