@@ -414,7 +414,7 @@ def test_bad_options_and_guard(tmp_path: Path) -> None:
 def test_api_paths_take_the_pooled_client_with_the_same_bytes() -> None:
     # The lean transport of ApiUser.send: an API path skips the user agent, a redirect falls
     # back to it (which follows), and the request heads match the user agent's to the byte.
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     done = subprocess.run([sys.executable, str(root / "tests" / "load_transport_probe.py")], cwd=root,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -22,7 +22,7 @@ from harness.suites.contract.run import CHECKS, SUITE, ConformanceOptions, run_c
 from harness.suites.contract.traffic import Collector, Pacer, Traffic
 from tests.conftest import TEST_WINDOW, StartServer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # Probes only (schemathesis off): streams, uploads, error answers, rules on every answer.
 PROBES = ConformanceOptions(max_examples=0, hold_s=0.3, stream_deadline_s=5.0, close_grace_s=0.3)
 # schemathesis' deterministic coverage phase only, a few cases per operation, no probes.

@@ -18,7 +18,7 @@ import pytest
 
 from harness.net.reference import fresh_keys, reference_server
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 LOCUST = str(Path(sys.executable).with_name("locust"))
 FLOWS = ["run_wait", "fire_and_forget_poll", "stream_sse", "upload", "mixed"]
 LIMITS = ["at_limit", "over_limit"]

@@ -25,7 +25,7 @@ from harness.report.results import SCHEMA_PATH, ResultsError, read_results, writ
 from harness.report.stats import collect
 from harness.report.summary import MAX_FINDINGS
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 JUNIT_XSD = DATA / "junit-10.xsd"
 # Fake keys shaped like real ones; they must never reach any file of a run folder.
 KEY = "inf_k3yPr1maryZZ9xQwErTy00aa"
@@ -472,7 +472,7 @@ def test_index_html_renders_in_headless_chromium(run_dir: Path, browser: Any) ->
 
 
 def test_the_schema_doc_describes_every_field_and_its_example_validates() -> None:
-    doc = (Path(__file__).parents[1] / "docs" / "results-schema.md").read_text()
+    doc = (Path(__file__).parents[2] / "docs" / "results-schema.md").read_text()
     schema = json.loads(SCHEMA_PATH.read_text())
     names = set(schema["properties"])
     for definition in ("suite", "finding"):
