@@ -20,7 +20,7 @@ from starlette.routing import Route
 from harness.server.apps import CATALOG, parse_ref, validation_errors
 from harness.server.contract_data import load_server_contract
 from harness.server.engine import Engine, EngineError, Task
-from harness.server.faults import Faults
+from harness.server.faults import Fault, Faults
 from harness.server.files import FileStore, FileTooLarge
 from harness.server.ratelimit import Decision, FixedWindowLimiter
 
@@ -147,28 +147,28 @@ class ReferenceApi:
             contract.limits, config.rate_window or contract.window_seconds, self.faults)
         self.files = FileStore(config.max_upload_bytes, config.max_files,
                                config.max_stored_bytes, config.retention_seconds,
-                               alter_uploads="upload-bytes-altered" in self.faults)
+                               alter_uploads=Fault.UPLOAD_BYTES_ALTERED in self.faults)
         self.engine = Engine(self.files, contract.status_names, list(config.keys),
                              cloud_workers=config.cloud_workers,
                              private_workers=config.private_workers, speed=config.speed,
                              retention_seconds=config.retention_seconds,
                              max_finished=config.max_finished_tasks, faults=self.faults,
                              dump=dump)
-        if "invalid-key-accepted" in self.faults:
+        if Fault.INVALID_KEY_ACCEPTED in self.faults:
             self.engine.add_key(ANONYMOUS, 0)
 
     # -- plumbing ------------------------------------------------------------------------
 
     def ok(self, data_json: bytes) -> Response:
         """A 2xx JSON answer: the envelope around `data_json` (bare with the no-envelope fault)."""
-        body = data_json if "no-envelope" in self.faults else envelope(data_json)
+        body = data_json if Fault.NO_ENVELOPE in self.faults else envelope(data_json)
         return Response(body, media_type="application/json")
 
     def problem(self, status: int, code: str, detail: str, extra: dict[str, Any] | None = None,
                 headers: dict[str, str] | None = None) -> Response:
-        if "errors-as-text" in self.faults:
+        if Fault.ERRORS_AS_TEXT in self.faults:
             return PlainTextResponse(f"{status} {detail}", status, headers=headers)
-        body_status = 400 if "problem-status-mismatch" in self.faults else None
+        body_status = 400 if Fault.PROBLEM_STATUS_MISMATCH in self.faults else None
         return problem(status, code, detail, extra, headers, body_status)
 
     def authenticate(self, request: Request) -> str | None:
@@ -177,7 +177,7 @@ class ReferenceApi:
         token = token.strip()
         if scheme.lower() == "bearer" and token in self.keys:
             return token
-        if "invalid-key-accepted" in self.faults:
+        if Fault.INVALID_KEY_ACCEPTED in self.faults:
             return ANONYMOUS
         return None
 
@@ -189,7 +189,7 @@ class ReferenceApi:
                                headers={"WWW-Authenticate": "Bearer"})
             decision = self.limiter.hit(key, group, time.time())
             if not decision.admitted:
-                if group in ("run", "upload") and "rate-limited-side-effect" in self.faults:
+                if group in ("run", "upload") and Fault.RATE_LIMITED_SIDE_EFFECT in self.faults:
                     with contextlib.suppress(ApiError):
                         await handler(request, key)
                 return self._rate_limited(decision)
@@ -201,14 +201,14 @@ class ReferenceApi:
                 extra = ({"invalid_params": [{"name": exc.param, "reason": exc.detail}]}
                          if exc.status == 422 and exc.param else None)
                 response = self.problem(exc.status, exc.code, exc.detail, extra)
-            if response.status_code < 400 or "missing-rate-limit-headers" not in self.faults:
+            if response.status_code < 400 or Fault.MISSING_RATE_LIMIT_HEADERS not in self.faults:
                 response.headers.update(decision.headers())
             return response
 
         return endpoint
 
     def _error_response(self, exc: ApiError) -> Response:
-        if exc.status == 422 and "server-error-on-invalid-input" in self.faults:
+        if exc.status == 422 and Fault.SERVER_ERROR_ON_INVALID_INPUT in self.faults:
             return self.problem(500, "internal_error", "unhandled validation error")
         return self.problem(exc.status, exc.code, exc.detail, exc.extra)
 
@@ -220,9 +220,9 @@ class ReferenceApi:
     def _owned_task(self, request: Request, key: str) -> Task:
         task_id = request.path_params["id"]
         task = self.engine.get(task_id)
-        if task is None and "unknown-task-gone" in self.faults:
+        if task is None and Fault.UNKNOWN_TASK_GONE in self.faults:
             raise ApiError(410, "task_gone", f"task {task_id} is gone")
-        if task is None or (task.owner != key and "cross-key-read" not in self.faults):
+        if task is None or (task.owner != key and Fault.CROSS_KEY_READ not in self.faults):
             raise ApiError(404, "task_not_found", f"task {task_id} not found")
         return task
 
@@ -244,7 +244,7 @@ class ReferenceApi:
                            {"invalid_params": params}) from exc
 
     def _task_response(self, task: Task, read: bool = False) -> Response:
-        if read and "status-regression" in self.faults:
+        if read and Fault.STATUS_REGRESSION in self.faults:
             task.reads += 1
             if task.reads % 2 == 0 and len(task.events) >= 2:
                 data = {**self.engine.public_task(task), "status": task.events[-2]["status"]}
@@ -285,26 +285,26 @@ class ReferenceApi:
             workers=body.workers, base_url=base_url, extra={},
         )
         self.engine.submit(task)
-        if "run-status-queued" in self.faults:
+        if Fault.RUN_STATUS_QUEUED in self.faults:
             data = {**self.engine.public_task(task), "status": 2}
             return self.ok(dump(data))
         return self._task_response(task)
 
     async def get_task(self, request: Request, key: str) -> Response:
-        if "slow-reads" in self.faults:
+        if Fault.SLOW_READS in self.faults:
             await asyncio.sleep(0.05)
         task = self._owned_task(request, key)
-        if "read-after-write-delay" in self.faults and time.time() - task.created < 0.3:
+        if Fault.READ_AFTER_WRITE_DELAY in self.faults and time.time() - task.created < 0.3:
             raise ApiError(404, "task_not_found", f"task {task.id} not found")
         return self._task_response(task, read=True)
 
     async def get_status(self, request: Request, key: str) -> Response:
-        if "slow-reads" in self.faults:
+        if Fault.SLOW_READS in self.faults:
             await asyncio.sleep(0.05)
         task = self._owned_task(request, key)
         data = self.engine.public_task(task)
         status = data["status"]
-        if "status-regression" in self.faults:
+        if Fault.STATUS_REGRESSION in self.faults:
             task.reads += 1
             if task.reads % 2 == 0 and len(task.events) >= 2:
                 status = task.events[-2]["status"]
@@ -313,7 +313,7 @@ class ReferenceApi:
 
     async def cancel(self, request: Request, key: str) -> Response:
         task = self._owned_task(request, key)
-        if "cancel-ignored" in self.faults and not task.terminal:
+        if Fault.CANCEL_IGNORED in self.faults and not task.terminal:
             return self._task_response(task)
         self.engine.cancel(task)
         return self._task_response(task)
@@ -325,7 +325,7 @@ class ReferenceApi:
             params = [{"name": "query.files", "reason": "must be true or false"}]
             raise ApiError(422, "validation_failed", _first_reason(params), {"invalid_params": params})
         with_files = flag == "true"
-        if "delete-keeps-task" in self.faults and task.terminal:
+        if Fault.DELETE_KEEPS_TASK in self.faults and task.terminal:
             return Response(status_code=204)
         self.engine.delete(task, with_files)
         return Response(status_code=204)
@@ -357,11 +357,11 @@ class ReferenceApi:
             raise ApiError(422, "validation_failed", _first_reason(params),
                            {"invalid_params": params})
         for index, spec in enumerate(body.files):
-            if spec.filename is None and "null-filename-refused" in self.faults:
+            if spec.filename is None and Fault.NULL_FILENAME_REFUSED in self.faults:
                 params = [{"name": f"body.files.{index}.filename", "reason": "must be a string"}]
                 raise ApiError(422, "validation_failed", _first_reason(params),
                                {"invalid_params": params})
-            if spec.size is not None and spec.size < 0 and "negative-size-accepted" not in self.faults:
+            if spec.size is not None and spec.size < 0 and Fault.NEGATIVE_SIZE_ACCEPTED not in self.faults:
                 params = [{"name": f"body.files.{index}.size", "reason": "must be >= 0"}]
                 raise ApiError(422, "validation_failed", _first_reason(params),
                                {"invalid_params": params})
@@ -373,9 +373,9 @@ class ReferenceApi:
 
     async def stream(self, request: Request, key: str) -> Response:
         task = self._owned_task(request, key)
-        sse = _wants_sse(request.headers.get("accept", "")) and "stream-ignores-accept" not in self.faults
+        sse = _wants_sse(request.headers.get("accept", "")) and Fault.STREAM_IGNORES_ACCEPT not in self.faults
         media = "text/event-stream" if sse else "application/x-ndjson"
-        if "raw-line-separators" in self.faults:
+        if Fault.RAW_LINE_SEPARATORS in self.faults:
             media += "; charset=utf-8"
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(self._stream_lines(task, sse), headers=headers,
@@ -383,7 +383,7 @@ class ReferenceApi:
 
     def _terminal_line(self, task: Task, line: bytes) -> bytes:
         """The terminal update as sent: the full task, or only `{status}` with that fault."""
-        if "terminal-without-task" not in self.faults:
+        if Fault.TERMINAL_WITHOUT_TASK not in self.faults:
             return line
         return dump({"data": {"status": self.engine.public_task(task)["status"]}, "fields": ["status"]})
 
@@ -391,7 +391,7 @@ class ReferenceApi:
         engine = self.engine
         faults = self.faults
         queue = engine.subscribe(task)
-        raw_utf8 = "raw-line-separators" in faults
+        raw_utf8 = Fault.RAW_LINE_SEPARATORS in faults
 
         def frame(line: bytes, version: int) -> bytes:
             if raw_utf8:
@@ -401,10 +401,10 @@ class ReferenceApi:
                 return b"id: %d\ndata: " % version + line + b"\n\n"
             return line + b"\n"
 
-        comment_heartbeat = not sse and "ndjson-comment-heartbeat" in faults
+        comment_heartbeat = not sse and Fault.NDJSON_COMMENT_HEARTBEAT in faults
         heartbeat = (b": heartbeat\n\n" if sse else
                      b": ping\n" if comment_heartbeat else b'{"type":"heartbeat"}\n')
-        without_terminal = "stream-without-terminal" in faults
+        without_terminal = Fault.STREAM_WITHOUT_TERMINAL in faults
         loop = asyncio.get_running_loop()
 
         async def linger() -> AsyncIterator[bytes]:
@@ -421,18 +421,18 @@ class ReferenceApi:
             if task.terminal and without_terminal:
                 return
             if task.terminal:
-                line = engine.update_line(task, ["status"] if "no-snapshot" in faults else fields)
+                line = engine.update_line(task, ["status"] if Fault.NO_SNAPSHOT in faults else fields)
                 yield frame(self._terminal_line(task, line), snapshot_version)
-                if "events-after-terminal" in faults:
+                if Fault.EVENTS_AFTER_TERMINAL in faults:
                     yield frame(engine.update_line(task, ["logs"]), snapshot_version + 1)
-                if "stream-not-closed" in faults:
+                if Fault.STREAM_NOT_CLOSED in faults:
                     async for beat in linger():
                         yield beat
                 return
-            if "no-snapshot" not in faults:
+            if Fault.NO_SNAPSHOT not in faults:
                 yield frame(engine.update_line(task, fields), snapshot_version)
             last_update = loop.time()
-            regress = "stream-status-regression" in faults
+            regress = Fault.STREAM_STATUS_REGRESSION in faults
             previous: bytes | None = None
             while True:
                 wait = min(self.config.heartbeat_interval,
@@ -440,7 +440,7 @@ class ReferenceApi:
                 try:
                     version, line, terminal = await asyncio.wait_for(queue.get(), wait)
                 except TimeoutError:
-                    if "no-heartbeats" in faults:
+                    if Fault.NO_HEARTBEATS in faults:
                         continue
                     if loop.time() - last_update >= self.config.progress_interval:
                         # A non-heartbeat line keeps the Python SDK's 30 s idle check quiet.
@@ -461,9 +461,9 @@ class ReferenceApi:
                 previous = frame(line, version)
                 last_update = loop.time()
                 if terminal:
-                    if "events-after-terminal" in faults:
+                    if Fault.EVENTS_AFTER_TERMINAL in faults:
                         yield frame(engine.update_line(task, ["logs"]), version + 1)
-                    if "stream-not-closed" in faults:
+                    if Fault.STREAM_NOT_CLOSED in faults:
                         async for beat in linger():
                             yield beat
                     return
@@ -476,7 +476,7 @@ class ReferenceApi:
         record = self.files.by_token(request.path_params["token"])
         if record is None:
             return self.problem(404, "file_not_found", "unknown upload URL")
-        if "upload-url-requires-auth" in self.faults and self.authenticate(request) != record.owner:
+        if Fault.UPLOAD_URL_REQUIRES_AUTH in self.faults and self.authenticate(request) != record.owner:
             return self.problem(401, "unauthorized", "missing or unknown API key",
                                 headers={"WWW-Authenticate": "Bearer"})
         chunks: list[bytes] = []
@@ -574,7 +574,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         allowed = sorted({m for route in request.app.routes if isinstance(route, Route)
                           and route.methods and route.path_regex.match(request.url.path)
                           for m in route.methods})
-        if "no-allow-header" not in api.faults:
+        if Fault.NO_ALLOW_HEADER not in api.faults:
             headers["Allow"] = ", ".join(allowed)
     return api.problem(exc.status_code, code, f"{request.method} {request.url.path}: {detail}",
                        headers=headers)
