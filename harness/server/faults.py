@@ -6,8 +6,11 @@ documented in docs/faults.md.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Callable, Iterable
 from enum import StrEnum
+
+from harness.server.encoding import dump
 
 
 class Fault(StrEnum):
@@ -149,3 +152,71 @@ class Faults:
 
     def __bool__(self) -> bool:
         return bool(self.names)
+
+
+class StreamFaults:
+    """The stream faults of one server as hooks at the fixed points of one task stream."""
+
+    def __init__(self, faults: Faults) -> None:
+        self._faults = faults
+        self._replay = Fault.STREAM_STATUS_REGRESSION in faults
+        self._previous: bytes | None = None
+
+    def sse(self, wanted: bool) -> bool:
+        """Whether SSE is sent when `wanted`: never with stream-ignores-accept."""
+        return wanted and Fault.STREAM_IGNORES_ACCEPT not in self._faults
+
+    def media_type(self, media: str) -> str:
+        return media + "; charset=utf-8" if Fault.RAW_LINE_SEPARATORS in self._faults else media
+
+    def recode(self, line: bytes) -> bytes:
+        """raw-line-separators: the update as raw UTF-8 rather than escaped ASCII."""
+        if Fault.RAW_LINE_SEPARATORS not in self._faults:
+            return line
+        return json.dumps(json.loads(line), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+    def opening(self, sse: bool) -> bytes:
+        """Bytes before the first update: a `: ping` comment with ndjson-comment-heartbeat."""
+        return b": ping\n" if self._comment_heartbeat(sse) else b""
+
+    def heartbeat(self, sse: bool, heartbeat: bytes) -> bytes:
+        return b": ping\n" if self._comment_heartbeat(sse) else heartbeat
+
+    def silent_when_idle(self) -> bool:
+        """no-heartbeats: neither heartbeats nor keep-alive updates while the task is quiet."""
+        return Fault.NO_HEARTBEATS in self._faults
+
+    def snapshot_fields(self, fields: list[str], terminal: bool) -> list[str] | None:
+        """The `fields` of the snapshot on connect; None to send none (no-snapshot)."""
+        if Fault.NO_SNAPSHOT not in self._faults:
+            return fields
+        return ["status"] if terminal else None
+
+    def terminal(self, line: bytes, status: Callable[[], object]) -> bytes | None:
+        """The terminal update as sent; None to close without it (stream-without-terminal)."""
+        if Fault.STREAM_WITHOUT_TERMINAL in self._faults:
+            return None
+        if Fault.TERMINAL_WITHOUT_TASK in self._faults:
+            return dump({"data": {"status": status()}, "fields": ["status"]})
+        return line
+
+    def after_terminal(self) -> list[list[str]]:
+        """The `fields` of updates sent after the terminal one (events-after-terminal)."""
+        return [["logs"]] if Fault.EVENTS_AFTER_TERMINAL in self._faults else []
+
+    def stays_open(self) -> bool:
+        """stream-not-closed: heartbeats after the terminal update until the client leaves."""
+        return Fault.STREAM_NOT_CLOSED in self._faults
+
+    def replay(self, sent: bytes) -> bytes | None:
+        """stream-status-regression: once, the change before `sent` again (an older status)."""
+        if not self._replay:
+            return None
+        previous, self._previous = self._previous, sent
+        if previous is None:
+            return None
+        self._replay = False
+        return previous
+
+    def _comment_heartbeat(self, sse: bool) -> bool:
+        return not sse and Fault.NDJSON_COMMENT_HEARTBEAT in self._faults

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -19,11 +18,12 @@ from harness.server.config import ServerConfig
 from harness.server.contract_data import load_server_contract
 from harness.server.encoding import dump, envelope
 from harness.server.engine import Engine, EngineError, Task
-from harness.server.faults import Fault, Faults
+from harness.server.faults import Fault, Faults, StreamFaults
 from harness.server.files import FileStore, FileTooLarge
 from harness.server.problems import ApiError, invalid, problem
 from harness.server.ratelimit import Decision, FixedWindowLimiter
 from harness.server.schemas import FilesRequest, RunRequest, parse_body, validated
+from harness.server.streaming import TaskStream, wants_sse
 
 ANONYMOUS = "anonymous"
 
@@ -242,102 +242,11 @@ class ReferenceApi:
 
     async def stream(self, request: Request, key: str) -> Response:
         task = self._owned_task(request, key)
-        sse = wants_sse(request.headers.get("accept", "")) and Fault.STREAM_IGNORES_ACCEPT not in self.faults
-        media = "text/event-stream" if sse else "application/x-ndjson"
-        if Fault.RAW_LINE_SEPARATORS in self.faults:
-            media += "; charset=utf-8"
+        stream = TaskStream(self.engine, task, wants_sse(request.headers.get("accept", "")),
+                            self.config.heartbeat_interval, self.config.progress_interval,
+                            StreamFaults(self.faults))
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        return StreamingResponse(self._stream_lines(task, sse), headers=headers,
-                                 media_type=media)
-
-    def _terminal_line(self, task: Task, line: bytes) -> bytes:
-        """The terminal update as sent: the full task, or only `{status}` with that fault."""
-        if Fault.TERMINAL_WITHOUT_TASK not in self.faults:
-            return line
-        return dump({"data": {"status": self.engine.public_task(task)["status"]}, "fields": ["status"]})
-
-    async def _stream_lines(self, task: Task, sse: bool) -> AsyncIterator[bytes]:
-        engine = self.engine
-        faults = self.faults
-        queue = engine.subscribe(task)
-        raw_utf8 = Fault.RAW_LINE_SEPARATORS in faults
-
-        def frame(line: bytes, version: int) -> bytes:
-            if raw_utf8:
-                line = json.dumps(json.loads(line), separators=(",", ":"),
-                                  ensure_ascii=False).encode("utf-8")
-            if sse:
-                return b"id: %d\ndata: " % version + line + b"\n\n"
-            return line + b"\n"
-
-        comment_heartbeat = not sse and Fault.NDJSON_COMMENT_HEARTBEAT in faults
-        heartbeat = (b": heartbeat\n\n" if sse else
-                     b": ping\n" if comment_heartbeat else b'{"type":"heartbeat"}\n')
-        without_terminal = Fault.STREAM_WITHOUT_TERMINAL in faults
-        loop = asyncio.get_running_loop()
-
-        async def linger() -> AsyncIterator[bytes]:
-            # stream-not-closed: after the terminal update, heartbeats until the client leaves.
-            while True:
-                await asyncio.sleep(self.config.heartbeat_interval)
-                yield heartbeat
-
-        try:
-            if comment_heartbeat:
-                yield b": ping\n"
-            snapshot_version = task.version
-            fields = list(engine.public_task(task))
-            if task.terminal and without_terminal:
-                return
-            if task.terminal:
-                line = engine.update_line(task, ["status"] if Fault.NO_SNAPSHOT in faults else fields)
-                yield frame(self._terminal_line(task, line), snapshot_version)
-                if Fault.EVENTS_AFTER_TERMINAL in faults:
-                    yield frame(engine.update_line(task, ["logs"]), snapshot_version + 1)
-                if Fault.STREAM_NOT_CLOSED in faults:
-                    async for beat in linger():
-                        yield beat
-                return
-            if Fault.NO_SNAPSHOT not in faults:
-                yield frame(engine.update_line(task, fields), snapshot_version)
-            last_update = loop.time()
-            regress = Fault.STREAM_STATUS_REGRESSION in faults
-            previous: bytes | None = None
-            while True:
-                wait = min(self.config.heartbeat_interval,
-                           max(0.0, last_update + self.config.progress_interval - loop.time()))
-                try:
-                    version, line, terminal = await asyncio.wait_for(queue.get(), wait)
-                except TimeoutError:
-                    if Fault.NO_HEARTBEATS in faults:
-                        continue
-                    if loop.time() - last_update >= self.config.progress_interval:
-                        # A non-heartbeat line keeps the Python SDK's 30 s idle check quiet.
-                        yield frame(engine.update_line(task, []), task.version)
-                        last_update = loop.time()
-                    else:
-                        yield heartbeat
-                    continue
-                if version <= snapshot_version:
-                    continue
-                if terminal and without_terminal:
-                    return
-                yield frame(self._terminal_line(task, line) if terminal else line, version)
-                if regress and previous is not None and not terminal:
-                    # stream-status-regression: the line before this one again (an older status).
-                    yield previous
-                    regress = False
-                previous = frame(line, version)
-                last_update = loop.time()
-                if terminal:
-                    if Fault.EVENTS_AFTER_TERMINAL in faults:
-                        yield frame(engine.update_line(task, ["logs"]), version + 1)
-                    if Fault.STREAM_NOT_CLOSED in faults:
-                        async for beat in linger():
-                            yield beat
-                    return
-        finally:
-            engine.unsubscribe(task, queue)
+        return StreamingResponse(stream, headers=headers, media_type=stream.media_type)
 
     # -- unauthenticated capability URLs -------------------------------------------------
 
@@ -395,12 +304,6 @@ class ReferenceApi:
             Route("/files/{id}/{name}", self.download, methods=["GET"]),
             Route("/healthz", self.health, methods=["GET"]),
         ]
-
-
-def wants_sse(accept: str) -> bool:
-    """NDJSON unless the client asks for SSE and not for NDJSON (NDJSON is the SDKs' format)."""
-    accept = accept.lower()
-    return "text/event-stream" in accept and "application/x-ndjson" not in accept
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
