@@ -68,6 +68,6 @@ def test_slow_reads(start_server: StartServer) -> None:
 def test_every_fault_is_documented() -> None:
     from pathlib import Path
 
-    text = (Path(__file__).resolve().parents[1] / "docs" / "faults.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "docs" / "faults.md").read_text()
     for name in FAULTS:
         assert f"`{name}`" in text, name
