@@ -13,7 +13,7 @@ from itertools import islice
 from typing import Any, Literal
 
 from harness.server.apps import App, AppFailure, OutputFile
-from harness.server.faults import Faults
+from harness.server.faults import Fault, Faults
 from harness.server.files import FileStore
 from harness.server.timefmt import rfc3339
 
@@ -231,7 +231,7 @@ class Engine:
         task.ordinal = self._submitted
         self.tasks[task.id] = task
         # A raw U+2028 in a log line, as a JavaScript or Python backend may pass through.
-        received = ("task received\u2028waiting for a worker" if "raw-line-separators" in self.faults
+        received = ("task received\u2028waiting for a worker" if Fault.RAW_LINE_SEPARATORS in self.faults
                     else "task received")
         self._record(task, RECEIVED, received, LOG_TASK, change=False)
         driver = asyncio.get_running_loop().create_task(self._drive(task))
@@ -241,7 +241,7 @@ class Engine:
 
     def new_id(self) -> str:
         self._runs += 1
-        if "duplicate-id" in self.faults and self._runs % 7 == 0 and self._last_id:
+        if Fault.DUPLICATE_ID in self.faults and self._runs % 7 == 0 and self._last_id:
             return self._last_id
         self._last_id = "task_" + secrets.token_hex(12)
         return self._last_id
@@ -295,9 +295,9 @@ class Engine:
 
     def public_task(self, task: Task) -> dict[str, Any]:
         data = task.to_dict(self.status_names)
-        if "float-status" in self.faults:
+        if Fault.FLOAT_STATUS in self.faults:
             data = {**data, "status": float(data["status"])}
-        if "string-status" in self.faults:
+        if Fault.STRING_STATUS in self.faults:
             data = {**data, "status": str(data["status"])}
         return data
 
@@ -426,7 +426,7 @@ class Engine:
         try:
             await self._wait(task, RECEIVE_S)
             self._record(task, QUEUED, "waiting for a worker", LOG_TASK)
-            if "lost-task" in self.faults and task.ordinal % 5 == 0:
+            if Fault.LOST_TASK in self.faults and task.ordinal % 5 == 0:
                 await task.cancel_event.wait()
                 raise _Cancelled
             worker = await self._acquire(task)
@@ -435,7 +435,7 @@ class Engine:
                          extra_fields=("worker_id",))
             await self._wait(task, DISPATCH_S)
             setup = task.setup_key
-            if "setup-always" in self.faults:
+            if Fault.SETUP_ALWAYS in self.faults:
                 worker.warm_app, worker.warm_setup = None, None
             if worker.warm_app != task.app.name:
                 worker.warm_app, worker.warm_setup = None, None
@@ -449,7 +449,7 @@ class Engine:
                 await self._wait(task, SETUP_S)
                 worker.warm_setup = setup
             self._record(task, RUNNING, "running", LOG_RUN)
-            if "spontaneous-cancel" in self.faults and task.ordinal % 4 == 0:
+            if Fault.SPONTANEOUS_CANCEL in self.faults and task.ordinal % 4 == 0:
                 self.cancel(task)
             for step in task.app.steps(task.parsed_input, task.parsed_setup):
                 await self._wait(task, step.seconds)
@@ -460,7 +460,7 @@ class Engine:
                 inputs = self._input_files(task)
                 raw = task.app.result(task.parsed_input, task.parsed_setup, inputs)
             except AppFailure as failure:
-                task.error = None if "failed-without-error" in self.faults else str(failure)
+                task.error = None if Fault.FAILED_WITHOUT_ERROR in self.faults else str(failure)
                 self._record(task, FAILED, f"failed: {failure}", LOG_RUN,
                              extra_fields=("error",))
                 return
@@ -468,7 +468,7 @@ class Engine:
                 self._record(task, UPLOADING, "uploading results", LOG_TASK)
                 await self._wait(task, UPLOAD_S)
             output = self._store_outputs(task, raw)
-            task.output = None if "completed-without-output" in self.faults else output
+            task.output = None if Fault.COMPLETED_WITHOUT_OUTPUT in self.faults else output
             self._record(task, COMPLETED, "completed", LOG_TASK, extra_fields=("output",))
         except _Cancelled:
             await asyncio.sleep(CANCEL_S / self.speed)

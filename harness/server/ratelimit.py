@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from harness.server.faults import Faults
+from harness.server.faults import Fault, Faults
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,29 +53,29 @@ class FixedWindowLimiter:
         index = math.floor(now / self.window)
         start = index * self.window
         end = start + self.window
-        bucket_key = ("*" if "shared-bucket" in self.faults else key, group)
+        bucket_key = ("*" if Fault.SHARED_BUCKET in self.faults else key, group)
         bucket = self._counts.get(bucket_key)
         if bucket is None or bucket[0] != index:
             bucket = [index, 0]
             self._counts[bucket_key] = bucket
-        capacity = limit + 1 if "over-admit" in self.faults else limit
-        if "under-admit" in self.faults:
+        capacity = limit + 1 if Fault.OVER_ADMIT in self.faults else limit
+        if Fault.UNDER_ADMIT in self.faults:
             capacity = limit - 1
-        if "no-rate-limit" in self.faults:
+        if Fault.NO_RATE_LIMIT in self.faults:
             capacity = 1 << 62  # counted and reported, never enforced
-        reset = math.floor(start) - 1 if "reset-in-past" in self.faults else math.ceil(end)
-        shown = 2 * limit if "limit-header-doubled" in self.faults else limit
-        blocked = ("groups-block-together" in self.faults and self._blocked.get(key) == index) or (
-            "penalty-window" in self.faults and self._penalty.get(bucket_key) == index)
+        reset = math.floor(start) - 1 if Fault.RESET_IN_PAST in self.faults else math.ceil(end)
+        shown = 2 * limit if Fault.LIMIT_HEADER_DOUBLED in self.faults else limit
+        blocked = (Fault.GROUPS_BLOCK_TOGETHER in self.faults and self._blocked.get(key) == index) or (
+            Fault.PENALTY_WINDOW in self.faults and self._penalty.get(bucket_key) == index)
         if bucket[1] >= capacity or blocked:
             self._blocked[key] = index
             if bucket[1] >= capacity:
                 self._penalty[bucket_key] = index + 1
             retry_after = max(1, math.ceil(end - now))
-            return Decision(False, shown, 1 if "remaining-on-429" in self.faults else 0, reset,
+            return Decision(False, shown, 1 if Fault.REMAINING_ON_429 in self.faults else 0, reset,
                             retry_after)
         bucket[1] += 1
-        remaining = limit if "remaining-not-counting" in self.faults else max(0, limit - bucket[1])
+        remaining = limit if Fault.REMAINING_NOT_COUNTING in self.faults else max(0, limit - bucket[1])
         self._admitted += 1
-        bare = "sparse-rate-headers" in self.faults and self._admitted % 10 == 0
+        bare = Fault.SPARSE_RATE_HEADERS in self.faults and self._admitted % 10 == 0
         return Decision(True, shown, remaining, reset, None, bare)

@@ -12,6 +12,7 @@ import httpx
 from harness.net.client import ApiClient
 from harness.net.reference import ReferenceServer
 from tests.conftest import StartServer
+from tests.server.polling import wait_until
 
 TERMINAL = {10, 11, 12, 13}
 
@@ -104,10 +105,7 @@ def test_default_format_is_ndjson(server: ReferenceServer, client: ApiClient) ->
 
 def test_finished_task_stream_is_one_snapshot(server: ReferenceServer, client: ApiClient) -> None:
     task_id = start(client, {"app": "infsh/echo", "input": {"message": "f"}})
-    end = time.monotonic() + 10
-    while client.get_task(task_id).json()["data"]["status"] != 10:
-        assert time.monotonic() < end
-        time.sleep(0.02)
+    wait_until(lambda: client.get_task(task_id).json()["data"]["status"] == 10, f"task {task_id} completing")
     _, chunks = read_raw(server.url, server.keys[0], task_id, "application/x-ndjson")
     lines = ndjson_lines(chunks)
     assert len(lines) == 1 and json.loads(lines[0])["data"]["status"] == 10

@@ -11,6 +11,7 @@ import pytest
 from harness.net.client import ApiClient
 from harness.net.reference import ReferenceServer
 from tests.conftest import StartServer
+from tests.server.polling import wait_until
 
 RL_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 
@@ -32,13 +33,15 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
 
 
 def wait_terminal(client: ApiClient, task_id: str, timeout: float = 20.0) -> dict[str, Any]:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        task = data(client.get_task(task_id))
-        if task["status"] in (10, 11, 12, 13):
-            return task
-        time.sleep(0.02)
-    raise AssertionError(f"task {task_id} did not end within {timeout} s")
+    def ended() -> dict[str, Any] | None:
+        task: dict[str, Any] = data(client.get_task(task_id))
+        return task if task["status"] in (10, 11, 12, 13) else None
+
+    return wait_until(ended, f"task {task_id} ending", timeout)
+
+
+def status_of(client: ApiClient, task_id: str) -> int:
+    return int(data(client.get_task(task_id))["status"])
 
 
 def run(client: ApiClient, body: dict[str, Any]) -> dict[str, Any]:
@@ -277,10 +280,17 @@ def test_queueing_when_every_worker_is_busy(start_server: StartServer) -> None:
     with start_server(extra_args=["--cloud-workers", "1"]) as srv, ApiClient(srv.url, srv.keys[0]) as api:
         first = run(api, {"app": "infsh/sleep", "input": {"seconds": 600}})
         second = run(api, {"app": "infsh/echo", "input": {"message": "q"}})
-        time.sleep(0.5)
-        assert data(api.get_task(second["id"]))["status"] == 2
+        wait_until(lambda: status_of(api, first["id"]) == 7, "the first task running on the only worker")
+        wait_until(lambda: status_of(api, second["id"]) == 2, "the second task queued")
         api.cancel(first["id"])
-        assert wait_terminal(api, second["id"])["status"] == 10
+        cancelled = wait_terminal(api, first["id"])
+        done = wait_terminal(api, second["id"])
+    assert done["status"] == 10
+    # The second task left the queue only once the first let go of the worker.
+    statuses = statuses_of(done)
+    left_queue = done["events"][statuses.index(2) + 1]["created_at"]
+    cancel_asked = cancelled["events"][statuses_of(cancelled).index(8)]["created_at"]
+    assert left_queue >= cancel_asked, (left_queue, cancel_asked)
 
 
 def test_private_routing(client: ApiClient, other_client: ApiClient) -> None:
@@ -319,17 +329,17 @@ def test_finished_tasks_expire_by_count(start_server: StartServer) -> None:
         ids = [run(api, {"app": "infsh/echo", "input": {"message": str(i)}})["id"] for i in range(3)]
         for tid in ids:
             wait_terminal(api, tid)
-        time.sleep(1.5)  # the sweeper runs every second
-        assert api.get_task(ids[0]).status_code == 404
+        # The sweeper runs every second.
+        wait_until(lambda: api.get_task(ids[0]).status_code == 404, "the oldest finished task evicted")
         assert api.get_task(ids[2]).status_code == 200
 
 
 def test_finished_tasks_and_files_expire_by_age(start_server: StartServer) -> None:
     with start_server(extra_args=["--retention", "0.5"]) as srv, ApiClient(srv.url, srv.keys[0]) as api:
         task = wait_terminal(api, run(api, {"app": "infsh/image", "input": {}})["id"])
-        time.sleep(2.2)
-        assert api.get_task(task["id"]).status_code == 404
-        assert httpx.get(task["output"]["image"]["uri"]).status_code == 404
+        wait_until(lambda: api.get_task(task["id"]).status_code == 404, "the finished task expired")
+        wait_until(lambda: httpx.get(task["output"]["image"]["uri"]).status_code == 404,
+                   "its output file expired")
 
 
 # -- rate limits at the edge of a window -----------------------------------------------------
@@ -364,9 +374,13 @@ def test_limit_counts_down_refuses_and_resets(start_server: StartServer) -> None
         assert api.workers().status_code == 200
         with ApiClient(srv.url, srv.keys[1]) as other:
             assert other.create_file("f", "text/plain", 1).status_code == 200
-        time.sleep(max(0.0, reset - time.time()) + 0.05)
-        after = api.create_file("f", "text/plain", 1)
-        assert after.status_code == 200 and after.headers["X-RateLimit-Remaining"] == "49"
+        def admitted_again() -> httpx.Response | None:
+            response = api.create_file("f", "text/plain", 1)
+            return response if response.status_code == 200 else None
+
+        # Refused requests are not counted, so polling through the rest of the window is free.
+        after = wait_until(admitted_again, "a request admitted in the next window", window + 2, interval=0.1)
+        assert after.headers["X-RateLimit-Remaining"] == "49"
 
 
 def test_a_429_run_creates_no_task(start_server: StartServer) -> None:

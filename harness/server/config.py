@@ -1,0 +1,24 @@
+"""The settings of one reference server."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ServerConfig:
+    """Everything `harness serve` can set."""
+
+    keys: list[str]
+    rate_window: float | None = None
+    speed: float = 1.0
+    faults: list[str] = field(default_factory=list)
+    heartbeat_interval: float = 10.0
+    progress_interval: float = 20.0
+    cloud_workers: int = 16
+    private_workers: int = 2
+    retention_seconds: float = 3600.0
+    max_finished_tasks: int = 10_000
+    max_upload_bytes: int = 10 * 1024 * 1024
+    max_files: int = 10_000
+    max_stored_bytes: int = 256 * 1024 * 1024
