@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import itertools
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -323,7 +322,3 @@ def _is_snapshot(payload: Mapping[str, Any], task_id: str) -> bool:
     if not isinstance(data, dict) or not isinstance(fields, list):
         return False
     return data.get("id") == task_id and set(data) <= {f for f in fields if isinstance(f, str)}
-
-
-def dump_excerpt(value: Any, limit: int = 600) -> str:
-    return json.dumps(value, default=str)[:limit]

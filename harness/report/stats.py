@@ -73,9 +73,6 @@ class HistoryStats:
         self.run_sent: dict[int, int] = {}  # hash(task) -> earliest accepted run send_ns
         self.terminal_seen: dict[int, tuple[int, int]] = {}  # hash(task) -> (first recv_ns, status)
 
-    def channel_name(self, code: int) -> str:
-        return self.channels[code]
-
     def add(self, obs: Observation) -> None:
         self.observations += 1
         try:

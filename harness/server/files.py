@@ -138,9 +138,6 @@ class FileStore:
         file_id = uri[len(prefix):].split("/", 1)[0]
         return self._by_id.get(file_id)
 
-    def is_own_uri(self, value: str, base_url: str) -> bool:
-        return value.startswith(base_url + "/files/file_")
-
     def put(self, record: FileRecord, data: bytes) -> None:
         if len(data) > self.max_upload_bytes:
             raise FileTooLarge(f"{len(data)} bytes exceed the cap of {self.max_upload_bytes}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import email.utils
 import json
-import shlex
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -24,7 +23,7 @@ from harness.checks.headers import header_count
 from harness.checks.issues import SUITE, Issue
 from harness.checks.responses import Exchange, RuleSet, check_exchange
 from harness.findings import Finding
-from harness.net.repro import curl
+from harness.net.repro import KEY_VAR, SECOND_KEY_VAR, curl
 
 MAX_FINDINGS_PER_CHECK = 25
 
@@ -118,22 +117,17 @@ def repro_of(ex: Exchange) -> str:
                if name in ("accept", "content-type") and not (name == "content-type" and ex.request_body
                                                                and parse_json(ex.request_body)[0])}
     body: Any = None
-    extra = ""
+    raw: str | None = None
     if ex.request_body:
         ok, value = parse_json(ex.request_body)
         if ok:
             body = value
         else:
-            text = ex.request_body[:2000].decode("utf-8", "replace")
-            extra = " --data-binary " + shlex.quote(text)
-    command = curl(ex.method, ex.url, body, auth=ex.auth in ("key", "second"), headers=headers) + extra
-    if ex.auth == "second":
-        command = command.replace("$INFERENCE_API_KEY", "$SECOND_API_KEY")
-    if ex.auth == "other":
-        command += ' -H "Authorization: Bearer inf_not_a_real_key"'
-    if "stream" in ex.path.rsplit("/", 1)[-1]:
-        command = command.replace("curl -sS -i", "curl -sS -N -i", 1)
-    return command
+            raw = ex.request_body[:2000].decode("utf-8", "replace")
+    return curl(ex.method, ex.url, body, auth=ex.auth in ("key", "second"),
+                key_var=SECOND_KEY_VAR if ex.auth == "second" else KEY_VAR,
+                bearer="inf_not_a_real_key" if ex.auth == "other" else None, headers=headers,
+                stream="stream" in ex.path.rsplit("/", 1)[-1], raw_body=raw)
 
 
 def exchange_evidence(ex: Exchange, limit: int = 600) -> dict[str, Any]:

@@ -83,7 +83,7 @@ def _plans(rng: random.Random, count: int, private: list[str], share: float) -> 
     return plans
 
 
-def _poll(shared: _Shared, task_id: str, deadline: float, interval: float, use_status: bool,
+def _poll(task_id: str, deadline: float, interval: float, use_status: bool,
           lifecycle: Lifecycle) -> Callable[[RecordingClient], None]:
     def job(client: RecordingClient) -> None:
         confirmed = False
@@ -224,8 +224,8 @@ def run_lifecycle(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: 
                 shared.tasks_created += 1
                 task_id = data["id"]
                 deadline = time.monotonic() + options.deadline_s
-                shared.jobs.put(_poll(shared, task_id, deadline, poll_interval, False, lifecycle))
-                shared.jobs.put(_poll(shared, task_id, deadline, poll_interval, True, lifecycle))
+                shared.jobs.put(_poll(task_id, deadline, poll_interval, False, lifecycle))
+                shared.jobs.put(_poll(task_id, deadline, poll_interval, True, lifecycle))
                 shared.jobs.put(_stream(task_id, "ndjson", deadline))
                 shared.jobs.put(_stream(task_id, "sse", deadline))
                 if plan.cancel_after is not None:

@@ -51,7 +51,7 @@ from harness.checks.ratelimit import (
 from harness.contract import Limits
 from harness.findings import Finding, SuiteResult
 from harness.history import Channel, HistoryWriter, Observation, rate_limit_facts
-from harness.net.repro import curl
+from harness.net.repro import KEY_VAR, SECOND_KEY_VAR, curl
 from harness.settings import is_loopback
 from harness.suites.ratelimit import GROUPS
 
@@ -738,14 +738,14 @@ def _burst_cmd(session: _Session, group: str, count: int) -> str:
         parts += ["-X", method, "-H", shlex.quote("Content-Type: application/json")]
         if body is not None:
             parts += ["-d", shlex.quote(body.decode())]
-    parts += ["-H", '"Authorization: Bearer $INFERENCE_API_KEY"', shlex.quote(url)]
+    parts += ["-H", f'"Authorization: Bearer ${KEY_VAR}"', shlex.quote(url)]
     return " ".join(parts)
 
 
-def _one_cmd(session: _Session, group: str, key_var: str = "INFERENCE_API_KEY") -> str:
-    method, path, body = session.request_of(group, "key1" if key_var == "INFERENCE_API_KEY" else "key2")
-    command = curl(method, session.target.base_url + path, json.loads(body) if body else None)
-    return command.replace("$INFERENCE_API_KEY", f"${key_var}")
+def _one_cmd(session: _Session, group: str, key_var: str = KEY_VAR, write_out: str | None = None) -> str:
+    method, path, body = session.request_of(group, "key1" if key_var == KEY_VAR else "key2")
+    return curl(method, session.target.base_url + path, json.loads(body) if body else None,
+                key_var=key_var, write_out=write_out)
 
 
 def _wait_cmd(window: float) -> str:
@@ -759,29 +759,27 @@ def _repro(session: _Session, finding: Finding) -> str | None:
     wait = _wait_cmd(session.window)
     if group not in session.groups:
         probe = "get" if "get" in session.groups else session.groups[-1]
-        one = _one_cmd(session, probe).replace("curl -sS -i", "curl -sS -o /dev/null -w "
-                                                           f"'%header{{{session.names.reset}}}\\n'")
+        one = _one_cmd(session, probe, write_out=f"%header{{{session.names.reset}}}\\n")
         return f"{one}; sleep {session.window:g}; {one}"
     assert isinstance(group, str)
     limit = session.limits[group]
     check = finding.check
     if check == "RL-429-SIDE-EFFECT":
         what = "/tasks?limit=1000" if group == "run" else "/files"
-        count = (curl("GET", session.target.base_url + what).replace("curl -sS -i", "curl -sS") +
+        count = (curl("GET", session.target.base_url + what, show_headers=False) +
                  " | python3 -c 'import json, sys; print(len(json.load(sys.stdin)[\"data\"]))'")
         return (f"{count}; {wait} && {_burst_cmd(session, group, limit + 3)} | sort | uniq -c; {count}"
                 "  # the second count minus the first must equal the 2xx lines")
     if check == "RL-KEY-ISOLATION":
         return (f"{wait} && {_burst_cmd(session, group, limit + 1)} > /dev/null && "
-                f"{_one_cmd(session, group, 'SECOND_API_KEY')}")
+                f"{_one_cmd(session, group, SECOND_KEY_VAR)}")
     if check == "RL-GROUP-ISOLATION":
         witness = finding.evidence.get("witness") or []
         leader = witness[1]["group"] if len(witness) > 1 else next(g for g in session.groups if g != group)
         return (f"{wait} && {_burst_cmd(session, leader, session.limits[leader] + 1)} > /dev/null && "
                 f"{_one_cmd(session, group)}")
     if check == "RL-AFTER-RESET":
-        reset = _one_cmd(session, group).replace(
-            "curl -sS -i", f"curl -sS -o /dev/null -w '%header{{{session.names.reset}}}'")
+        reset = _one_cmd(session, group, write_out=f"%header{{{session.names.reset}}}")
         return (f"{wait} && {_burst_cmd(session, group, limit)} > /dev/null && reset=$({reset}) && "
                 f"sleep $(( reset - $(date +%s) )).05 && {_one_cmd(session, group)}")
     if check in ("RL-RETRY-AFTER", "RL-429-PROBLEM", "RL-REMAINING-429"):

@@ -18,7 +18,7 @@ from harness.checks.streams import StreamEnd
 from harness.contract import Lifecycle, Limits
 from harness.findings import Finding, SuiteResult
 from harness.net.client import ApiClient, StreamFormat, StreamReading
-from harness.net.repro import curl
+from harness.net.repro import SECOND_KEY_VAR, curl
 from harness.net.samples import PNG_1X1
 
 SUITE = "smoke"
@@ -144,8 +144,7 @@ def _check_auth(run: _Run, base_url: str) -> None:
     if response.status_code != 401 or not _is_problem(response):
         run.find("ST-AUTH-REQUIRED", f"an unknown key got {response.status_code}, expected 401 "
                  "with a problem body", evidence=_excerpt(response),
-                 repro=curl("GET", f"{base_url}/workers").replace(
-                     "$INFERENCE_API_KEY", "inf_harness_not_a_real_key"))
+                 repro=curl("GET", f"{base_url}/workers", bearer="inf_harness_not_a_real_key"))
 
 
 def _check_invalid_input(run: _Run) -> None:
@@ -198,9 +197,8 @@ def _check_stream(run: _Run, fmt: StreamFormat) -> None:
 
 
 def _judge_stream(run: _Run, task_id: str, fmt: StreamFormat, reading: StreamReading) -> None:
-    repro = curl("GET", f"{run.client.base_url}/tasks/{task_id}/stream",
-                 headers={"Accept": "application/x-ndjson" if fmt == "ndjson"
-                          else "text/event-stream"}).replace("curl -sS -i", "curl -sS -N -i")
+    repro = curl("GET", f"{run.client.base_url}/tasks/{task_id}/stream", stream=True,
+                 headers={"Accept": "application/x-ndjson" if fmt == "ndjson" else "text/event-stream"})
     tail = reading.raw_tail[-800:].decode("utf-8", "replace")
     evidence = {"format": fmt, "http_status": reading.status_code,
                 "content_type": reading.content_type, "tail": tail, "error": reading.error}
@@ -259,8 +257,9 @@ def _check_upload(run: _Run) -> None:
     if got.status_code != 200 or got.content != PNG_1X1:
         run.find("ST-UPLOAD-ROUNDTRIP", f"downloaded output ({got.status_code}, "
                  f"{len(got.content)} bytes) differs from the {len(PNG_1X1)} bytes uploaded",
-                 task["id"], {"uploaded_hex": PNG_1X1.hex(), "downloaded_hex":
-                              got.content[:200].hex(), "uri": uri}, f"curl -sS {uri} | xxd")
+                 task["id"], {"uploaded_hex": PNG_1X1.hex(), "downloaded_hex": got.content[:200].hex(),
+                              "uri": uri},
+                 curl("GET", uri, auth=False, show_headers=False) + " | xxd")
 
 
 def _check_cancel(run: _Run) -> None:
@@ -298,8 +297,7 @@ def _check_isolation(run: _Run, task_id: str) -> None:
     if response.status_code != 404:
         run.find("ST-ISOLATION", f"a second key read another key's task: HTTP "
                  f"{response.status_code}", task_id, _excerpt(response),
-                 curl("GET", f"{run.client.base_url}/tasks/{task_id}").replace(
-                     "INFERENCE_API_KEY", "SECOND_API_KEY"))
+                 curl("GET", f"{run.client.base_url}/tasks/{task_id}", key_var=SECOND_KEY_VAR))
 
 
 def run_smoke(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: Limits,
