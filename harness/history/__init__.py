@@ -6,11 +6,10 @@ from harness.history.record import (
     Observation,
     Outcome,
     StreamKind,
-    now_ns,
     rate_limit_facts,
     task_digest,
 )
 from harness.history.store import HISTORY_FILE, HistoryError, HistoryWriter, read_history
 
 __all__ = ["HISTORY_FILE", "RATE_LIMIT_FIELDS", "Channel", "HistoryError", "HistoryWriter", "Observation",
-           "Outcome", "StreamKind", "now_ns", "rate_limit_facts", "read_history", "task_digest"]
+           "Outcome", "StreamKind", "rate_limit_facts", "read_history", "task_digest"]

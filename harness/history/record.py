@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import operator
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -78,9 +77,6 @@ _values = operator.attrgetter(*_FIELDS)  # every field's value, in one call
 # What json.dumps(data, separators=(",", ":")) does, without building an encoder per call.
 _encode = json.JSONEncoder(separators=(",", ":")).encode
 
-
-def now_ns() -> int:
-    return time.monotonic_ns()
 
 
 def task_digest(task: Any) -> dict[str, Any]:

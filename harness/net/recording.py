@@ -15,7 +15,6 @@ from harness.history import (
     Channel,
     HistoryWriter,
     Observation,
-    now_ns,
     rate_limit_facts,
     task_digest,
 )
@@ -77,14 +76,14 @@ class RecordingClient:
         if task_id is None and isinstance(data, dict) and isinstance(data.get("id"), str):
             task_id = data["id"]
         extra.update(rate_limit_extra(response.headers, self.GROUPS.get(channel)))
-        self.history.append(Observation(task_id, self.observer, channel, send, now_ns(), wall,
+        self.history.append(Observation(task_id, self.observer, channel, send, time.monotonic_ns(), wall,
                                         http=response.status_code, key=self.key_label, extra=extra,
                                         **digest))
         return data
 
     def _call(self, channel: Channel, task_id: str | None, method: Any, *args: Any,
               extra: dict[str, Any] | None = None) -> tuple[httpx.Response | None, Any]:
-        send, wall = now_ns(), time.time()
+        send, wall = time.monotonic_ns(), time.time()
         try:
             response = method(*args)
         except httpx.TimeoutException:
@@ -114,7 +113,7 @@ class RecordingClient:
         self._conns += 1
         # Unique across histories merged or appended from several runs and processes.
         conn = f"{self.observer}/{fmt}{self._conns}-{self._token}"
-        send, wall = now_ns(), time.time()
+        send, wall = time.monotonic_ns(), time.time()
         seq = 0
         extra = {"probe": self.probe} if self.probe else {}
 
@@ -123,18 +122,18 @@ class RecordingClient:
             digest: dict[str, Any] = {}
             if event.kind == "update" and event.payload is not None:
                 digest = task_digest(task_of_update(event.payload))
-            self.history.append(Observation(task_id, self.observer, fmt, send, now_ns(), wall,
+            self.history.append(Observation(task_id, self.observer, fmt, send, time.monotonic_ns(), wall,
                                             http=200, conn=conn, seq=seq, kind=event.kind,
                                             key=self.key_label, extra=extra, **digest))
             seq += 1
 
         reading = self.client.read_stream(task_id, fmt, deadline_s, on_event)
         if reading.status_code != 200:
-            self.history.append(Observation(task_id, self.observer, fmt, send, now_ns(), wall,
+            self.history.append(Observation(task_id, self.observer, fmt, send, time.monotonic_ns(), wall,
                                             http=reading.status_code or None, key=self.key_label,
                                             extra=extra, outcome="ok" if reading.status_code else "error"))
         elif reading.closed_by_server:
-            self.history.append(Observation(task_id, self.observer, fmt, send, now_ns(), wall,
+            self.history.append(Observation(task_id, self.observer, fmt, send, time.monotonic_ns(), wall,
                                             http=200, conn=conn, seq=seq, kind="close",
                                             key=self.key_label, extra=extra))
         return reading
