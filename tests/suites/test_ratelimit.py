@@ -27,7 +27,8 @@ from harness.server.faults import Faults
 from harness.server.ratelimit import FixedWindowLimiter
 from harness.settings import Settings
 from harness.suites.base import Context
-from harness.suites.ratelimit.run import RateLimitOptions, run_ratelimit
+from harness.suites.ratelimit.options import RateLimitOptions
+from harness.suites.ratelimit.run import run_ratelimit
 from harness.suites.registry import SUITES
 from tests.conftest import StartServer
 

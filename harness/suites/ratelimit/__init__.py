@@ -36,7 +36,8 @@ class RateLimitSuite(Suite):
                               discover=bool(getattr(args, "discover", False)))
 
     def run(self, ctx: Context, options: RateLimitFlags | None) -> SuiteResult:
-        from harness.suites.ratelimit.run import RateLimitOptions, run_ratelimit
+        from harness.suites.ratelimit.options import RateLimitOptions
+        from harness.suites.ratelimit.run import run_ratelimit
 
         flags = options or RateLimitFlags()
         return run_ratelimit(ctx.base_url, ctx.keys, ctx.limits, ctx.history_path, RateLimitOptions(

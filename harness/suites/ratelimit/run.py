@@ -21,27 +21,18 @@ against ~650 for httpx, so a 1,000-request budget fits a 1 s window.
 
 from __future__ import annotations
 
-import http.client
-import json
-import shlex
-import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from harness.checks.envelope import data_of
 from harness.checks.headers import header_int
 from harness.checks.ratelimit import (
     CHECKS,
     SUITE,
     Baseline,
     Exchange,
-    HeaderNames,
-    Role,
     Window,
     judge,
     observed_limit,
@@ -50,341 +41,16 @@ from harness.checks.ratelimit import (
 )
 from harness.contract import Limits
 from harness.findings import Finding, SuiteResult
-from harness.history import Channel, HistoryWriter, Observation, rate_limit_facts
-from harness.net.repro import KEY_VAR, SECOND_KEY_VAR, curl
+from harness.net.lanes import Lane, Target
 from harness.settings import is_loopback
 from harness.suites.ratelimit import GROUPS
+from harness.suites.ratelimit.options import RateLimitOptions
+from harness.suites.ratelimit.plan import Plan, fit_budget
+from harness.suites.ratelimit.record import write_history
+from harness.suites.ratelimit.repro import repro_of
+from harness.suites.ratelimit.session import Burst, Session, exchange_data, listed_ids, sleep_until
 
 Progress = Callable[[str], None]
-UPLOAD_SPEC = {"uri": "", "filename": "ratelimit.txt", "content_type": "text/plain", "path": None,
-               "size": 1, "public": None}
-
-
-@dataclass
-class RateLimitOptions:
-    """How the suite drives the target.
-
-    `max_tasks` is the budget of billable runs (the run group creates tasks); None = no budget.
-    `clock_tolerance_s` is how far the target's clock may be from ours when its Reset (epoch
-    seconds) is compared with our clock: None means 0.05 s on loopback (one clock) and 1 s
-    otherwise. `lanes` are the connections (threads) per group during a burst.
-    """
-
-    groups: list[str] = field(default_factory=lambda: list(GROUPS))
-    discover: bool = False
-    max_tasks: int | None = None
-    clock_tolerance_s: float | None = None
-    run_body: dict[str, Any] = field(
-        default_factory=lambda: {"app": "infsh/echo", "input": {"message": "ratelimit"}})
-    lanes: dict[str, int] = field(default_factory=lambda: {"get": 4, "run": 2, "upload": 2})
-    timeout_s: float = 10.0
-
-
-# -- the client: http.client connections, one per thread -------------------------------------
-
-
-@dataclass(frozen=True)
-class _Target:
-    scheme: str
-    host: str
-    port: int
-    prefix: str
-    base_url: str
-
-    @classmethod
-    def parse(cls, base_url: str) -> _Target:
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {base_url!r}")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        return cls(parts.scheme, parts.hostname, port, parts.path.rstrip("/"), base_url.rstrip("/"))
-
-
-class _Lane:
-    """One keep-alive connection of one key; requests on it are strictly sequential."""
-
-    def __init__(self, target: _Target, api_key: str, key_label: str, observer: str,
-                 timeout: float) -> None:
-        self.target = target
-        self.key_label = key_label
-        self.observer = observer
-        self.timeout = timeout
-        self.headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json",
-                        "User-Agent": "inference-harness/0.1 (ratelimit)"}
-        self.conn = self._new()
-
-    def _new(self) -> http.client.HTTPConnection:
-        if self.target.scheme == "https":
-            return http.client.HTTPSConnection(self.target.host, self.target.port, timeout=self.timeout,
-                                               context=ssl.create_default_context())
-        return http.client.HTTPConnection(self.target.host, self.target.port, timeout=self.timeout)
-
-    def reconnect(self) -> None:
-        """A fresh connection, opened now (so no request pays for the handshake)."""
-        self.conn.close()
-        self.conn = self._new()
-        try:
-            self.conn.connect()
-        except OSError:
-            self.conn.close()  # the first request will try again, and record a failure if any
-
-    def close(self) -> None:
-        self.conn.close()
-
-    def send(self, method: str, path: str, body: bytes | None, group: str, role: Role,
-             names: HeaderNames, follows: tuple[str, ...] = ()) -> Exchange:
-        wall = time.time()
-        send_ns = time.monotonic_ns()
-        try:
-            self.conn.request(method, self.target.prefix + path, body=body, headers=self.headers)
-            response = self.conn.getresponse()
-            data = response.read()
-        except (OSError, http.client.HTTPException) as exc:
-            done = time.monotonic_ns()
-            self.conn.close()
-            return Exchange(-1, self.key_label, group, role, self.observer, method, path, send_ns, wall,
-                            done, error=f"{type(exc).__name__}: {exc}", follows=follows)
-        done = time.monotonic_ns()
-        if response.will_close:
-            self.conn.close()
-        headers = {n: v for n in (names.limit, names.remaining, names.reset, names.retry_after,
-                                  "content-type") if (v := response.getheader(n)) is not None}
-        return Exchange(-1, self.key_label, group, role, self.observer, method, path, send_ns, wall,
-                        done, http=response.status, headers=headers,
-                        body=data if role == "verify" else data[:4096], follows=follows)
-
-
-# -- one run of the suite ----------------------------------------------------------------------
-
-
-def _data(x: Exchange) -> Any:
-    try:
-        body = json.loads(x.body)
-    except ValueError:
-        return None
-    return data_of(body)
-
-
-def _ids(x: Exchange | None) -> set[str] | None:
-    """The ids in a task or file list answer; None if it was not a 200 list."""
-    if x is None or x.http != 200:
-        return None
-    items = _data(x)
-    if not isinstance(items, list):
-        return None
-    return {str(i["id"]) for i in items if isinstance(i, dict) and "id" in i}
-
-
-class _Session:
-    """Shared state of one suite run: lanes, requests per group, the record, who is exhausted."""
-
-    def __init__(self, target: _Target, keys: Sequence[str], limits: Limits, options: RateLimitOptions,
-                 groups: list[str], tolerance: float, lead: float) -> None:
-        self.target = target
-        self.keys = list(keys)
-        self.options = options
-        self.groups = groups
-        self.names = HeaderNames.from_contract(limits.headers)
-        self.tolerance = tolerance
-        self.lead = lead
-        self.window = limits.window_seconds
-        self.limits = {g: limits.groups[g].limit for g in groups}
-        self.contract_limits = dict(self.limits)
-        self.contract_window = limits.window_seconds
-        self.problem_code = str(limits.rejected.get("problem_code", "rate_limited"))
-        self.lock = threading.Lock()
-        self.exchanges: list[Exchange] = []
-        self.exhausted: dict[str, Exchange] = {}
-        self.get_path = "/tasks?limit=1"
-        self.run_body = json.dumps(options.run_body, separators=(",", ":")).encode()
-        self.upload_body = json.dumps({"files": [UPLOAD_SPEC]}, separators=(",", ":")).encode()
-        self.lanes: dict[str, list[_Lane]] = {
-            g: [self._lane(0, f"rl/{g}/key1/c{i + 1}") for i in range(max(1, options.lanes.get(g, 1)))]
-            for g in groups}
-        self.key2: dict[str, _Lane] = {g: self._lane(1, f"rl/{g}/key2") for g in groups} \
-            if len(self.keys) > 1 else {}
-
-    def _lane(self, key_index: int, observer: str) -> _Lane:
-        return _Lane(self.target, self.keys[key_index], f"key{key_index + 1}", observer,
-                     self.options.timeout_s)
-
-    def all_lanes(self) -> list[_Lane]:
-        return [lane for lanes in self.lanes.values() for lane in lanes] + list(self.key2.values())
-
-    def request_of(self, group: str, key_label: str = "key1") -> tuple[str, str, bytes | None]:
-        if group == "run":
-            return "POST", "/apps/run", self.run_body
-        if group == "upload":
-            return "POST", "/files", self.upload_body
-        # The second key reads its own (empty) list: the first key's task is a 404 for it.
-        return "GET", self.get_path if key_label == "key1" else "/tasks?limit=1", None
-
-    def send(self, lane: _Lane, group: str, role: Role, follows: tuple[str, ...] = ()) -> Exchange:
-        method, path, body = self.request_of(group, lane.key_label)
-        return self.record(lane.send(method, path, body, group, role, self.names, follows))
-
-    def record(self, x: Exchange) -> Exchange:
-        with self.lock:
-            x.idx = len(self.exchanges)
-            self.exchanges.append(x)
-        return x
-
-    def window_end(self, x: Exchange) -> float:
-        """Where the window that counted x ends: its Reset if usable, else the epoch-aligned end."""
-        if x.answered and reset_problem(x, self.names, self.window, self.tolerance) is None:
-            reset = header_int(x.header(self.names.reset))
-            assert reset is not None
-            return float(reset)
-        return (int(x.done_wall // self.window) + 1) * self.window
-
-    def on_exhausted(self, group: str, x: Exchange) -> None:
-        """A group's first 429 of a burst: note it, and let the second key try the same group."""
-        with self.lock:
-            self.exhausted[group] = x
-        lane = self.key2.get(group)
-        if lane is not None:
-            self.send(lane, group, "key2")
-
-    def follows_for(self, group: str, admitted: int, followed: set[str]) -> tuple[str, ...]:
-        """Exhausted other groups this group's next request is the first to follow (lock held)."""
-        if admitted > self.limits[group] - 2:
-            return ()
-        now = time.time()
-        new = tuple(g for g, x in self.exhausted.items()
-                    if g != group and g not in followed and now < self.window_end(x))
-        followed.update(new)
-        return new
-
-
-class _Burst:
-    """Drive one group of the first key past its limit: every lane sends until a 429.
-
-    At most `cap` requests per window of the target (a window is told by the answers' Reset)
-    and `total` in all: a burst that spills over a boundary gets a full attempt in the next
-    window instead of stopping short of the limit there.
-    """
-
-    def __init__(self, session: _Session, group: str, cap: int, total: int) -> None:
-        self.session = session
-        self.group = group
-        self.cap = cap
-        self.total = total
-        self.sent = 0
-        self.admitted = 0
-        self.window_end = 0.0
-        self.window_first = 0  # ordinal of the first request seen in the newest window
-        self.first_429: Exchange | None = None
-        self.followed: set[str] = set()
-        self.done = threading.Event()
-        self.started_ns = 0
-        self.ended_ns = 0
-
-    def run(self) -> None:
-        self.started_ns = time.monotonic_ns()
-        try:
-            threads = [threading.Thread(target=self._lane_loop, args=(lane,), daemon=True)
-                       for lane in self.session.lanes[self.group]]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-        finally:
-            self.ended_ns = time.monotonic_ns()
-            self.done.set()  # whatever happened, a burst waiting for this one must go on
-
-    def _next(self) -> tuple[int, tuple[str, ...]]:
-        """The next request's ordinal and the exhausted groups it follows; -1 to stop."""
-        with self.session.lock:
-            if self.first_429 is not None or self.sent >= self.total or \
-                    self.sent - self.window_first >= self.cap:
-                return -1, ()
-            self.sent += 1
-            return self.sent - 1, self.session.follows_for(self.group, self.admitted, self.followed)
-
-    def _lane_loop(self, lane: _Lane) -> None:
-        while True:
-            ordinal, follows = self._next()
-            if ordinal < 0:
-                return
-            x = self.session.send(lane, self.group, "follow" if follows else "burst", follows)
-            end = self.session.window_end(x) if x.answered else 0.0
-            first = False
-            with self.session.lock:
-                if end > self.window_end:
-                    self.window_end, self.window_first = end, ordinal
-                if x.admitted:
-                    self.admitted += 1
-                elif x.refused and self.first_429 is None:
-                    self.first_429 = x
-                    first = True
-            if first:
-                self.session.on_exhausted(self.group, x)
-
-    @property
-    def rate(self) -> float | None:
-        span = (self.ended_ns - self.started_ns) / 1e9
-        return round(self.sent / span, 1) if span > 0 and self.sent else None
-
-
-def _sleep_until(wall: float) -> None:
-    while True:
-        left = wall - time.time()
-        if left <= 0:
-            return
-        time.sleep(min(left, 0.5))
-
-
-@dataclass
-class _Plan:
-    caps: dict[str, int]  # requests per window of the target
-    totals: dict[str, int]  # requests per burst
-    billable: int  # runs the suite may create at most
-
-
-def _plan(session: _Session, discover: bool, declared: dict[str, int], run_windows: int) -> _Plan:
-    """Request caps per burst, and how many billable runs the whole suite may create."""
-    caps: dict[str, int] = {}
-    totals: dict[str, int] = {}
-    for group in session.groups:
-        limit = max(session.limits[group], declared.get(group, 0))
-        lanes = len(session.lanes[group])
-        if group == "run":
-            caps[group] = limit + 2  # one past the limit is enough: every run is billable
-            totals[group] = caps[group] * run_windows
-        else:
-            caps[group] = (2 * limit if discover else limit) + 2 * lanes + 2
-            totals[group] = caps[group] * 3
-    billable = 0
-    if "run" in session.groups:
-        billable = (2 if discover else 1) + totals["run"] + (1 if session.key2 else 0) + 1 + \
-            (1 if "upload" in session.groups else 0)
-    return _Plan(caps, totals, billable)
-
-
-def _budget(session: _Session, options: RateLimitOptions, declared: dict[str, int], note: Progress,
-            metrics: dict[str, Any]) -> _Plan | None:
-    """The plan that fits the task budget: the run burst may use a second window if it spills,
-    or only one; with less budget than that the run group is skipped. None: nothing left to do."""
-    budget = options.max_tasks
-    for run_windows in (2, 1):
-        plan = _plan(session, options.discover, declared, run_windows)
-        if "run" not in session.groups or budget is None or plan.billable <= budget:
-            if "run" in session.groups:
-                typical = plan.billable - plan.totals["run"] + plan.caps["run"]
-                note(f"ratelimit: will create about {typical} billable runs, at most {plan.billable}"
-                     f" (run limit {session.limits['run']} per {session.window:g} s window; "
-                     f"budget {budget if budget is not None else 'unlimited'})")
-            return plan
-    note(f"ratelimit: the run group needs {plan.billable} billable runs, more than the {budget} left "
-         "(--max-tasks): run group skipped")
-    metrics["skipped_groups"]["run"] = f"needs {plan.billable} runs, budget {budget}"
-    session.groups.remove("run")
-    for lane in session.lanes.pop("run"):
-        lane.close()
-    lane2 = session.key2.pop("run", None)
-    if lane2 is not None:
-        lane2.close()
-    return _plan(session, options.discover, declared, 1) if session.groups else None
 
 
 def run_ratelimit(base_url: str, keys: list[str], limits: Limits, history_path: Path | None,
@@ -409,10 +75,10 @@ def run_ratelimit(base_url: str, keys: list[str], limits: Limits, history_path: 
     tolerance = options.clock_tolerance_s if options.clock_tolerance_s is not None else \
         (0.05 if loopback else 1.0)
     lead = 0.02 if loopback else min(tolerance, limits.window_seconds / 20) + 0.02
-    session = _Session(_Target.parse(base_url), keys, limits, options, groups, tolerance, lead)
+    session = Session(Target.parse(base_url), keys, limits, options, groups, tolerance, lead)
     metrics: dict[str, Any] = {"window_s": limits.window_seconds, "tolerance_s": tolerance,
                                "start_lead_s": lead, "keys": min(len(keys), 2), "skipped_groups": {}}
-    plan = _budget(session, options, {}, note, metrics)
+    plan = fit_budget(session, options, {}, note, metrics)
     if plan is None:
         for lane in session.all_lanes():
             lane.close()
@@ -428,13 +94,13 @@ def run_ratelimit(base_url: str, keys: list[str], limits: Limits, history_path: 
     metrics["window_s"] = session.window
     metrics["contract_window_s"] = limits.window_seconds
     if history_path is not None:
-        _write_history(session, history_path)
+        write_history(session, history_path)
     return SuiteResult(name=SUITE, status="failed" if findings else "passed",
                        checks=_checks_run(session, options, metrics), metrics=metrics,
                        findings=findings, duration_s=round(time.monotonic() - started, 3))
 
 
-def _checks_run(session: _Session, options: RateLimitOptions, metrics: dict[str, Any]) -> list[str]:
+def _checks_run(session: Session, options: RateLimitOptions, metrics: dict[str, Any]) -> list[str]:
     skip = set()
     if not session.key2:
         skip.add("RL-KEY-ISOLATION")
@@ -449,7 +115,7 @@ def _checks_run(session: _Session, options: RateLimitOptions, metrics: dict[str,
     return [c for c in CHECKS if c not in skip]
 
 
-def _drive(session: _Session, options: RateLimitOptions, plan: _Plan, note: Progress
+def _drive(session: Session, options: RateLimitOptions, plan: Plan, note: Progress
            ) -> tuple[list[Finding], dict[str, Any]]:
     groups = session.groups
     first = {g: session.lanes[g][0] for g in groups}
@@ -458,7 +124,7 @@ def _drive(session: _Session, options: RateLimitOptions, plan: _Plan, note: Prog
     for group in groups:
         probes[group] = session.send(first[group], group, "probe")
     run_probe = probes.get("run")
-    task = _data(run_probe) if run_probe is not None and run_probe.admitted else None
+    task = exchange_data(run_probe) if run_probe is not None and run_probe.admitted else None
     if isinstance(task, dict) and isinstance(task.get("id"), str):
         session.get_path = f"/tasks/{task['id']}"
     listing_lane = first.get("get") or next(iter(first.values()))
@@ -477,21 +143,21 @@ def _drive(session: _Session, options: RateLimitOptions, plan: _Plan, note: Prog
             probes_now = list(probes.values())
         session.limits.update(declared)
         skipped: dict[str, Any] = {"skipped_groups": {}}
-        replanned = _budget(session, options, declared, note, skipped)
+        replanned = fit_budget(session, options, declared, note, skipped)
         if replanned is None:
             return [], {**skipped, "discovered_window_s": discovered_window, "tasks_created": sum(
                 1 for x in session.exchanges if x.group == "run" and x.admitted)}
         plan = replanned
         boundary = _next_boundary(session, probes_now)
     # 2. the burst window
-    bursts = {g: _Burst(session, g, plan.caps[g], plan.totals[g]) for g in groups}
+    bursts = {g: Burst(session, g, plan.caps[g], plan.totals[g]) for g in groups}
     wait = boundary + session.lead - time.time()
     note(f"ratelimit: groups {', '.join(groups)}; bursts start at the next window boundary in "
          f"{max(0.0, wait):.2f} s")
-    _sleep_until(boundary - min(1.0, session.window / 2))
+    sleep_until(boundary - min(1.0, session.window / 2))
     for lane in session.all_lanes():
         lane.reconnect()
-    _sleep_until(boundary + session.lead)
+    sleep_until(boundary + session.lead)
     fresh_after = time.monotonic_ns()
     lead_groups = [g for g in ("get", "run") if g in groups]
     threads = [threading.Thread(target=bursts[g].run, daemon=True) for g in lead_groups]
@@ -509,13 +175,13 @@ def _drive(session: _Session, options: RateLimitOptions, plan: _Plan, note: Prog
     # 3. after Reset: a fresh window for every group
     phase1 = [x for x in session.exchanges if x.key == "key1" and x.send_ns >= fresh_after]
     after = max(session.window_end(x) for x in phase1) if phase1 else time.time()
-    _sleep_until(after + session.lead)
+    sleep_until(after + session.lead)
     for group in groups:
         session.send(first[group], group, "after-reset")
     if "upload" in groups and len(groups) > 1:
         with session.lock:
             session.exhausted.clear()
-        again_burst = _Burst(session, "upload", plan.caps["upload"], plan.totals["upload"])
+        again_burst = Burst(session, "upload", plan.caps["upload"], plan.totals["upload"])
         again_burst.run()
         if again_burst.first_429 is not None:
             for group in ("get", "run"):
@@ -562,11 +228,11 @@ def _drive(session: _Session, options: RateLimitOptions, plan: _Plan, note: Prog
         findings += _discover_findings(session, verdict.windows, declared, discovered_window)
         metrics["discovered_window_s"] = discovered_window
     for finding in findings:
-        finding.repro = _repro(session, finding)
+        finding.repro = repro_of(session, finding)
     return findings, metrics
 
 
-def _discover_window(session: _Session, probes: dict[str, Exchange], note: Progress
+def _discover_window(session: Session, probes: dict[str, Exchange], note: Progress
                      ) -> tuple[int, dict[str, Exchange]] | None:
     """The window as the step between two consecutive Reset values, and the second probes.
 
@@ -580,7 +246,7 @@ def _discover_window(session: _Session, probes: dict[str, Exchange], note: Progr
         note("ratelimit: cannot discover the window: the probe's Reset is not a future epoch second")
         return None
     note(f"ratelimit: discovering the window: waiting {max(0.0, first - now):.1f} s for the next one")
-    _sleep_until(first + session.lead)
+    sleep_until(first + session.lead)
     again = {g: session.send(session.lanes[g][0], g, "probe") for g in session.groups}
     second = header_int(again[reference.group].header(session.names.reset))
     if second is None or second <= first:
@@ -588,7 +254,7 @@ def _discover_window(session: _Session, probes: dict[str, Exchange], note: Progr
     return second - first, again
 
 
-def _next_boundary(session: _Session, probes: list[Exchange]) -> float:
+def _next_boundary(session: Session, probes: list[Exchange]) -> float:
     """The next window start: the probes' Reset if usable, else the contract's epoch alignment.
 
     Too close to it (less than the set-up time), the one after is used: the burst window must
@@ -604,7 +270,7 @@ def _next_boundary(session: _Session, probes: list[Exchange]) -> float:
     return boundary
 
 
-def _list_back(session: _Session, lane: _Lane) -> dict[str, Exchange | None]:
+def _list_back(session: Session, lane: Lane) -> dict[str, Exchange | None]:
     """The key's task list (if runs are probed) and file list (if uploads are), as answered."""
     out: dict[str, Exchange | None] = {}
     if "run" in session.groups:
@@ -615,7 +281,7 @@ def _list_back(session: _Session, lane: _Lane) -> dict[str, Exchange | None]:
     return out
 
 
-def _side_effects(session: _Session, before: dict[str, Exchange | None],
+def _side_effects(session: Session, before: dict[str, Exchange | None],
                   after: dict[str, Exchange | None], findings: list[Finding]
                   ) -> tuple[dict[str, str], int]:
     """Per group "verified" or why not, and how many tasks exist that only a 429 can explain."""
@@ -624,7 +290,7 @@ def _side_effects(session: _Session, before: dict[str, Exchange | None],
     for group, what in (("run", "task"), ("upload", "file")):
         if group not in session.groups:
             continue
-        old, new = _ids(before.get(group)), _ids(after.get(group))
+        old, new = listed_ids(before.get(group)), listed_ids(after.get(group))
         if old is None or new is None:
             got = [x.http if x else None for x in (before.get(group), after.get(group))]
             status[group] = f"unverified: the {what} list answered {got}"
@@ -638,7 +304,7 @@ def _side_effects(session: _Session, before: dict[str, Exchange | None],
             if x.refused:
                 refused.append(x)
             elif x.admitted:
-                data = _data(x)
+                data = exchange_data(x)
                 item = data[0] if isinstance(data, list) and data else data
                 if isinstance(item, dict) and "id" in item:
                     ours.add(str(item["id"]))
@@ -656,7 +322,7 @@ def _side_effects(session: _Session, before: dict[str, Exchange | None],
     return status, tasks_by_429
 
 
-def _discover_findings(session: _Session, windows: Sequence[Window], declared: dict[str, int],
+def _discover_findings(session: Session, windows: Sequence[Window], declared: dict[str, int],
                        discovered_window: int | None) -> list[Finding]:
     """--discover: the target's own limit and window, against the contract's (warnings)."""
     out: list[Finding] = []
@@ -687,101 +353,3 @@ def _discover_findings(session: _Session, windows: Sequence[Window], declared: d
                            evidence={"discovered_window_s": discovered_window,
                                      "contract_window_s": session.contract_window}))
     return out
-
-
-def _write_history(session: _Session, path: Path) -> None:
-    names = session.names
-    fields = (("rl_remaining", names.remaining), ("rl_limit", names.limit), ("rl_reset", names.reset),
-              ("retry_after", names.retry_after))
-    with HistoryWriter(path) as history:
-        for x in session.exchanges:
-            extra = rate_limit_facts(x.header, x.group, fields)
-            extra.update(rl_role=x.role, rl_req=x.idx)
-            if x.follows:
-                extra["rl_follows"] = list(x.follows)
-            if x.error:
-                extra["error"] = x.error
-            if x.admitted and x.group in ("run", "upload") and x.role != "verify":
-                data = _data(x)
-                item = data[0] if isinstance(data, list) and data else data
-                if isinstance(item, dict) and "id" in item:
-                    extra["rl_task" if x.group == "run" else "rl_file"] = str(item["id"])
-            timed_out = x.error is not None and "timed out" in x.error.lower()
-            history.append(Observation(
-                None, x.observer, _channel(x), x.send_ns, x.done_ns if x.answered else None, x.wall,
-                http=x.http, outcome="ok" if x.answered else "timeout" if timed_out else "error",
-                key=x.key, extra=extra))
-
-
-def _channel(x: Exchange) -> Channel:
-    if x.method == "POST" and x.path.startswith("/apps/run"):
-        return "run"
-    if x.method == "POST" and x.path.startswith("/files"):
-        return "files"
-    if x.path.startswith("/tasks/"):
-        return "get"
-    return "list"
-
-
-# -- reproductions -----------------------------------------------------------------------------
-
-
-def _burst_cmd(session: _Session, group: str, count: int) -> str:
-    """`count` requests of a group over 4 parallel connections, one line of headers per answer."""
-    method, path, body = session.request_of(group)
-    names = session.names
-    url = f"{session.target.base_url}{path}{'&' if '?' in path else '?'}rl=[1-{count}]"
-    fmt = (f"%{{http_code}} limit=%header{{{names.limit}}} remaining=%header{{{names.remaining}}} "
-           f"reset=%header{{{names.reset}}} retry-after=%header{{{names.retry_after}}}\\n")
-    parts = ["curl", "-sS", "-Z", "--parallel-max", "4", "-o", "/dev/null", "-w", shlex.quote(fmt)]
-    if method != "GET":
-        parts += ["-X", method, "-H", shlex.quote("Content-Type: application/json")]
-        if body is not None:
-            parts += ["-d", shlex.quote(body.decode())]
-    parts += ["-H", f'"Authorization: Bearer ${KEY_VAR}"', shlex.quote(url)]
-    return " ".join(parts)
-
-
-def _one_cmd(session: _Session, group: str, key_var: str = KEY_VAR, write_out: str | None = None) -> str:
-    method, path, body = session.request_of(group, "key1" if key_var == KEY_VAR else "key2")
-    return curl(method, session.target.base_url + path, json.loads(body) if body else None,
-                key_var=key_var, write_out=write_out)
-
-
-def _wait_cmd(window: float) -> str:
-    """Sleep until just after the next epoch-aligned window boundary (the contract's alignment)."""
-    return f"python3 -c 'import time; W = {window:g}; time.sleep(W - time.time() % W + 0.02)'"
-
-
-def _repro(session: _Session, finding: Finding) -> str | None:
-    """A shell line that shows the broken promise (the key stays $INFERENCE_API_KEY)."""
-    group = finding.evidence.get("group")
-    wait = _wait_cmd(session.window)
-    if group not in session.groups:
-        probe = "get" if "get" in session.groups else session.groups[-1]
-        one = _one_cmd(session, probe, write_out=f"%header{{{session.names.reset}}}\\n")
-        return f"{one}; sleep {session.window:g}; {one}"
-    assert isinstance(group, str)
-    limit = session.limits[group]
-    check = finding.check
-    if check == "RL-429-SIDE-EFFECT":
-        what = "/tasks?limit=1000" if group == "run" else "/files"
-        count = (curl("GET", session.target.base_url + what, show_headers=False) +
-                 " | python3 -c 'import json, sys; print(len(json.load(sys.stdin)[\"data\"]))'")
-        return (f"{count}; {wait} && {_burst_cmd(session, group, limit + 3)} | sort | uniq -c; {count}"
-                "  # the second count minus the first must equal the 2xx lines")
-    if check == "RL-KEY-ISOLATION":
-        return (f"{wait} && {_burst_cmd(session, group, limit + 1)} > /dev/null && "
-                f"{_one_cmd(session, group, SECOND_KEY_VAR)}")
-    if check == "RL-GROUP-ISOLATION":
-        witness = finding.evidence.get("witness") or []
-        leader = witness[1]["group"] if len(witness) > 1 else next(g for g in session.groups if g != group)
-        return (f"{wait} && {_burst_cmd(session, leader, session.limits[leader] + 1)} > /dev/null && "
-                f"{_one_cmd(session, group)}")
-    if check == "RL-AFTER-RESET":
-        reset = _one_cmd(session, group, write_out=f"%header{{{session.names.reset}}}")
-        return (f"{wait} && {_burst_cmd(session, group, limit)} > /dev/null && reset=$({reset}) && "
-                f"sleep $(( reset - $(date +%s) )).05 && {_one_cmd(session, group)}")
-    if check in ("RL-RETRY-AFTER", "RL-429-PROBLEM", "RL-REMAINING-429"):
-        return f"{wait} && {_burst_cmd(session, group, limit)} > /dev/null && {_one_cmd(session, group)}"
-    return f"{wait} && {_burst_cmd(session, group, limit + 2)} | sort | uniq -c | sort -rn"
