@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import heapq
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
-WORKER_FILE = re.compile(r"^observations\.w(\d+)\.jsonl$")
+from harness.history.store import HISTORY_FILE, WORKER_HISTORY
 
 
 def _keyed(path: Path, shift: int) -> Iterator[tuple[float, str]]:
@@ -47,7 +46,7 @@ def _keyed(path: Path, shift: int) -> Iterator[tuple[float, str]]:
 def worker_files(phase_dir: Path) -> list[tuple[int, Path]]:
     found = []
     for path in phase_dir.iterdir():
-        match = WORKER_FILE.match(path.name)
+        match = WORKER_HISTORY.match(path.name)
         if match:
             found.append((int(match[1]), path))
     return sorted(found)
@@ -58,7 +57,7 @@ def merge_histories(phase_dir: Path, shifts: dict[int, int] | None = None) -> in
     shifts = shifts or {}
     streams = [_keyed(path, shifts.get(index, 0)) for index, path in worker_files(phase_dir)]
     count = 0
-    target = phase_dir / "observations.jsonl"
+    target = phase_dir / HISTORY_FILE
     with target.open("w", encoding="utf-8") as out:
         for _, line in heapq.merge(*streams, key=lambda item: item[0]):
             out.write(line)

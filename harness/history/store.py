@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,15 @@ from harness.history.record import Observation
 
 # The one name of a run's history file (and of each load phase's merged history).
 HISTORY_FILE = "observations.jsonl"
+
+
+# What worker_history_file names, with the index as group 1.
+WORKER_HISTORY = re.compile(r"^observations\.w(\d+)\.jsonl$")
+
+
+def worker_history_file(index: int) -> str:
+    """The history file of one load process before the merge (`observations.w<index>.jsonl`)."""
+    return f"observations.w{index}.jsonl"
 
 
 class HistoryWriter:

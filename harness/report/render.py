@@ -12,6 +12,7 @@ from pathlib import Path
 
 from harness.contract import Lifecycle, contracts_dir, load_lifecycle
 from harness.findings import RunResult
+from harness.history import HISTORY_FILE
 from harness.report.charts import all_charts
 from harness.report.common import redact
 from harness.report.junit import render_junit
@@ -20,7 +21,6 @@ from harness.report.results import read_results, write_results
 from harness.report.stats import collect
 from harness.report.summary import render_summary
 
-HISTORY_FILE = "observations.jsonl"
 OUTPUTS = ("summary.md", "junit.xml", "index.html")
 
 

@@ -21,7 +21,7 @@ from harness.checks.ratelimit import retry_after_problem
 from harness.checks.thresholds import MetricsView, ThresholdResult, evaluate, parse_thresholds
 from harness.contract import Lifecycle
 from harness.findings import Finding, SuiteStatus
-from harness.history import Observation, read_history
+from harness.history import HISTORY_FILE, Observation, read_history
 from harness.suites.load.metrics import PhaseMetrics
 from harness.suites.load.scenarios import SCENARIOS
 
@@ -68,7 +68,7 @@ class Phase:
                    {k: int(v) for k, v in (config.get("limits") or {}).items()})
 
     def observations(self) -> Iterator[Observation]:
-        path = self.directory / "observations.jsonl"
+        path = self.directory / HISTORY_FILE
         if path.exists():
             yield from read_history(path)
 
