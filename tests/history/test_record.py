@@ -1,0 +1,37 @@
+"""The observation record: one encoder, and the rate-limit facts every suite records the same way."""
+
+from __future__ import annotations
+
+import json
+
+from harness.history import HISTORY_FILE, Observation, rate_limit_facts, worker_history_file
+from harness.history.store import WORKER_HISTORY
+
+
+def test_the_encoder_drops_empty_fields_and_round_trips() -> None:
+    obs = Observation("task_1", "o1", "get", 10, 20, 1.5, http=200, status=7, extra={"rl_remaining": 3})
+    line = obs.to_json()
+    assert '"recv_ns":20' in line and "null" not in line and "output" not in line
+
+
+    assert Observation.from_dict(json.loads(line)) == obs
+    timed_out = Observation(None, "o1", "run", 10, None, 1.5, outcome="timeout")
+    assert Observation.from_dict(json.loads(timed_out.to_json())) == timed_out
+
+
+def test_rate_limit_facts_are_integers_or_capped_raw_text() -> None:
+    headers = {"x-ratelimit-remaining": "²", "x-ratelimit-limit": "100", "x-ratelimit-reset": "9" * 60,
+               "retry-after": " 2 "}
+    facts = rate_limit_facts(headers.get, "get")
+    assert facts["rl_group"] == "get" and facts["rl_limit"] == 100 and facts["retry_after"] == 2
+    assert facts["rl_remaining_raw"] == "²" and "rl_remaining" not in facts
+    assert facts["rl_reset"] == int("9" * 60)
+    assert rate_limit_facts({}.get, "run") == {"rl_group": "run"}
+    long = rate_limit_facts({"retry-after": "x" * 500}.get, "run")
+    assert long["retry_after_raw"] == "x" * 40
+
+
+def test_history_file_names() -> None:
+    assert HISTORY_FILE == "observations.jsonl"
+    match = WORKER_HISTORY.match(worker_history_file(12))
+    assert match is not None and match.group(1) == "12"
