@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import httpx
 
+from harness.checks.envelope import data_of
 from harness.net.decoders import NdjsonDecoder, SseDecoder, StreamEvent
 
 StreamFormat = Literal["ndjson", "sse"]
@@ -40,6 +41,15 @@ class StreamReading:
     def updates(self) -> list[dict[str, Any]]:
         return [t.event.payload for t in self.events
                 if t.event.kind == "update" and t.event.payload is not None]
+
+
+def response_data(response: httpx.Response) -> Any:
+    """The `data` of an enveloped JSON answer (or the bare body), None if not JSON."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return data_of(body)
 
 
 class ApiClient:

@@ -36,6 +36,16 @@ def _decode(raw: bytes, event_id: str | None = None, name: str | None = None) ->
     return StreamEvent("update", value, raw, event_id, name)
 
 
+def _lines(buffer: bytearray, data: bytes) -> list[bytes]:
+    """Append `data` to `buffer`; take out and return every complete line (without `\\r\\n`)."""
+    buffer += data
+    lines: list[bytes] = []
+    while (end := buffer.find(b"\n")) >= 0:
+        lines.append(bytes(buffer[:end]).rstrip(b"\r"))
+        del buffer[: end + 1]
+    return lines
+
+
 @dataclass
 class NdjsonDecoder:
     """Splits a byte stream on `\\n`; every non-blank line is one event."""
@@ -43,16 +53,7 @@ class NdjsonDecoder:
     _buffer: bytearray = field(default_factory=bytearray)
 
     def feed(self, data: bytes) -> list[StreamEvent]:
-        self._buffer += data
-        events: list[StreamEvent] = []
-        while True:
-            end = self._buffer.find(b"\n")
-            if end < 0:
-                return events
-            line = bytes(self._buffer[:end]).rstrip(b"\r")
-            del self._buffer[: end + 1]
-            if line.strip():
-                events.append(_decode(line))
+        return [_decode(line) for line in _lines(self._buffer, data) if line.strip()]
 
     def close(self) -> list[StreamEvent]:
         """End of stream: a trailing line without `\\n` still counts (flagged as such by `raw`)."""
@@ -76,17 +77,7 @@ class SseDecoder:
     _comment: bool = False
 
     def feed(self, data: bytes) -> list[StreamEvent]:
-        self._buffer += data
-        events: list[StreamEvent] = []
-        while True:
-            end = self._buffer.find(b"\n")
-            if end < 0:
-                return events
-            line = bytes(self._buffer[:end]).rstrip(b"\r")
-            del self._buffer[: end + 1]
-            event = self._line(line)
-            if event is not None:
-                events.append(event)
+        return [event for line in _lines(self._buffer, data) if (event := self._line(line)) is not None]
 
     def _line(self, line: bytes) -> StreamEvent | None:
         if not line:

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from harness.checks.envelope import data_of, task_of_update
+from harness.checks.envelope import task_of_update
 from harness.history import (
     RATE_LIMIT_FIELDS,
     Channel,
@@ -18,7 +18,7 @@ from harness.history import (
     rate_limit_facts,
     task_digest,
 )
-from harness.net.client import ApiClient, StreamFormat, StreamReading
+from harness.net.client import ApiClient, StreamFormat, StreamReading, response_data
 from harness.net.decoders import StreamEvent
 
 # Only Remaining: the report charts it; the rate-limit and load suites record every header.
@@ -30,15 +30,6 @@ def rate_limit_extra(headers: Mapping[str, str], group: str | None) -> dict[str,
     if group is None or _REMAINING[0][1] not in headers:
         return {}
     return rate_limit_facts(headers.get, group, _REMAINING)
-
-
-def body_data(response: httpx.Response) -> Any:
-    """The `data` of an enveloped JSON answer (or the bare body), None if not JSON."""
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return data_of(body)
 
 
 class RecordingClient:
@@ -68,7 +59,7 @@ class RecordingClient:
                                             outcome="timeout" if error == "timeout" else "error",
                                             key=self.key_label, extra={**extra, "error": error}))
             return None
-        data = body_data(response)
+        data = response_data(response)
         digest = task_digest(data) if channel not in ("status",) else {
             "status": data.get("status") if isinstance(data, dict) else None}
         if response.status_code >= 300:

@@ -21,8 +21,8 @@ from harness.checks.lifecycle import CHECKS, InvariantOptions, check_history
 from harness.contract import Lifecycle, Limits
 from harness.findings import SuiteResult
 from harness.history import HistoryWriter, read_history
-from harness.net.client import ApiClient
-from harness.net.recording import RecordingClient, body_data
+from harness.net.client import ApiClient, response_data
+from harness.net.recording import RecordingClient
 from harness.net.samples import PNG_1X1
 
 SUITE = "lifecycle"
@@ -138,7 +138,7 @@ def _canceller(shared: _Shared, client: RecordingClient, stop: threading.Event) 
 
 def _private_workers(client: ApiClient) -> list[str]:
     response = client.workers()
-    data = body_data(response) if response.status_code == 200 else None
+    data = response_data(response) if response.status_code == 200 else None
     if not isinstance(data, list):
         return []
     return [w["id"] for w in data if isinstance(w, dict) and w.get("pool") == "private"
@@ -147,7 +147,7 @@ def _private_workers(client: ApiClient) -> list[str]:
 
 def _upload(runner: RecordingClient) -> str | None:
     created = runner.client.create_file("lifecycle.png", "image/png", len(PNG_1X1))
-    files = body_data(created)
+    files = response_data(created)
     if created.status_code >= 300 or not isinstance(files, list) or not files:
         return None
     if runner.client.put_bytes(files[0]["upload_url"], PNG_1X1, "image/png").status_code >= 300:

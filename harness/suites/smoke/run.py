@@ -13,11 +13,11 @@ from typing import Any
 
 import httpx
 
-from harness.checks.envelope import data_of, task_of_update
+from harness.checks.envelope import task_of_update
 from harness.checks.streams import StreamEnd
 from harness.contract import Lifecycle, Limits
 from harness.findings import Finding, SuiteResult
-from harness.net.client import ApiClient, StreamFormat, StreamReading
+from harness.net.client import ApiClient, StreamFormat, StreamReading, response_data
 from harness.net.repro import SECOND_KEY_VAR, curl
 from harness.net.samples import PNG_1X1
 
@@ -69,14 +69,6 @@ def _excerpt(response: httpx.Response, limit: int = 600) -> dict[str, Any]:
             "body": response.text[:limit]}
 
 
-def _data(response: httpx.Response) -> Any:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return data_of(body)
-
-
 def _is_problem(response: httpx.Response) -> bool:
     try:
         body = response.json()
@@ -88,7 +80,7 @@ def _is_problem(response: httpx.Response) -> bool:
 def _start(run: _Run, body: dict[str, Any], label: str) -> str | None:
     response = run.client.run(body)
     run.requests += 1
-    task = _data(response)
+    task = response_data(response)
     if response.status_code >= 300 or not isinstance(task, dict) or "id" not in task:
         run.find("ST-RUN-COMPLETES", f"{label}: POST /apps/run answered {response.status_code} "
                  "without a task id", evidence=_excerpt(response),
@@ -111,7 +103,7 @@ def _poll(run: _Run, task_id: str, label: str, late_check: str = "ST-RUN-COMPLET
     while time.monotonic() < end:
         response = run.client.get_task(task_id)
         run.requests += 1
-        task = _data(response)
+        task = response_data(response)
         if response.status_code != 200 or not isinstance(task, dict):
             run.find("ST-RUN-COMPLETES", f"{label}: GET /tasks/{{id}} answered "
                      f"{response.status_code}", task_id, _excerpt(response), curl("GET", url))
@@ -232,7 +224,7 @@ def _judge_stream(run: _Run, task_id: str, fmt: StreamFormat, reading: StreamRea
 def _check_upload(run: _Run) -> None:
     created = run.client.create_file("smoke.png", "image/png", len(PNG_1X1))
     run.requests += 1
-    files = _data(created)
+    files = response_data(created)
     if created.status_code >= 300 or not isinstance(files, list) or not files \
             or not files[0].get("upload_url"):
         run.find("ST-UPLOAD-ROUNDTRIP", f"POST /files answered {created.status_code} without an "
