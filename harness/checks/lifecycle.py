@@ -167,10 +167,11 @@ class Checker:
     def add_all(self, observations: Iterable[Observation]) -> None:
         """Check observations in order (any iterable: a list, or `read_history` streaming).
 
-        The hot path: the checks of _order, _realtime and _content run inline here with the
-        lookups they need in local variables (see the module docstring); the order of the
-        checks, and so of the findings, is theirs. `_count` and `_newest` live in locals and
-        are written back before anything that reads them (`_maybe_finalize`) and at the end.
+        The hot path: the per-observer order rule (LC-REGRESSION) and the real-time rule
+        (LC-TERMINAL-FLIP) run inline here with the lookups they need in local variables (see
+        the module docstring); the rare cases go to `_run`, `_cancel`, `_realtime_terminal`,
+        `_content` and `_stream_event`. `_count` and `_newest` live in locals and are written
+        back before anything that reads them (`_maybe_finalize`) and at the end.
         """
         tasks = self._tasks
         known = self._known
@@ -225,7 +226,7 @@ class Checker:
                     self._find("LC-UNKNOWN-STATUS", f"{obs.channel} by {obs.observer} showed status "
                                f"{status!r}, which is not an integer code of the lifecycle", [obs], task_id)
                     continue
-                # _order: per observer (or connection), statuses only move forward.
+                # LC-REGRESSION: per observer (or connection), statuses only move forward.
                 last = task.last
                 who = conn or obs.observer
                 before = last.get(who)
@@ -237,7 +238,7 @@ class Checker:
                         self._find("LC-REGRESSION", f"{obs.observer} saw task {task_id} go from "
                                    f"{self.lc.label(previous)} to {self.lc.label(status)}, which the "
                                    "lifecycle does not allow", [before, obs], task_id)
-                # _realtime: once a terminal status was received, later requests see it.
+                # LC-TERMINAL-FLIP: once a terminal status was received, later requests see it.
                 if status in terminal:
                     self._realtime_terminal(task, task_id, obs, status, recv)
                 else:
@@ -247,7 +248,7 @@ class Checker:
                         task.latest_open_send = send
                         if task.terminal_obs is not None:
                             self._stale_check(task, task_id)
-                # _content
+                # Output, error and cancel facts; then the warm-setup rule (LC-SETUP-WARM).
                 if status in content_statuses:
                     self._content(task, task_id, obs, status)
                 if task.warm_expected and task.setup_seen is None:
