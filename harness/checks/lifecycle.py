@@ -281,7 +281,8 @@ class Checker:
         if task.first_cancel_send is None or obs.send_ns < task.first_cancel_send:
             task.first_cancel_send = obs.send_ns
         acked = obs.http is not None and 200 <= obs.http < 300
-        if acked and task.cancel_ack is None and (obs.status is None or obs.status not in self._terminal):
+        # The list, not the frozenset: the status is the server's JSON, perhaps a list or an object.
+        if acked and task.cancel_ack is None and (obs.status is None or obs.status not in self.lc.terminal):
             task.cancel_ack = obs
 
     def _realtime_terminal(self, task: _Task, task_id: str, obs: Observation, status: int,
