@@ -187,6 +187,8 @@ class Checker:
                 recv = obs.recv_ns
                 if recv is None or obs.outcome != "ok":
                     self._indeterminate += 1
+                    if obs.channel == "cancel":
+                        self._unanswered_cancel(obs)
                     continue
                 if recv > newest:
                     newest = recv
@@ -204,9 +206,7 @@ class Checker:
                     continue
                 task = tasks.get(task_id)
                 if task is None:
-                    self._serial += 1
-                    task = tasks[task_id] = _Task(self._serial)
-                    self._stats["tasks"] += 1
+                    task = self._new_task(task_id)
                 if recv > task.last_recv:
                     task.last_recv = recv
                 channel = obs.channel
@@ -260,6 +260,19 @@ class Checker:
                     self._maybe_finalize()
         finally:
             self._count, self._newest = count, newest
+
+    def _new_task(self, task_id: str) -> _Task:
+        self._serial += 1
+        task = self._tasks[task_id] = _Task(self._serial)
+        self._stats["tasks"] += 1
+        return task
+
+    def _unanswered_cancel(self, obs: Observation) -> None:
+        """A cancel that timed out may still have reached the server: it counts as sent
+        (LC-CANCEL-UNREQUESTED), though never as acknowledged."""
+        if obs.task is None or obs.extra.get("probe") == "foreign":
+            return
+        self._cancel(self._tasks.get(obs.task) or self._new_task(obs.task), obs)
 
     def _run(self, task: _Task, task_id: str, obs: Observation) -> None:
         if task.run is not None:
