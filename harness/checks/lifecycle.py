@@ -295,8 +295,10 @@ class Checker:
             task.first_cancel_send = obs.send_ns
         acked = obs.http is not None and 200 <= obs.http < 300
         # The list, not the frozenset: the status is the server's JSON, perhaps a list or an object.
-        if acked and task.cancel_ack is None and (obs.status is None or obs.status not in self.lc.terminal):
-            task.cancel_ack = obs
+        if acked and (obs.status is None or obs.status not in self.lc.terminal):
+            # The earliest sent, not the first recorded: if any was sent before the end, it was.
+            if task.cancel_ack is None or obs.send_ns < task.cancel_ack.send_ns:
+                task.cancel_ack = obs
 
     def _realtime_terminal(self, task: _Task, task_id: str, obs: Observation, status: int,
                            recv: int) -> None:
