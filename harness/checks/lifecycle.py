@@ -11,6 +11,9 @@ inline with no allocation; the rare cases (runs, cancels, stream events, finding
 their own methods. Ended tasks wait in a heap keyed by their last receive time, so dropping
 them costs O(log n) per task instead of a scan of every task held; the per-observer state
 lives in its task and goes with it.
+
+Each rule is also written plainly in `lifecycle_reference`; tests/checks/test_lifecycle_reference.py
+checks that both find the same (check, task) pairs on random histories.
 """
 
 from __future__ import annotations
@@ -167,10 +170,11 @@ class Checker:
     def add_all(self, observations: Iterable[Observation]) -> None:
         """Check observations in order (any iterable: a list, or `read_history` streaming).
 
-        The hot path: the checks of _order, _realtime and _content run inline here with the
-        lookups they need in local variables (see the module docstring); the order of the
-        checks, and so of the findings, is theirs. `_count` and `_newest` live in locals and
-        are written back before anything that reads them (`_maybe_finalize`) and at the end.
+        The hot path: the per-observer order rule (LC-REGRESSION) and the real-time rule
+        (LC-TERMINAL-FLIP) run inline here with the lookups they need in local variables (see
+        the module docstring); the rare cases go to `_run`, `_cancel`, `_realtime_terminal`,
+        `_content` and `_stream_event`. `_count` and `_newest` live in locals and are written
+        back before anything that reads them (`_maybe_finalize`) and at the end.
         """
         tasks = self._tasks
         known = self._known
@@ -186,6 +190,8 @@ class Checker:
                 recv = obs.recv_ns
                 if recv is None or obs.outcome != "ok":
                     self._indeterminate += 1
+                    if obs.channel == "cancel":
+                        self._unanswered_cancel(obs)
                     continue
                 if recv > newest:
                     newest = recv
@@ -203,9 +209,7 @@ class Checker:
                     continue
                 task = tasks.get(task_id)
                 if task is None:
-                    self._serial += 1
-                    task = tasks[task_id] = _Task(self._serial)
-                    self._stats["tasks"] += 1
+                    task = self._new_task(task_id)
                 if recv > task.last_recv:
                     task.last_recv = recv
                 channel = obs.channel
@@ -225,7 +229,7 @@ class Checker:
                     self._find("LC-UNKNOWN-STATUS", f"{obs.channel} by {obs.observer} showed status "
                                f"{status!r}, which is not an integer code of the lifecycle", [obs], task_id)
                     continue
-                # _order: per observer (or connection), statuses only move forward.
+                # LC-REGRESSION: per observer (or connection), statuses only move forward.
                 last = task.last
                 who = conn or obs.observer
                 before = last.get(who)
@@ -237,7 +241,7 @@ class Checker:
                         self._find("LC-REGRESSION", f"{obs.observer} saw task {task_id} go from "
                                    f"{self.lc.label(previous)} to {self.lc.label(status)}, which the "
                                    "lifecycle does not allow", [before, obs], task_id)
-                # _realtime: once a terminal status was received, later requests see it.
+                # LC-TERMINAL-FLIP: once a terminal status was received, later requests see it.
                 if status in terminal:
                     self._realtime_terminal(task, task_id, obs, status, recv)
                 else:
@@ -247,7 +251,7 @@ class Checker:
                         task.latest_open_send = send
                         if task.terminal_obs is not None:
                             self._stale_check(task, task_id)
-                # _content
+                # Output, error and cancel facts; then the warm-setup rule (LC-SETUP-WARM).
                 if status in content_statuses:
                     self._content(task, task_id, obs, status)
                 if task.warm_expected and task.setup_seen is None:
@@ -259,6 +263,19 @@ class Checker:
                     self._maybe_finalize()
         finally:
             self._count, self._newest = count, newest
+
+    def _new_task(self, task_id: str) -> _Task:
+        self._serial += 1
+        task = self._tasks[task_id] = _Task(self._serial)
+        self._stats["tasks"] += 1
+        return task
+
+    def _unanswered_cancel(self, obs: Observation) -> None:
+        """A cancel that timed out may still have reached the server: it counts as sent
+        (LC-CANCEL-UNREQUESTED), though never as acknowledged."""
+        if obs.task is None or obs.extra.get("probe") == "foreign":
+            return
+        self._cancel(self._tasks.get(obs.task) or self._new_task(obs.task), obs)
 
     def _run(self, task: _Task, task_id: str, obs: Observation) -> None:
         if task.run is not None:
@@ -280,8 +297,11 @@ class Checker:
         if task.first_cancel_send is None or obs.send_ns < task.first_cancel_send:
             task.first_cancel_send = obs.send_ns
         acked = obs.http is not None and 200 <= obs.http < 300
-        if acked and task.cancel_ack is None and (obs.status is None or obs.status not in self._terminal):
-            task.cancel_ack = obs
+        # The list, not the frozenset: the status is the server's JSON, perhaps a list or an object.
+        if acked and (obs.status is None or obs.status not in self.lc.terminal):
+            # The earliest sent, not the first recorded: if any was sent before the end, it was.
+            if task.cancel_ack is None or obs.send_ns < task.cancel_ack.send_ns:
+                task.cancel_ack = obs
 
     def _realtime_terminal(self, task: _Task, task_id: str, obs: Observation, status: int,
                            recv: int) -> None:
