@@ -158,3 +158,28 @@ def test_every_check_id_is_documented_and_every_documented_id_exists() -> None:
     assert not documented - registered, f"docs/checks.md names checks no suite has: " \
         f"{sorted(documented - registered)}"
     assert len(registered) > 60  # every family found
+
+
+def test_the_history_file_is_named_in_one_place() -> None:
+    """Code names run and worker history files through harness.history, never by a literal."""
+    owner = PACKAGE / "history" / "store.py"
+    for path in MODULES.values():
+        if path == owner:
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#", 1)[0]
+            literal = re.search(r"[\"']observations(\.w[^\"']*)?\.jsonl[\"']", code)
+            assert literal is None, f"{path}:{number}: use harness.history.HISTORY_FILE / worker_history_file"
+
+
+def test_serve_and_the_parser_import_neither_schemathesis_nor_locust() -> None:
+    """`harness serve` (and every --help) builds the parser from the suites' light __init__s."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from harness.cli import build_parser; build_parser(); import harness.server.app; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'schemathesis', 'hypothesis', 'locust', 'gevent', 'matplotlib', 'jsonschema'}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          cwd=ROOT, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
