@@ -1,12 +1,12 @@
 """Locust users for the task API (FastHttpUser): scenarios share one instrumented request path.
 
-Every request is a Locust request event (Locust's stats and web UI work as usual) and an
-Observation line of the run's history (the same fields `harness.history.Observation` reads),
-and its latency goes into an HDR histogram (3 significant digits). Streams are read line by
-line as they arrive and decoded by the sans-I/O parsers of `harness.net.decoders`; each event is
-an Observation, and the stream's time to first event, time to terminal and heartbeat gaps
-are histograms. Each task's queue time and setup latency (warm or cold) come from the server
-timestamps of its events.
+Every request (a `routes.Request`) is a Locust request event (Locust's stats and web UI work
+as usual) and a `harness.history.Observation` line of the run's history (written by its one
+encoder, `to_json`), and its latency goes into an HDR histogram (3 significant digits). Streams
+are read line by line as they arrive (`streaming`) and decoded by the sans-I/O parsers of
+`harness.net.decoders`; each event is an Observation, and the stream's time to first event,
+time to terminal and heartbeat gaps are histograms. Each task's queue time and setup latency
+(warm or cold) come from the server timestamps of its events.
 
 API keys: taken round-robin from HARNESS_API_KEYS; they travel only in request headers and
 are never logged or written (observations carry a label, `k1`, `k2`, ...).
@@ -71,7 +71,7 @@ class Answer:
         return 200 <= self.code < 300
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per request, and a frozen init costs ~3x as much
 class RoundTrip:
     """A request as sent: what was asked, with which key, where and when (send and answer)."""
 
