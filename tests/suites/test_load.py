@@ -415,7 +415,8 @@ def test_api_paths_take_the_pooled_client_with_the_same_bytes() -> None:
     # The lean transport of ApiUser.send: an API path skips the user agent, a redirect falls
     # back to it (which follows), and the request heads match the user agent's to the byte.
     root = Path(__file__).resolve().parents[2]
-    done = subprocess.run([sys.executable, str(root / "tests" / "load_transport_probe.py")], cwd=root,
+    script = root / "tests" / "suites" / "load" / "transport_probe.py"
+    done = subprocess.run([sys.executable, str(script)], cwd=root,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     probe = json.loads(done.stdout.strip().splitlines()[-1])

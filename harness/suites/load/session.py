@@ -41,15 +41,15 @@ from pydantic_core import from_json as _from_json
 
 from harness.checks.envelope import data_of
 from harness.contract import load_lifecycle
-from harness.history import task_digest
+from harness.history import Observation
 from harness.suites.load.config import LoadConfig, keys_from_env
+from harness.suites.load.facts import Digest, status_fields, task_fields
 from harness.suites.load.metrics import PhaseMetrics
 from harness.suites.load.open_model import Arrivals, SlotFeed
 from harness.suites.load.pacing import BudgetPacer, Share, TaskBudget
 
 log = logging.getLogger("harness.load")
 _SESSIONS: weakref.WeakKeyDictionary[Environment, LoadSession] = weakref.WeakKeyDictionary()
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
 _decode = json.JSONDecoder().decode
 FLUSH_EVERY_S = 1.0
 DONE_WAIT_S = 20.0
@@ -96,7 +96,7 @@ class LoadSession:
         self.plain_findings = 0
         self._user_seq = 0
         self._greenlets: list[Any] = []
-        self._digests: dict[str, dict[bytes, tuple[Any, str]]] = {}
+        self._digests: dict[str, dict[bytes, tuple[Any, Digest]]] = {}
         self._pacers: dict[tuple[int, str], BudgetPacer] = {}
         self._pacing: tuple[Any, ...] = ()
         self._reset_phase()
@@ -212,8 +212,8 @@ class LoadSession:
                 return None
         return data_of(doc)
 
-    def digest(self, kind: str, content: bytes, memo: bool) -> tuple[Any, str]:
-        """(data, the Observation fields as a JSON fragment) of a task or status body.
+    def digest(self, kind: str, content: bytes, memo: bool) -> tuple[Any, Digest]:
+        """(data, its Observation fields) of a task or status body.
 
         Memoized on the exact body bytes: polls of an unchanged task return identical bytes,
         and parsing a task (2-3 KB of JSON) is the largest cost of a request on the load
@@ -225,13 +225,7 @@ class LoadSession:
             if hit is not None:
                 return hit
         data = self.parse(content)
-        if kind == "status":
-            status = data.get("status") if isinstance(data, dict) else None
-            fragment = f',"status":{_dumps(status)}' if status is not None else ""
-        else:
-            fragment = "".join(f',"{name}":{_dumps(value)}' for name, value in task_digest(data).items()
-                               if value is not None)
-        result = (data, fragment)
+        result = (data, status_fields(data) if kind == "status" else task_fields(data))
         if memo:
             if cache is None:
                 cache = self._digests[kind] = {}
@@ -240,8 +234,12 @@ class LoadSession:
             cache[content] = result
         return result
 
-    def emit(self, record: dict[str, Any]) -> None:
-        self.lines.append(_dumps(record))
+    def is_terminal(self, status: Any) -> bool:
+        return type(status) is int and status in self.terminal
+
+    def record(self, observation: Observation) -> None:
+        """One history line, written by the history's one encoder."""
+        self.lines.append(observation.to_json())
 
     def remember_task(self, key: int, task_id: str) -> None:
         recent = self.recent_tasks.setdefault(key, [])

@@ -1,12 +1,12 @@
 """Locust users for the task API (FastHttpUser): scenarios share one instrumented request path.
 
-Every request is a Locust request event (Locust's stats and web UI work as usual) and an
-Observation line of the run's history (the same fields `harness.history.Observation` reads),
-and its latency goes into an HDR histogram (3 significant digits). Streams are read line by
-line as they arrive and decoded by the sans-I/O parsers of `harness.net.decoders`; each event is
-an Observation, and the stream's time to first event, time to terminal and heartbeat gaps
-are histograms. Each task's queue time and setup latency (warm or cold) come from the server
-timestamps of its events.
+Every request (a `routes.Request`) is a Locust request event (Locust's stats and web UI work
+as usual) and a `harness.history.Observation` line of the run's history (written by its one
+encoder, `to_json`), and its latency goes into an HDR histogram (3 significant digits). Streams
+are read line by line as they arrive (`streaming`) and decoded by the sans-I/O parsers of
+`harness.net.decoders`; each event is an Observation, and the stream's time to first event,
+time to terminal and heartbeat gaps are histograms. Each task's queue time and setup latency
+(warm or cold) come from the server timestamps of its events.
 
 API keys: taken round-robin from HARNESS_API_KEYS; they travel only in request headers and
 are never logged or written (observations carry a label, `k1`, `k2`, ...).
@@ -14,11 +14,10 @@ are never logged or written (observations carry a label, `k1`, `k2`, ...).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import urljoin, urlsplit
@@ -28,20 +27,32 @@ from geventhttpclient.url import URL
 from locust import FastHttpUser, constant, task
 from locust.exception import CatchResponseError, StopUser
 
-from harness.checks.envelope import task_of_update
-from harness.history import task_digest
-from harness.net.decoders import NdjsonDecoder, SseDecoder, StreamEvent
+from harness.history import Observation, Outcome
+from harness.suites.load.facts import NO_DIGEST, Digest, limit_facts
 from harness.suites.load.open_model import Slot
 from harness.suites.load.pacing import BudgetPacer
+from harness.suites.load.routes import (
+    CANCEL,
+    CREATE_FILE,
+    DOWNLOAD,
+    GET_TASK,
+    LIST,
+    RUN,
+    STATUS,
+    UPLOAD,
+    Request,
+    Route,
+    json_payload,
+)
 from harness.suites.load.session import Abort, LoadSession, session_of
+from harness.suites.load.streaming import StreamFormat, StreamLog, StreamResult, read_stream
 
 log = logging.getLogger("harness.load")
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
 monotonic_ns = time.monotonic_ns
 ACCEPT = {"ndjson": "application/x-ndjson", "sse": "text/event-stream"}
+STREAM_NAMES = {"ndjson": "/tasks/{id}/stream [ndjson]", "sse": "/tasks/{id}/stream [sse]"}
 TASK_CHANNELS = frozenset(("run", "get", "cancel"))
 REDIRECTS = frozenset((301, 302, 303, 307, 308))  # answers the user agent follows
-TERMINAL_GRACE_S = 2.0
 USER_AGENT = "inference-harness-load/0.1"
 
 
@@ -60,16 +71,42 @@ class Answer:
         return 200 <= self.code < 300
 
 
-@dataclass
-class StreamResult:
-    terminal: dict[str, Any] | None = None
-    terminal_ns: int = 0
-    closed: bool = False
-    timed_out: bool = False
-    error: str | None = None
-    events: int = 0
-    nbytes: int = 0
-    statuses: list[Any] = field(default_factory=list)
+@dataclass(slots=True)  # not frozen: one per request, and a frozen init costs ~3x as much
+class RoundTrip:
+    """A request as sent: what was asked, with which key, where and when (send and answer)."""
+
+    request: Request
+    key: int
+    url: str
+    wall: float
+    send_ns: int
+    recv_ns: int
+
+    @property
+    def elapsed_ms(self) -> float:
+        return (self.recv_ns - self.send_ns) / 1e6
+
+    @property
+    def key_label(self) -> str | None:
+        """The key as the history names it; None when the request carried other headers."""
+        return f"k{self.key + 1}" if self.request.headers is None else None
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedStream:
+    """A stream request up to its response head (response None: no answer, see `error`)."""
+
+    url: str
+    wall: float
+    send_ns: int
+    head_ns: int
+    head_ms: float
+    response: Any
+    error: BaseException | None
+
+    @property
+    def code(self) -> int:
+        return self.response.status_code if self.response is not None else 0
 
 
 def _epoch(stamp: Any) -> float | None:
@@ -132,9 +169,6 @@ class ApiUser(FastHttpUser):
             log.error("harness: %s", exc)
             raise StopUser() from exc
         self.observer = session.new_observer()
-        self._observer_json = _dumps(self.observer)
-        self._tid: str | None = None
-        self._tid_json = "null"
         self._intended = 0
         self._conns = 0
         self._pacers: dict[tuple[int, str], BudgetPacer] = {}
@@ -182,10 +216,18 @@ class ApiUser(FastHttpUser):
 
     # -- the instrumented request ----------------------------------------------------------
 
-    def pace(self, key: int, group: str) -> None:
-        pacer = self.hs.pacer(key, group)
-        while (until := pacer.try_acquire(time.time())) is not None:
+    def pace(self, key: int, group: str | None) -> float:
+        """Wait for a slot of the key's budget in `group` (not in the limit scenarios); epoch now."""
+        wall = time.time()
+        if group is None or self.limit_user:
+            return wall
+        pacer = self._pacers.get((key, group))
+        if pacer is None:
+            pacer = self._pacers[(key, group)] = self.hs.pacer(key, group)
+        while (until := pacer.try_acquire(wall)) is not None:
             self.hs.sleep_until(until)
+            wall = time.time()
+        return wall
 
     def send(self, method: str, url: str, headers: dict[str, str], payload: bytes | None,
              api_path: str | None = None) -> tuple[Any, bytes, BaseException | None]:
@@ -227,136 +269,93 @@ class ApiUser(FastHttpUser):
                                  response_length=length, response=response, context={},
                                  exception=exception, start_time=started, url=url)
 
-    def call(self, channel: str, metric: str, method: str, path: str, *, name: str | None = None,
-             body: Any = None, payload: bytes | None = None, key: int | None = None,
-             group: str | None = None, task_id: str | None = None,
-             extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
-             expected: tuple[int, ...] = (), parse: bool = True) -> Answer:
+    def call(self, request: Request) -> Answer:
         """One request: pacing, a Locust request event, HDR latency, counters, an Observation."""
-        session = self.hs
-        metrics = session.metrics
-        k = self.key_index if key is None else key
-        wall = time.time()
-        if group is not None and not self.limit_user:
-            pacer = self._pacers.get((k, group))
-            if pacer is None:
-                pacer = self._pacers[(k, group)] = session.pacer(k, group)
-            while (until := pacer.try_acquire(wall)) is not None:
-                session.sleep_until(until)
-                wall = time.time()
+        route = request.route
+        key = self.key_index if request.key is None else request.key
+        wall = self.pace(key, route.group)
         intended, self._intended = self._intended, 0
-        if body is not None:
-            payload = _dumps(body).encode()
+        path = request.path
         absolute = path.startswith(("http://", "https://"))
         url = path if absolute else self._base + path
-        label = name or metric
-        send = monotonic_ns()
+        headers = request.headers
         if headers is None:
-            headers_sent = self._headers[k] if payload is None else self._json_headers[k]
-        else:
-            headers_sent = headers
-        response, content, error = self.send(method, url, headers_sent, payload,
+            headers = self._headers[key] if request.payload is None else self._json_headers[key]
+        send = monotonic_ns()
+        response, content, error = self.send(route.method, url, headers, request.payload,
                                              None if absolute else path)
         recv = monotonic_ns()
-        elapsed_ms = (recv - send) / 1e6
-        metrics.request(metric)
-        metrics.hdr.record_ns(metric, recv - (intended or send))
+        metrics = self.hs.metrics
+        metrics.request(route.metric)
+        metrics.hdr.record_ns(route.metric, recv - (intended or send))
+        trip = RoundTrip(request, key, url, wall, send, recv)
         if response is None:
-            kind = "timeout" if isinstance(error, TimeoutError | gevent.Timeout) else "error"
-            reason = f"no answer ({type(error).__name__})"
-            metrics.error(metric, reason, {"request": f"{method} {label}", "error": str(error)[:300],
-                                           "task": task_id})
-            self.fire(method, label, wall, elapsed_ms, 0, None, error, url)
-            record: dict[str, Any] = {"task": task_id, "observer": self.observer, "channel": channel,
-                                      "send_ns": send, "wall": wall, "outcome": kind,
-                                      "extra": {**(extra or {}), "error": type(error).__name__}}
-            if headers is None:
-                record["key"] = f"k{k + 1}"
-            session.emit({n: v for n, v in record.items() if v is not None})
-            return Answer(0)
-        code = response.status_code
-        answer_headers = response.headers
-        failure: BaseException | None = None
-        data: Any = None
-        fragment = ""
-        good = 200 <= code < 300 or code in expected
-        if good and channel in TASK_CHANNELS and 200 <= code < 300:
-            data, fragment = session.digest("task", content, channel == "get")
-            if task_id is None and isinstance(data, dict) and isinstance(data.get("id"), str):
-                task_id = data["id"]
-        elif good and channel == "status" and 200 <= code < 300:
-            data, fragment = session.digest("status", content, True)
-        elif parse and content:
-            data = session.parse(content)
-        remaining = answer_headers.get("x-ratelimit-remaining") if group is not None else None
-        if good:
-            if remaining == "0" and group is not None and not self.limit_user:
-                session.pacer(k, group).spent(time.time())
-        elif code == 429:
-            metrics.limited(metric)
-            if group is not None and not self.limit_user:
-                session.pacer(k, group).spent(time.time())
-            if not self.expect_429:
-                failure = CatchResponseError("rate limited (429)")
-        else:
-            reason = f"HTTP {code}"
-            metrics.error(metric, reason, {"request": f"{method} {label}", "status": code,
-                                           "body": content[:300].decode("utf-8", "replace"),
-                                           "task": task_id})
-            failure = CatchResponseError(reason)
-        self.fire(method, label, wall, elapsed_ms, len(content), response, failure, url)
-        # The Observation line (the fields of harness.history.Observation), built directly.
-        if extra or self.limit_user or code == 429 or (group is not None and remaining is not None
-                                                         and not remaining.isdigit()):
-            ex: dict[str, Any] = dict(extra) if extra else {}
-            if group is not None:
-                self._limit_facts(ex, answer_headers, group, code, data if code != 429
-                                  else session.parse(content))
-            tail = f',"extra":{_dumps(ex)}' if ex else ""
-        elif remaining is not None:
-            tail = f',"extra":{{"rl_group":"{group}","rl_remaining":{int(remaining)}}}'
-        else:
-            tail = ""
-        if task_id != self._tid:
-            self._tid = task_id
-            self._tid_json = _dumps(task_id)
-        key_part = f',"key":"k{k + 1}"' if headers is None else ""
-        session.lines.append(
-            f'{{"task":{self._tid_json},"observer":{self._observer_json},"channel":"{channel}",'
-            f'"send_ns":{send},"recv_ns":{recv},"wall":{wall!r},"http":{code}{key_part}'
-            f"{fragment}{tail}}}")
-        return Answer(code, data, answer_headers, content, recv)
+            return self._unanswered(trip, error)
+        return self._answered(trip, response, content)
 
-    def _limit_facts(self, ex: dict[str, Any], headers: Any, group: str, code: int, doc: Any) -> None:
-        """Rate-limit headers into the observation (all of them in the limit scenarios)."""
-        remaining = headers.get("x-ratelimit-remaining") if headers is not None else None
-        if remaining is None:
-            if self.limit_user or code == 429:
-                ex["rl_group"] = group
-                ex["rl_missing"] = True
-            return
-        ex["rl_group"] = group
-        try:
-            ex["rl_remaining"] = int(remaining)
-        except ValueError:
-            ex["rl_remaining_raw"] = str(remaining)
-        if not (self.limit_user or code == 429):
-            return
-        for header, label in (("x-ratelimit-limit", "rl_limit"), ("x-ratelimit-reset", "rl_reset"),
-                              ("retry-after", "retry_after")):
-            value = headers.get(header)
-            if value is not None:
-                try:
-                    ex[label] = int(value)
-                except ValueError:
-                    ex[label + "_raw"] = str(value)[:40]
+    def _unanswered(self, trip: RoundTrip, error: BaseException | None) -> Answer:
+        """No answer (refused, reset, timed out): an error and an indeterminate Observation."""
+        request, route = trip.request, trip.request.route
+        self.hs.metrics.error(route.metric, f"no answer ({type(error).__name__})",
+                              {"request": f"{route.method} {route.name}", "error": str(error)[:300],
+                               "task": request.task_id})
+        self.fire(route.method, route.name, trip.wall, trip.elapsed_ms, 0, None, error, trip.url)
+        outcome: Outcome = "timeout" if isinstance(error, TimeoutError | gevent.Timeout) else "error"
+        self.hs.record(Observation(request.task_id, self.observer, route.channel, trip.send_ns, None,
+                                   trip.wall, outcome=outcome, key=trip.key_label,
+                                   extra={**(request.extra or {}), "error": type(error).__name__}))
+        return Answer(0)
+
+    def _answered(self, trip: RoundTrip, response: Any, content: bytes) -> Answer:
+        """An answer: its data and task fields, rate-limit facts, verdict, and its Observation."""
+        request, route = trip.request, trip.request.route
+        code = response.status_code
+        headers = response.headers
+        data, digest = self._body(route, code, content)
+        task_id = request.task_id
+        if task_id is None and 200 <= code < 300 and route.channel in TASK_CHANNELS \
+                and isinstance(data, dict) and isinstance(data.get("id"), str):
+            task_id = data["id"]  # a run's task
+        facts = {} if route.group is None else limit_facts(
+            headers.get, route.group, code, content, self.limit_user or code == 429)
+        failure = self._judge(trip, code, content, facts.get("rl_remaining"))
+        self.fire(route.method, route.name, trip.wall, trip.elapsed_ms, len(content), response, failure,
+                  trip.url)
+        extra = {**request.extra, **facts} if request.extra else facts
+        self.hs.record(Observation(task_id, self.observer, route.channel, trip.send_ns, trip.recv_ns,
+                                   trip.wall, code, digest.status, digest.output, digest.error,
+                                   digest.updated_at, trail=digest.trail, key=trip.key_label,
+                                   extra=extra))
+        return Answer(code, data, headers, content, trip.recv_ns)
+
+    def _body(self, route: Route, code: int, content: bytes) -> tuple[Any, Digest]:
+        """The `data` of an answer, and the task fields of a 2xx task or status body."""
+        if 200 <= code < 300 and route.channel in TASK_CHANNELS:
+            return self.hs.digest("task", content, route.channel == "get")
+        if 200 <= code < 300 and route.channel == "status":
+            return self.hs.digest("status", content, True)
+        return (self.hs.parse(content) if content else None), NO_DIGEST
+
+    def _judge(self, trip: RoundTrip, code: int, content: bytes, remaining: int | None
+               ) -> BaseException | None:
+        """Counters and the key's budget from an answer's status; what failed the request, or None."""
+        route = trip.request.route
+        metrics = self.hs.metrics
+        paced = route.group is not None and not self.limit_user
+        if 200 <= code < 300 or code in route.expected:
+            if remaining == 0 and paced:
+                self.hs.pacer(trip.key, str(route.group)).spent(time.time())
+            return None
         if code == 429:
-            problem = isinstance(doc, dict) and (
-                str(doc.get("type", "")).endswith("rate_limited")
-                or (isinstance(doc.get("error"), dict) and doc["error"].get("code") == "rate_limited"))
-            content_type = str(headers.get("content-type", ""))
-            if not problem or "json" not in content_type:
-                ex["rl_problem"] = False
+            metrics.limited(route.metric)
+            if paced:
+                self.hs.pacer(trip.key, str(route.group)).spent(time.time())
+            return None if self.expect_429 else CatchResponseError("rate limited (429)")
+        reason = f"HTTP {code}"
+        metrics.error(route.metric, reason, {"request": f"{route.method} {route.name}", "status": code,
+                                             "body": content[:300].decode("utf-8", "replace"),
+                                             "task": trip.request.task_id})
+        return CatchResponseError(reason)
 
     # -- task steps ----------------------------------------------------------------------
 
@@ -371,9 +370,8 @@ class ApiUser(FastHttpUser):
             return None
         deadline_s = session.config.deadline_s
         send = monotonic_ns()
-        answer = self.call("run", "run", "POST", "/apps/run", name="/apps/run", body=body,
-                           key=key, group="run", extra={"deadline_s": deadline_s,
-                                                        "app": body.get("app")})
+        answer = self.call(Request(RUN, "/apps/run", json_payload(body), key,
+                                   extra={"deadline_s": deadline_s, "app": body.get("app")}))
         task_id = answer.data.get("id") if answer.ok and isinstance(answer.data, dict) else None
         if not isinstance(task_id, str):
             if answer.code != 0:
@@ -387,15 +385,13 @@ class ApiUser(FastHttpUser):
         return task_id, send, send + int(deadline_s * 1e9)
 
     def get_task(self, task_id: str) -> Answer:
-        return self.call("get", "get_task", "GET", f"/tasks/{task_id}", name="/tasks/{id}",
-                         group="get", task_id=task_id)
+        return self.call(Request(GET_TASK, f"/tasks/{task_id}", task_id=task_id))
 
     def get_status(self, task_id: str) -> Answer:
-        return self.call("status", "status", "GET", f"/tasks/{task_id}/status",
-                         name="/tasks/{id}/status", group="get", task_id=task_id)
+        return self.call(Request(STATUS, f"/tasks/{task_id}/status", task_id=task_id))
 
     def is_terminal(self, status: Any) -> bool:
-        return type(status) is int and status in self.hs.terminal
+        return self.hs.is_terminal(status)
 
     def finish_task(self, task: dict[str, Any] | None, terminal_ns: int, run_send: int) -> None:
         """Task metrics from the terminal task: end to end, queue, warm/cold setup."""
@@ -439,9 +435,8 @@ class ApiUser(FastHttpUser):
     def give_up(self, task_id: str) -> None:
         """Past the deadline without a terminal status: cancel it (it costs money) and move on."""
         self.hs.metrics.count("deadline_exceeded")
-        self.call("cancel", "cancel", "POST", f"/tasks/{task_id}/cancel", name="/tasks/{id}/cancel",
-                  payload=b"", group="get", task_id=task_id, extra={"cleanup": True},
-                  expected=(409,))
+        self.call(Request(CANCEL, f"/tasks/{task_id}/cancel", b"", task_id=task_id,
+                          extra={"cleanup": True}))
 
     def settle(self, task_id: str, result: StreamResult, deadline_ns: int, run_send: int) -> None:
         """After a stream: a GET must agree with its terminal state; without one, poll."""
@@ -453,143 +448,71 @@ class ApiUser(FastHttpUser):
 
     # -- streams ---------------------------------------------------------------------------
 
-    def stream(self, task_id: str, fmt: str, deadline_ns: int) -> StreamResult:
+    def stream(self, task_id: str, fmt: StreamFormat, deadline_ns: int) -> StreamResult:
         """Read a task stream line by line to its end (or the deadline), recording every event.
 
         One Locust request event per stream, fired when it ends: response time = time to the
         response headers (as Locust's stream=True does), length = the bytes read.
         """
-        session = self.hs
-        metrics = session.metrics
-        metric = f"stream_{fmt}"
-        name = f"/tasks/{{id}}/stream [{fmt}]"
-        k = self.key_index
-        self.pace(k, "get")
+        key = self.key_index
+        self.pace(key, "get")
         self._conns += 1
         conn = f"{self.observer}/{fmt}{self._conns}"
-        label = f"k{k + 1}"
+        opened = self._open_stream(task_id, fmt, key)
+        if opened.code != 200:
+            self._stream_refused(task_id, fmt, key, opened)
+            return StreamResult()
+        log = StreamLog(self.hs, task_id, fmt, self.observer, f"k{key + 1}", conn, opened.send_ns,
+                        opened.wall)
+        read_stream(opened.response._response, log, deadline_ns)
+        failure = log.finish()
+        self.fire("GET", STREAM_NAMES[fmt], opened.wall, opened.head_ms, log.result.nbytes,
+                  opened.response, None if failure is None else CatchResponseError(failure), opened.url)
+        return log.result
+
+    def _open_stream(self, task_id: str, fmt: StreamFormat, key: int) -> OpenedStream:
+        """Send the stream request and wait for the response head (its latency is the metric's)."""
         url = f"{self._base}/tasks/{task_id}/stream"
-        result = StreamResult()
         wall = time.time()
         send = monotonic_ns()
         perf = time.perf_counter()
         try:
-            response: Any = self._agent.urlopen(url, method="GET", headers=self._stream_headers[fmt][k])
+            response: Any = self._agent.urlopen(url, method="GET", headers=self._stream_headers[fmt][key])
             error: BaseException | None = None
         except Exception as exc:
             response, error = None, exc
         head = monotonic_ns()
         head_ms = (time.perf_counter() - perf) * 1000.0
-        metrics.request(metric)
-        metrics.hdr.record_ns(metric, head - send)
-        code = response.status_code if response is not None else 0
-        if code != 200:
-            record: dict[str, Any] = {"task": task_id, "observer": self.observer, "channel": fmt,
-                                      "send_ns": send, "wall": wall, "key": label}
-            failure: BaseException | None
-            content = b""
-            if response is None:
-                record["outcome"] = "error"
-                metrics.error(metric, "no answer", {"task": task_id, "error": str(error)[:200]})
-                failure = error
-            else:
-                content = response.content or b""
-                record.update(recv_ns=head, http=code)
-                if code == 429:
-                    metrics.limited(metric)
-                    session.pacer(k, "get").spent(time.time())
-                    failure = CatchResponseError("rate limited (429)")
-                else:
-                    metrics.error(metric, f"HTTP {code}", {"task": task_id, "body": content[:300].decode(
-                        "utf-8", "replace")})
-                    failure = CatchResponseError(f"HTTP {code}")
-            self.fire("GET", name, wall, head_ms, len(content), response, failure, url)
-            session.emit(record)
-            return result
-        raw = response._response
-        decoder: NdjsonDecoder | SseDecoder = NdjsonDecoder() if fmt == "ndjson" else SseDecoder()
-        state = {"seq": 0, "last": 0}
+        metrics = self.hs.metrics
+        metrics.request(f"stream_{fmt}")
+        metrics.hdr.record_ns(f"stream_{fmt}", head - send)
+        return OpenedStream(url, wall, send, head, head_ms, response, error)
 
-        def handle(event: StreamEvent, now: int) -> None:
-            rec: dict[str, Any] = {"task": task_id, "observer": self.observer, "channel": fmt,
-                                   "send_ns": send, "recv_ns": now, "wall": wall, "http": 200,
-                                   "conn": conn, "seq": state["seq"], "kind": event.kind, "key": label}
-            if event.kind == "update" and event.payload is not None:
-                current = task_of_update(event.payload)
-                for field_name, value in task_digest(current).items():
-                    if value is not None:
-                        rec[field_name] = value
-                status = current.get("status")
-                result.statuses.append(status)
-                if result.terminal is None and self.is_terminal(status):
-                    result.terminal, result.terminal_ns = current, now
-            elif event.kind == "invalid":
-                metrics.error(metric, "non-JSON stream event",
-                              {"task": task_id, "line": event.raw[:200].decode("utf-8", "replace")})
-            if state["last"]:
-                metrics.hdr.record_ns(f"{fmt}.heartbeat_gap", now - state["last"])
+    def _stream_refused(self, task_id: str, fmt: StreamFormat, key: int, opened: OpenedStream) -> None:
+        """A stream that did not open (no answer, a 429, an error status): counters, event, Observation."""
+        session, metric = self.hs, f"stream_{fmt}"
+        response, content = opened.response, b""
+        failure: BaseException | None
+        if response is None:
+            session.metrics.error(metric, "no answer", {"task": task_id, "error": str(opened.error)[:200]})
+            failure = opened.error
+        else:
+            content = response.content or b""
+            if opened.code == 429:
+                session.metrics.limited(metric)
+                session.pacer(key, "get").spent(time.time())
+                failure = CatchResponseError("rate limited (429)")
             else:
-                metrics.hdr.record_ns(f"{fmt}.ttfe", now - send)
-            state["last"] = now
-            state["seq"] += 1
-            result.events += 1
-            session.emit(rec)
-
-        timer = gevent.Timeout(max(0.05, (deadline_ns - monotonic_ns()) / 1e9))
-        timer.start()
-        graced = False
-        try:
-            while True:
-                line = raw.readline(b"\n")
-                now = monotonic_ns()
-                if not line:
-                    rest = raw.read()
-                    result.nbytes += len(rest)
-                    for event in [*decoder.feed(rest), *decoder.close()]:
-                        handle(event, now)
-                    result.closed = True
-                    break
-                result.nbytes += len(line)
-                for event in decoder.feed(line):
-                    handle(event, now)
-                if result.terminal is not None and not graced:
-                    # The server should close right after the terminal update; wait a little.
-                    graced = True
-                    if (deadline_ns - now) / 1e9 > TERMINAL_GRACE_S:
-                        timer.cancel()
-                        timer = gevent.Timeout(TERMINAL_GRACE_S)
-                        timer.start()
-        except gevent.Timeout as fired:
-            if fired is not timer:
-                raise
-            result.timed_out = True
-        except Exception as exc:  # a broken connection or chunked framing
-            result.error = f"{type(exc).__name__}: {exc}"[:200]
-        finally:
-            timer.cancel()
-            raw.release()
-        if result.closed:
-            session.emit({"task": task_id, "observer": self.observer, "channel": fmt, "send_ns": send,
-                          "recv_ns": monotonic_ns(), "wall": wall, "http": 200, "conn": conn,
-                          "seq": state["seq"], "kind": "close", "key": label})
-        if result.terminal is not None:
-            metrics.hdr.record_ns(f"{fmt}.terminal", result.terminal_ns - send)
-        outcome: BaseException | None = None
-        if result.error is not None:
-            metrics.error(metric, "stream broke off", {"task": task_id, "error": result.error})
-            outcome = CatchResponseError("stream broke off")
-        elif result.terminal is None and result.closed:
-            metrics.count("streams_without_terminal")
-            outcome = CatchResponseError("stream closed without a terminal update")
-        elif result.terminal is None:
-            metrics.count("streams_past_deadline")
-            outcome = CatchResponseError("no terminal update within the deadline")
-        elif not result.closed:
-            metrics.count("streams_not_closed")
-            outcome = CatchResponseError("stream not closed after the terminal update")
-        metrics.count("streams")
-        self.fire("GET", name, wall, head_ms, result.nbytes, response, outcome, url)
-        return result
+                session.metrics.error(metric, f"HTTP {opened.code}", {
+                    "task": task_id, "body": content[:300].decode("utf-8", "replace")})
+                failure = CatchResponseError(f"HTTP {opened.code}")
+        self.fire("GET", STREAM_NAMES[fmt], opened.wall, opened.head_ms, len(content), response, failure,
+                  opened.url)
+        answered = response is not None
+        session.record(Observation(task_id, self.observer, fmt, opened.send_ns,
+                                   opened.head_ns if answered else None, opened.wall,
+                                   opened.code if answered else None,
+                                   outcome="ok" if answered else "error", key=f"k{key + 1}"))
 
 
 # -- scenario users ------------------------------------------------------------------------
@@ -649,8 +572,7 @@ class UploadUser(ApiUser):
         data = os.urandom(self.size)
         spec = {"uri": "", "filename": "load.bin", "content_type": "application/octet-stream",
                 "path": None, "size": len(data), "public": None}
-        created = self.call("files", "create_file", "POST", "/files", name="/files",
-                            body={"files": [spec]}, group="upload")
+        created = self.call(Request(CREATE_FILE, "/files", json_payload({"files": [spec]})))
         files = created.data
         record = files[0] if created.ok and isinstance(files, list) and files else None
         if not isinstance(record, dict) or not record.get("upload_url") or not record.get("uri"):
@@ -658,8 +580,8 @@ class UploadUser(ApiUser):
                 metrics.error("create_file", "no upload_url/uri in the answer",
                               {"body": created.content[:300].decode("utf-8", "replace")})
             return
-        put = self.call("upload", "upload", "PUT", str(record["upload_url"]), name="/upload/{token}",
-                        payload=data, headers={"Content-Type": "application/octet-stream"})
+        put = self.call(Request(UPLOAD, str(record["upload_url"]), data,
+                                headers={"Content-Type": "application/octet-stream"}))
         if not put.ok:
             return
         started = self.start_task({"app": "infsh/image", "input": {"image": record["uri"]}})
@@ -677,8 +599,7 @@ class UploadUser(ApiUser):
         if not isinstance(uri, str):
             metrics.error("run", "completed image task without output.image.uri", {"task": task_id})
             return
-        got = self.call("download", "download", "GET", uri, name="/files/{id}/{name}",
-                        headers={"User-Agent": USER_AGENT}, task_id=task_id)
+        got = self.call(Request(DOWNLOAD, uri, task_id=task_id, headers={"User-Agent": USER_AGENT}))
         metrics.count("uploads_compared")
         if got.ok and got.content != data:
             metrics.count("upload_mismatch")
@@ -723,19 +644,16 @@ class LimitUser(ApiUser):
             recent = session.recent_tasks.get(key)
             self._flip = not self._flip
             if not recent:
-                self.call("list", "list", "GET", "/tasks?limit=5", name="/tasks", key=key, group="get")
+                self.call(Request(LIST, "/tasks?limit=5", key=key))
             elif self._flip:
-                self.call("get", "get_task", "GET", f"/tasks/{recent[-1]}", name="/tasks/{id}", key=key,
-                          group="get", task_id=recent[-1])
+                self.call(Request(GET_TASK, f"/tasks/{recent[-1]}", key=key, task_id=recent[-1]))
             else:
-                self.call("status", "status", "GET", f"/tasks/{recent[-1]}/status",
-                          name="/tasks/{id}/status", key=key, group="get", task_id=recent[-1])
+                self.call(Request(STATUS, f"/tasks/{recent[-1]}/status", key=key, task_id=recent[-1]))
             return
         if slot.group == "upload":
             spec = {"uri": "", "filename": "limit.bin", "content_type": "application/octet-stream",
                     "path": None, "size": 1, "public": None}
-            self.call("files", "create_file", "POST", "/files", name="/files", key=key,
-                      body={"files": [spec]}, group="upload")
+            self.call(Request(CREATE_FILE, "/files", json_payload({"files": [spec]}), key))
 
 
 class AtLimitUser(LimitUser):
