@@ -47,8 +47,12 @@ class Observation:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        return _encode({name: value for name, value in zip(_FIELDS, _values(self), strict=True)
-                        if value is not None and value != {}})
+        """The one encoding of a history line: None fields left out, and `extra` when empty."""
+        values = _values(self)
+        data = {name: value for name, value in zip(_HEAD, values, strict=False) if value is not None}
+        if values[-1]:
+            data["extra"] = values[-1]
+        return _encode(data)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Observation:
@@ -69,6 +73,7 @@ class Observation:
 
 _FIELDS = tuple(Observation.__dataclass_fields__)
 _FIELD_SET = frozenset(_FIELDS)
+_HEAD = _FIELDS[:-1]  # every field but `extra`, which to_json handles on its own
 # from_dict passes the fields by position: it must follow any change of the field list.
 assert _FIELDS == ("task", "observer", "channel", "send_ns", "recv_ns", "wall", "http", "status",
                    "output", "error", "updated_at", "outcome", "conn", "seq", "kind", "trail", "key",

@@ -35,3 +35,9 @@ def test_history_file_names() -> None:
     assert HISTORY_FILE == "observations.jsonl"
     match = WORKER_HISTORY.match(worker_history_file(12))
     assert match is not None and match.group(1) == "12"
+
+
+def test_an_empty_object_status_is_kept_only_extra_may_be_dropped() -> None:
+    odd = Observation("t", "o", "get", 1, 2, 1.0, status={})
+    assert '"status":{}' in odd.to_json()
+    assert Observation.from_dict(json.loads(odd.to_json())) == odd

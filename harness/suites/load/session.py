@@ -41,7 +41,7 @@ from pydantic_core import from_json as _from_json
 
 from harness.checks.envelope import data_of
 from harness.contract import load_lifecycle
-from harness.history import Observation
+from harness.history import Observation, worker_history_file
 from harness.suites.load.config import LoadConfig, keys_from_env
 from harness.suites.load.facts import Digest, status_fields, task_fields
 from harness.suites.load.metrics import PhaseMetrics
@@ -359,7 +359,7 @@ class LoadSession:
             (self.phase_dir / "plan.json").write_text(self.config.to_json())
         if self.role == "local":
             assert self.phase_dir is not None
-            self._file = (self.phase_dir / "observations.w0.jsonl").open("w", encoding="utf-8")
+            self._file = (self.phase_dir / worker_history_file(0)).open("w", encoding="utf-8")
         if self.role != "master":
             self._spawn(self._flusher)
 
@@ -423,7 +423,7 @@ class LoadSession:
         handle = self._worker_files.get(index)
         if handle is None:
             handle = self._worker_files[index] = (
-                self.phase_dir / f"observations.w{index}.jsonl").open("a", encoding="utf-8")
+                self.phase_dir / worker_history_file(index)).open("a", encoding="utf-8")
         return handle
 
     def _on_obs(self, environment: Environment, msg: Any, **_: Any) -> None:
