@@ -11,14 +11,11 @@ monkey.patch_all()
 import json  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
-from locust import events  # noqa: E402
-from locust.env import Environment  # noqa: E402
+from probe_environment import probe_environment  # noqa: E402
 
-from harness.suites.load.config import LoadConfig  # noqa: E402
 from harness.suites.load.routes import (  # noqa: E402
     CREATE_FILE,
     DOWNLOAD,
@@ -29,7 +26,6 @@ from harness.suites.load.routes import (  # noqa: E402
     Request,
     json_payload,
 )
-from harness.suites.load.session import session_of  # noqa: E402
 from harness.suites.load.users import ApiUser, LimitUser, StreamResult  # noqa: E402
 
 HOST = "http://127.0.0.1:9/api"
@@ -125,14 +121,7 @@ def main() -> int:
 
     for cls in (Probe, Limit, Over):
         cls.host = HOST
-    env = Environment(user_classes=[Probe], events=events, host=HOST)
-    runner: Any = env.create_local_runner()
-    session = session_of(env)
-    session.library = True
-    session.set_plan(LoadConfig(scenario="probe", base_url=HOST, window_s=1.0,
-                                limits={"run": 100, "get": 1000, "upload": 50},
-                                out_dir=tempfile.mkdtemp(), library=True))
-    events.init.fire(environment=env, runner=runner, web_ui=None)
+    env, session = probe_environment(Probe, HOST)
     agent = Agent()
 
     def user(cls: type[ApiUser]) -> ApiUser:

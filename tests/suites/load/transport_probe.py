@@ -13,16 +13,11 @@ import json  # noqa: E402
 import os  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
-import tempfile  # noqa: E402
 import threading  # noqa: E402
-from typing import Any  # noqa: E402
 
-from locust import events  # noqa: E402
-from locust.env import Environment  # noqa: E402
+from probe_environment import probe_environment  # noqa: E402
 
-from harness.suites.load.config import LoadConfig  # noqa: E402
 from harness.suites.load.routes import GET_TASK, RUN, Request, json_payload  # noqa: E402
-from harness.suites.load.session import session_of  # noqa: E402
 from harness.suites.load.users import ApiUser  # noqa: E402
 
 BODY = json.dumps({"success": True, "data": {"id": "t", "status": 2}, "messages": []}).encode()
@@ -62,14 +57,7 @@ def main() -> int:
             pass
 
     Probe.host = host
-    env = Environment(user_classes=[Probe], events=events, host=host)
-    runner: Any = env.create_local_runner()
-    session = session_of(env)
-    session.library = True
-    session.set_plan(LoadConfig(scenario="probe", base_url=host, window_s=1.0,
-                                limits={"run": 100, "get": 1000, "upload": 50},
-                                out_dir=tempfile.mkdtemp(), library=True))
-    events.init.fire(environment=env, runner=runner, web_ui=None)
+    env, _ = probe_environment(Probe, host)
     user = Probe(env)
     user.on_start()
     pooled = user.get_task("t")
