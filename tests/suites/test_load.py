@@ -327,10 +327,26 @@ def test_limit_scenarios(tmp_path: Path) -> None:
     _no_keys_leaked(tmp_path, keys)
 
 
+def test_slow_reads_break_a_threshold_the_same_reads_meet_without_the_fault(
+        load_server: ReferenceServer, tmp_path: Path) -> None:
+    """The threshold is set from a clean run on this machine now, not from a wall-clock guess."""
+    clean = _run(load_server.url, load_server.keys, tmp_path / "clean", ["fire_and_forget_poll"],
+                 thresholds=["get_task.p95<10s"])
+    assert clean.status == "passed", [f.message for f in clean.findings]
+    clean_p95 = clean.metrics["latency_ms"]["get_task"]["p95"]
+    # The fault adds 50 ms to every read: a bound 25 ms above the clean p95 separates the two.
+    bound = f"get_task.p95<{clean_p95 + 25:.0f}ms"
+    keys = fresh_keys(2)
+    with reference_server(keys, rate_window=WINDOW, speed=20.0, faults=["slow-reads"],
+                          extra_args=["--heartbeat", "0.2"]) as server:
+        slow = _run(server.url, keys, tmp_path / "slow", ["fire_and_forget_poll"], thresholds=[bound])
+    assert slow.metrics["latency_ms"]["get_task"]["p95"] >= clean_p95 + 40, (clean_p95, slow.metrics)
+    assert {f.check for f in slow.findings} == {"LD-THRESHOLD"}, [f.message for f in slow.findings]
+
+
 @pytest.mark.parametrize(("fault", "scenario", "expected", "options"), [
     ("status-regression", "fire_and_forget_poll", "LC-REGRESSION", {"deadline_s": 2.0}),
     ("lost-task", "run_wait", "LC-LOST-TASK", {"deadline_s": 1.5}),
-    ("slow-reads", "fire_and_forget_poll", "LD-THRESHOLD", {"thresholds": ["get_task.p95<40ms"]}),
     # The limit faults are proven below on the upload group alone (easy to fill on a busy machine).
     ("upload-bytes-altered", "upload", "LD-UPLOAD-ROUNDTRIP", {}),
 ])
