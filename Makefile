@@ -33,7 +33,7 @@ report: install
 	$(VENV)/bin/harness report $(RUN)
 
 lint: install
-	$(VENV)/bin/ruff check harness tests benchmarks
+	$(VENV)/bin/ruff check harness tests benchmarks scripts
 	$(VENV)/bin/mypy --strict harness
 
 bench: install
