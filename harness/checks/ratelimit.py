@@ -218,12 +218,32 @@ def reset_problem(x: Exchange, names: HeaderNames, window_s: float, tolerance_s:
     reset = header_int(raw)
     if reset is None:
         return f"{raw!r} is not an integer epoch second"
-    if reset <= x.wall - tolerance_s:
-        return f"{reset} is {x.wall - reset:.2f} s in the past when the request was sent"
+    return reset_value_problem(reset, sent=x.wall, answered=x.done_wall, window_s=window_s,
+                               past_slack_s=tolerance_s, ahead_slack_s=tolerance_s)
+
+
+def remaining_problem(remaining: int, *, refused: bool, limit: int | None = None) -> str | None:
+    """The one per-answer Remaining rule: 0 on a 429; after an admission never negative and, with
+    `limit`, at most limit - 1 (it counts the request). Counting down is judged per window."""
+    if refused:
+        return None if remaining == 0 else f"is {remaining} on a 429 (must be 0)"
+    if remaining < 0:
+        return f"is negative ({remaining})"
+    if limit is not None and remaining > limit - 1:
+        return f"is {remaining} after an admitted request (at most {limit - 1}: it counts this request)"
+    return None
+
+
+def reset_value_problem(reset: int, *, sent: float, answered: float, window_s: float,
+                        past_slack_s: float, ahead_slack_s: float) -> str | None:
+    """The one Reset rule: an epoch second after the request was sent, and at most one window
+    after the answer; the slacks are each caller's clock uncertainty (see docs/checks.md)."""
+    if reset <= sent - past_slack_s:
+        return f"{reset} is {sent - reset:.2f} s in the past when the request was sent"
     # An integer Reset can only round a fractional window's end up, by less than a second.
-    slack = 0.0 if float(window_s).is_integer() else 1.0
-    if reset > x.done_wall + window_s + tolerance_s + slack:
-        return (f"{reset} is {reset - x.done_wall:.2f} s ahead, more than one window "
+    rounding = 0.0 if float(window_s).is_integer() else 1.0
+    if reset > answered + window_s + ahead_slack_s + rounding:
+        return (f"{reset} is {reset - answered:.2f} s ahead, more than one window "
                 f"({window_s:g} s) away")
     return None
 
@@ -362,18 +382,18 @@ def _per_answer(judged: Sequence[Exchange], baseline: Baseline, out: _Findings) 
             out.add("RL-LIMIT-HEADER", x.key, x.group, f"{x.group}: X-RateLimit-Limit is {limit}, "
                     f"the contract says {expected}", [x], contract_limit=expected)
         remaining = header_int(x.header(names.remaining))
-        if remaining is not None and remaining < 0:
-            out.add("RL-REMAINING", x.key, x.group, f"{x.group}: X-RateLimit-Remaining is negative "
-                    f"({remaining})", [x])
+        issue = None if remaining is None else remaining_problem(remaining, refused=x.refused)
+        if issue is not None and not x.refused:
+            out.add("RL-REMAINING", x.key, x.group, f"{x.group}: X-RateLimit-Remaining {issue}", [x])
         if x.header(names.reset) is not None:
             issue = reset_problem(x, names, baseline.window_s, baseline.tolerance_s)
             if issue is not None:
                 out.add("RL-RESET", x.key, x.group, f"{x.group}: X-RateLimit-Reset {issue}", [x],
                         window_s=baseline.window_s, tolerance_s=baseline.tolerance_s)
         if x.refused:
-            if remaining is not None and remaining != 0:
-                out.add("RL-REMAINING-429", x.key, x.group, f"{x.group}: a 429 says "
-                        f"X-RateLimit-Remaining {remaining}, not 0", [x])
+            if issue is not None:
+                out.add("RL-REMAINING-429", x.key, x.group, f"{x.group}: X-RateLimit-Remaining {issue}",
+                        [x])
             issue = retry_after_problem(x.header(names.retry_after), answered=(x.wall, x.done_wall),
                                         reset=header_int(x.header(names.reset)),
                                         tolerance_s=baseline.tolerance_s)

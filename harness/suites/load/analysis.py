@@ -17,7 +17,7 @@ from typing import Any
 
 from harness.checks.lifecycle import CHECKS as LC_CHECKS
 from harness.checks.lifecycle import InvariantOptions, check_history
-from harness.checks.ratelimit import retry_after_problem
+from harness.checks.ratelimit import remaining_problem, reset_value_problem, retry_after_problem
 from harness.checks.thresholds import MetricsView, ThresholdResult, evaluate, parse_thresholds
 from harness.contract import Lifecycle
 from harness.findings import Finding, SuiteStatus
@@ -158,25 +158,27 @@ def check_limits(phase: Phase, result: Analysis) -> dict[str, Any]:
         remaining = ex.get("rl_remaining")
         if "rl_remaining_raw" in ex:
             problem("remaining", obs, f"X-RateLimit-Remaining {ex['rl_remaining_raw']!r} is not an integer")
-        if isinstance(reset, int) and not (answered - RESET_SLACK_S <= reset
-                                           <= answered + window_s + RESET_SLACK_S):
-            problem("reset", obs, f"X-RateLimit-Reset {reset} is {reset - answered:+.2f} s from the "
-                    f"answer; it must be ahead by at most one window ({window_s:g} s)")
+        issue = None if not isinstance(reset, int) else reset_value_problem(
+            reset, sent=obs.wall, answered=answered, window_s=window_s, past_slack_s=RESET_SLACK_S,
+            ahead_slack_s=RESET_SLACK_S)
+        if issue is not None:
+            problem("reset", obs, f"X-RateLimit-Reset {issue}")
         elif "rl_reset_raw" in ex:
             problem("reset", obs, f"X-RateLimit-Reset {ex['rl_reset_raw']!r} is not an epoch second")
         if 200 <= code < 300:
             window.admitted += 1
             if isinstance(remaining, int):
                 window.remaining.append(remaining)
-                if not 0 <= remaining <= limit - 1:
-                    problem("remaining", obs, f"X-RateLimit-Remaining {remaining} after an admitted "
-                            f"request (limit {limit}): must be 0..{limit - 1}")
+                issue = remaining_problem(remaining, refused=False, limit=limit)
+                if issue is not None:
+                    problem("remaining", obs, f"X-RateLimit-Remaining {issue}")
         elif code == 429:
             window.rejected += 1
             rejected_total += 1
             rejected_witness = rejected_witness or obs
-            if remaining is not None and remaining != 0:
-                problem("remaining", obs, f"X-RateLimit-Remaining {remaining} on a 429 (must be 0)")
+            issue = None if not isinstance(remaining, int) else remaining_problem(remaining, refused=True)
+            if issue is not None:
+                problem("remaining", obs, f"X-RateLimit-Remaining {issue}")
             shown = ex.get("retry_after", ex.get("retry_after_raw"))
             issue = retry_after_problem(None if shown is None else str(shown), window_s=window_s)
             if issue is not None:
