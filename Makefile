@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: install test check serve report lint bench clean
+.PHONY: install test test-wheel check serve report lint bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
@@ -21,6 +21,10 @@ install: $(STAMP)
 test: install
 	-scripts/ensure-chromium.sh
 	$(PY) -m pytest -q -n 3 --dist worksteal $(ARGS)
+
+# The built wheel alone in a fresh virtual environment (slow: installs every dependency).
+test-wheel: install
+	$(PY) -m pytest -q -m wheel tests/test_wheel.py $(ARGS)
 
 check: install
 	$(VENV)/bin/harness check $(ARGS)

@@ -12,9 +12,13 @@ from pydantic import BaseModel, Field
 
 
 def contracts_dir() -> Path:
-    """Where contracts/ lives: $HARNESS_CONTRACTS_DIR, else the repository's own folder."""
+    """Where contracts/ lives: $HARNESS_CONTRACTS_DIR, else the package's copy.
+
+    In a checkout `harness/contracts` is a link to the top-level `contracts/` (the one source);
+    a wheel carries the files themselves.
+    """
     override = os.environ.get("HARNESS_CONTRACTS_DIR")
-    return Path(override) if override else Path(__file__).resolve().parents[1] / "contracts"
+    return Path(override) if override else Path(__file__).parent / "contracts"
 
 
 class Lifecycle(BaseModel):

@@ -38,10 +38,14 @@ def fresh_keys(count: int = 2) -> list[str]:
 def reference_server(keys: Sequence[str] | None = None, rate_window: float | None = None,
                      speed: float = 10.0, faults: Sequence[str] = (),
                      extra_args: Sequence[str] = (), host: str = "127.0.0.1",
-                     startup_timeout: float = 20.0) -> Iterator[ReferenceServer]:
-    """Run `harness serve` on a free loopback port for the duration of the block."""
+                     startup_timeout: float = 20.0, python: str = sys.executable,
+                     cwd: str | None = None) -> Iterator[ReferenceServer]:
+    """Run `harness serve` on a free loopback port for the duration of the block.
+
+    `python` is the interpreter whose `harness` runs (another environment's, to test a wheel).
+    """
     keys = list(keys) if keys else fresh_keys()
-    cmd = [sys.executable, "-m", "harness", "serve", "--host", host, "--port", "0",
+    cmd = [python, "-m", "harness", "serve", "--host", host, "--port", "0",
            "--speed", str(speed)]
     if rate_window is not None:
         cmd += ["--rate-window", str(rate_window)]
@@ -51,7 +55,7 @@ def reference_server(keys: Sequence[str] | None = None, rate_window: float | Non
     # Keys travel in the environment, never on the command line (visible in `ps`).
     env = {**os.environ, "HARNESS_API_KEYS": ",".join(keys)}
     process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, env=env)
+                               text=True, env=env, cwd=cwd)
     output: list[str] = []
     url = _wait_for_url(process, output, startup_timeout)
     server = ReferenceServer(url, keys, process, output)

@@ -11,11 +11,11 @@ import yaml
 
 
 def contracts_dir() -> Path:
-    """Where contracts/ lives: $HARNESS_CONTRACTS_DIR, else next to the package."""
+    """Where contracts/ lives: $HARNESS_CONTRACTS_DIR, else the package's copy (a link in a checkout)."""
     override = os.environ.get("HARNESS_CONTRACTS_DIR")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[2] / "contracts"
+    return Path(__file__).resolve().parents[1] / "contracts"
 
 
 @dataclass(frozen=True)
