@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from harness.contract import load_lifecycle, load_limits
 from harness.exit_codes import ExitCode
 from harness.findings import RunResult, SuiteResult
+from harness.net.preflight import PreflightError, preflight
 from harness.net.reference import ReferenceServerError, fresh_keys, reference_server
 from harness.report.results import new_run_id, now_rfc3339, write_results
 from harness.settings import DEFAULT_MAX_TASKS, NO_KEY, Settings, is_loopback
@@ -47,10 +46,9 @@ def target(settings: Settings, faults: list[str], progress: Progress) -> Iterato
                 raise RunError(ExitCode.USAGE, f"{host} is not loopback and not allowed; suites create "
                                f"billable tasks: add --allow-host {host} to accept")
         try:
-            httpx.get(settings.base_url + "/", timeout=10.0)
-        except httpx.HTTPError as exc:
-            raise RunError(ExitCode.UNREACHABLE, f"target {settings.base_url} unreachable: "
-                           f"{type(exc).__name__}: {exc}") from exc
+            preflight(settings.base_url, settings.api_keys)
+        except PreflightError as exc:
+            raise RunError(ExitCode.UNREACHABLE if exc.unreachable else ExitCode.USAGE, str(exc)) from exc
         yield settings.model_copy(update={"max_tasks": settings.max_tasks or DEFAULT_MAX_TASKS})
         return
     keys = fresh_keys(2)

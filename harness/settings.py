@@ -40,15 +40,29 @@ class Settings(BaseModel):
     def _url(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
+        return check_url(value)
 
     def public(self) -> dict[str, Any]:
         """The settings as they may appear in a report: no keys, only how many there are."""
         data = self.model_dump(mode="json", exclude={"api_keys"})
         data["api_key_count"] = len(self.api_keys)
         return data
+
+
+def check_url(value: str) -> str:
+    """The URL without a trailing slash, or ValueError saying in one line what is wrong with it."""
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"{value!r} must start with http:// or https://")
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # raises on a port that is not a number in range
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a valid URL ({exc})") from None
+    if not parts.hostname:
+        raise ValueError(f"{value!r} names no host")
+    if parts.query or parts.fragment:
+        raise ValueError(f"{value!r}: the base URL takes no query or fragment")
+    return value.rstrip("/")
 
 
 def is_loopback(url: str) -> bool:
@@ -64,8 +78,13 @@ def is_loopback(url: str) -> bool:
 
 def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    if env.get("HARNESS_BASE_URL"):
-        out["base_url"] = env["HARNESS_BASE_URL"]
+    if "HARNESS_BASE_URL" in env:
+        # Set but empty is an error, not "no target": an empty CI secret must not quietly test
+        # the self-started reference server and pass.
+        if not env["HARNESS_BASE_URL"].strip():
+            raise ConfigError("HARNESS_BASE_URL is set but empty (unset it to test the self-started "
+                              "reference server)")
+        out["base_url"] = env["HARNESS_BASE_URL"].strip()
     keys = [k.strip() for k in env.get("HARNESS_API_KEYS", "").split(",") if k.strip()]
     if not keys and env.get("INFERENCE_API_KEY"):
         keys = [env["INFERENCE_API_KEY"].strip()]
@@ -102,4 +121,5 @@ def load_settings(flags: Mapping[str, Any], env: Mapping[str, str] | None = None
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"setting {where}: {err['msg']}") from exc
+        message = str(err["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"setting {where}: {message}") from exc

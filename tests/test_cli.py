@@ -145,3 +145,40 @@ def test_check_history_finds_and_refuses(tmp_path: Path) -> None:
     junk.write_text("not json\n{}\n")
     result = harness("check-history", str(junk), cwd=tmp_path)
     assert result.returncode == 2 and "line 1" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["check", "smoke", "lifecycle", "load", "ratelimit", "contract"])
+def test_a_wrong_key_is_exit_2_for_every_suite(tmp_path: Path, server: ReferenceServer, command: str) -> None:
+    result = harness(command, "--base-url", server.url, "--api-key", "inf_wrong", "--out", str(tmp_path),
+                     cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "the target refused the API key (HTTP 401" in result.stderr
+    assert not any(tmp_path.iterdir()), "no run folder for a run that never started"
+
+
+def test_a_second_wrong_key_is_named(tmp_path: Path, server: ReferenceServer) -> None:
+    result = harness("smoke", "--base-url", server.url, "--api-key", server.keys[0], "--api-key", "inf_x",
+                     "--out", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 2 and "refused API key #2" in result.stderr
+
+
+def test_a_url_that_is_not_the_api_root_is_exit_2(tmp_path: Path, server: ReferenceServer) -> None:
+    result = harness("smoke", "--base-url", server.url + "/files", "--api-key", server.keys[0],
+                     "--out", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 2 and "is the base URL the API's root?" in result.stderr
+
+
+@pytest.mark.parametrize(("url", "why"), [
+    ("http://[::1", "not a valid URL"), ("http://localhost:abc", "not a valid URL"),
+    ("ftp://x", "must start with http"), ("http://", "names no host"),
+])
+def test_a_bad_url_is_one_line_and_exit_2(tmp_path: Path, url: str, why: str) -> None:
+    result = harness("check", "--base-url", url, "--api-key", "k", cwd=tmp_path)
+    assert result.returncode == 2 and why in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_an_empty_base_url_variable_never_tests_the_reference_server(tmp_path: Path) -> None:
+    result = harness("check", "--suite", "smoke", env={"HARNESS_BASE_URL": ""}, cwd=tmp_path)
+    assert result.returncode == 2 and "HARNESS_BASE_URL is set but empty" in result.stderr
+    assert "starting the reference server" not in result.stderr
