@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 from harness import __version__
 from harness.argtypes import port, positive_float, positive_int
 from harness.exit_codes import EPILOG, ExitCode
+from harness.findings import SEVERITY_RANK, RunResult
 from harness.suites.registry import SUITES
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = ExitCode.OK, ExitCode.FINDINGS, ExitCode.USAGE
@@ -118,6 +119,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lifecycle", type=Path, metavar="FILE",
                         help="lifecycle contract (default contracts/lifecycle.yaml; "
                         "contracts/lifecycle-docs.yaml checks the documented table)")
+    parser.add_argument("--fail-on", choices=("error", "warning", "info"), default="error",
+                        help="the lowest finding severity that fails the run (exit 1); lower ones "
+                        "are reported only (default error)")
     parser.add_argument("--seed", type=int, help="seed of every random choice (the lifecycle plan, "
                         "schemathesis' cases): the same seed, contract and versions send the same "
                         "cases (default: random, written to results.json)")
@@ -204,6 +208,8 @@ def _run(args: argparse.Namespace, suites: list[str]) -> int:
                                   args.seed)
     except RunError as exc:
         return _fail(exc.code, str(exc))
+    except KeyboardInterrupt:
+        return _fail(ExitCode.INTERRUPTED, "interrupted before any suite ran")
     billable = sum(int(s.metrics.get("tasks_created", 0)) for s in result.suites)
     for suite in result.suites:
         extra = f": {suite.error}" if suite.error else ""
@@ -214,7 +220,17 @@ def _run(args: argparse.Namespace, suites: list[str]) -> int:
         print(f"  {finding.check}{where}: {finding.message}")
     print(f"billable runs created: {billable}")
     print(f"report: {run_dir}")
-    if any(s.status == "error" for s in result.suites) or result.findings:
+    return _verdict(result, args.fail_on)
+
+
+def _verdict(result: RunResult, fail_on: str) -> int:
+    """The exit code of a run: interrupted, a suite that could not finish, findings, or clean."""
+    if result.interrupted:
+        return ExitCode.INTERRUPTED
+    if any(s.status == "error" for s in result.suites):
+        return ExitCode.CRASHED
+    bar = SEVERITY_RANK[fail_on]
+    if any(SEVERITY_RANK[f.severity] >= bar for f in result.findings):
         return EXIT_FINDINGS
     return EXIT_OK
 

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 Severity = Literal["error", "warning", "info"]
+SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "error": 2}
 SuiteStatus = Literal["passed", "failed", "error", "skipped"]
 
 
@@ -32,6 +33,7 @@ class SuiteResult(BaseModel):
     findings: list[Finding] = Field(default_factory=list)
     error: str | None = None
     duration_s: float = 0.0
+    skipped: dict[str, str] = Field(default_factory=dict)  # check id -> why it did not run
 
 
 class RunResult(BaseModel):
@@ -44,6 +46,7 @@ class RunResult(BaseModel):
     finished_at: str | None = None
     settings: dict[str, Any] = Field(default_factory=dict)
     suites: list[SuiteResult] = Field(default_factory=list)
+    interrupted: bool = False  # stopped by the user: the folder holds what ran until then
 
     @property
     def findings(self) -> list[Finding]:

@@ -66,6 +66,18 @@ def target(settings: Settings, faults: list[str], progress: Progress) -> Iterato
         raise RunError(ExitCode.UNREACHABLE, str(exc)) from exc
 
 
+def _skipped(every: tuple[str, ...], outcome: SuiteResult) -> dict[str, str]:
+    """Every check of the suite that did not run, with the suite's reason or a general one."""
+    if outcome.status == "skipped":
+        default = f"the suite was skipped: {outcome.error or 'nothing to judge'}"
+    elif outcome.status == "error":
+        default = f"the suite did not finish: {outcome.error or 'error'}"
+    else:
+        default = "not run in this configuration"
+    ran = set(outcome.checks) | {f.check for f in outcome.findings}
+    return {check: outcome.skipped.get(check, default) for check in every if check not in ran}
+
+
 def execute(settings: Settings, suites: list[str], faults: list[str], progress: Progress,
             lifecycle_path: Path | None = None, options: Mapping[str, Any] | None = None,
             seed: int | None = None) -> tuple[RunResult, Path]:
@@ -99,13 +111,25 @@ def execute(settings: Settings, suites: list[str], faults: list[str], progress: 
             progress(f"suite {name}: started")
             try:
                 outcome = suite.run(ctx, options.get(name))
+            except KeyboardInterrupt:
+                # Children got the same SIGINT; write and render what ran, then tell the CLI.
+                result.interrupted = True
+                result.suites.append(SuiteResult(name=name, status="error", error="interrupted by the user",
+                                                 duration_s=round(time.monotonic() - started, 3)))
+                progress(f"suite {name}: interrupted; writing the run folder")
+                break
             except Exception as exc:  # a suite crash is a result, not a traceback for the user
                 outcome = SuiteResult(name=name, status="error", error=f"{type(exc).__name__}: {exc}",
                                       duration_s=round(time.monotonic() - started, 3))
+            if outcome.status == "passed" and not suite.judged_something(outcome):
+                outcome.status = "error"
+                outcome.error = ("nothing was judged (no task created, no answer seen): a run that "
+                                 "tested nothing is not a pass")
+            outcome.skipped = _skipped(suite.all_checks(), outcome)
             ctx.tasks_left -= int(outcome.metrics.get("tasks_created", 0))
             result.suites.append(outcome)
             progress(f"suite {name}: {outcome.status}, {len(outcome.findings)} finding(s)")
-        result.finished_at = now_rfc3339()
+        result.finished_at = None if result.interrupted else now_rfc3339()
         write_results(result, run_dir, ready.api_keys)
         progress("rendering the report")
         from harness.report.render import render_run  # matplotlib: import only when needed

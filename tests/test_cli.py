@@ -182,3 +182,86 @@ def test_an_empty_base_url_variable_never_tests_the_reference_server(tmp_path: P
     result = harness("check", "--suite", "smoke", env={"HARNESS_BASE_URL": ""}, cwd=tmp_path)
     assert result.returncode == 2 and "HARNESS_BASE_URL is set but empty" in result.stderr
     assert "starting the reference server" not in result.stderr
+
+
+def test_warnings_fail_the_run_only_when_asked_and_unrun_checks_are_skipped(
+        tmp_path: Path, start_server: StartServer) -> None:
+    # --discover on a 1 s window against the contract's 60 s: one RL-DISCOVER warning, nothing else.
+    with start_server(rate_window=1.0) as srv:
+        args = ["ratelimit", "--base-url", srv.url, "--api-key", srv.keys[0], "--api-key", srv.keys[1],
+                "--discover", "--group", "upload"]
+        default = harness(*args, "--out", str(tmp_path / "a"), cwd=tmp_path)
+        strict = harness(*args, "--out", str(tmp_path / "b"), "--fail-on", "warning", cwd=tmp_path)
+    assert default.returncode == 0, default.stdout + default.stderr
+    assert strict.returncode == 1, strict.stdout + strict.stderr
+    (run_dir,) = (tmp_path / "a").iterdir()
+    results = json.loads((run_dir / "results.json").read_text())
+    assert {f["check"] for f in results["findings"]} == {"RL-DISCOVER"}
+    assert {f["severity"] for f in results["findings"]} == {"warning"}
+    suite = results["suites"]["ratelimit"]
+    assert "RL-GROUP-ISOLATION" in suite["skipped"] and "RL-GROUP-ISOLATION" not in suite["checks"]
+    import xml.etree.ElementTree as ET
+
+    cases = {c.get("name"): c for c in ET.parse(run_dir / "junit.xml").iter("testcase")}
+    assert cases["RL-GROUP-ISOLATION"].find("skipped") is not None
+    assert cases["RL-DISCOVER"].find("failure") is not None
+
+
+def test_the_verdict_of_a_run() -> None:
+    from harness.cli import _verdict
+    from harness.findings import Finding, RunResult, SuiteResult
+
+    def run(*suites: SuiteResult, interrupted: bool = False) -> RunResult:
+        return RunResult(run_id="r", target="http://t", started_at="now", suites=list(suites),
+                         interrupted=interrupted)
+
+    warning = Finding(check="RL-DISCOVER", severity="warning", suite="ratelimit", message="m")
+    info = warning.model_copy(update={"severity": "info"})
+    error = warning.model_copy(update={"severity": "error"})
+    failed = SuiteResult(name="ratelimit", status="failed", findings=[warning, info])
+    assert _verdict(run(failed), "error") == 0
+    assert _verdict(run(failed), "warning") == 1 and _verdict(run(failed), "info") == 1
+    assert _verdict(run(failed.model_copy(update={"findings": [info]})), "warning") == 0
+    assert _verdict(run(failed.model_copy(update={"findings": [error]})), "error") == 1
+    crashed = SuiteResult(name="load", status="error", error="ValueError: x")
+    assert _verdict(run(failed, crashed), "error") == 4
+    assert _verdict(run(failed, interrupted=True), "error") == 130
+
+
+def test_ctrl_c_stops_children_and_writes_the_partial_run(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    process = subprocess.Popen([sys.executable, "-m", "harness", "check", "--suite", "smoke", "--suite",
+                                "lifecycle", "--out", str(tmp_path / "out")], cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}, start_new_session=True)
+    try:
+        assert process.stderr is not None
+        deadline = time.monotonic() + 60
+        for line in process.stderr:  # like a terminal: Ctrl-C reaches the whole process group
+            if "suite lifecycle: started" in line:
+                os.killpg(process.pid, signal.SIGINT)
+                break
+            assert time.monotonic() < deadline, "the lifecycle suite never started"
+        code = process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert code == 130
+    end = time.monotonic() + 10
+    while time.monotonic() < end:  # every child (the reference server) ends with the group
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("children of the interrupted run are still running")
+    (run_dir,) = (tmp_path / "out").iterdir()
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["interrupted"] is True and results["finished_at"] is None
+    assert results["suites"]["smoke"]["status"] == "passed"
+    assert results["suites"]["lifecycle"]["error"] == "interrupted by the user"
+    assert (run_dir / "index.html").is_file() and (run_dir / "summary.md").is_file()

@@ -60,6 +60,13 @@ def _suite(parent: ET.Element, suite: SuiteResult, run: RunResult) -> tuple[int,
         elif suite.status == "skipped":
             skipped += 1
             _sub(case, "skipped", message=suite.error or "suite skipped")
+    for check, why in suite.skipped.items():
+        if check in by_check:
+            continue
+        case = _sub(element, "testcase", name=check, classname=classname)
+        tests += 1
+        skipped += 1
+        _sub(case, "skipped", message=why)
     if suite.status == "error" or (suite.error and suite.status != "skipped"):
         case = _sub(element, "testcase", name=f"{suite.name} (suite)", classname=classname,
                     time=_time(suite.duration_s))

@@ -52,6 +52,14 @@ class Suite(ABC):
         """The suite's options from parsed flags (a missing flag means the default)."""
         return None
 
+    @abstractmethod
+    def all_checks(self) -> tuple[str, ...]:
+        """Every check id the suite can run (imported lazily: the parser must stay light)."""
+
+    def judged_something(self, result: SuiteResult) -> bool:
+        """Whether a run of the suite saw anything to judge (a green run must have)."""
+        return int(result.metrics.get("requests", 0)) > 0
+
     def standalone(self, args: argparse.Namespace, settings: Settings) -> int | None:
         """A mode of `harness <name>` that is not a run (e.g. a load worker); None: a normal run."""
         return None

@@ -25,6 +25,11 @@ class ContractSuite(Suite):
         given = getattr(args, "max_examples", None)
         return DEFAULT_MAX_EXAMPLES if given is None else int(given)
 
+    def all_checks(self) -> tuple[str, ...]:
+        from harness.checks.issues import CHECKS
+
+        return tuple(CHECKS)
+
     def run(self, ctx: Context, options: int | None) -> SuiteResult:
         from harness.suites.contract.run import ConformanceOptions, run_conformance
 

@@ -31,6 +31,14 @@ class LifecycleSuite(Suite):
         return LifecycleFlags(clients=getattr(args, "clients", None) or LifecycleFlags.clients,
                               tasks=getattr(args, "tasks", None) or LifecycleFlags.tasks)
 
+    def all_checks(self) -> tuple[str, ...]:
+        from harness.checks.lifecycle import CHECKS
+
+        return tuple(CHECKS)
+
+    def judged_something(self, result: SuiteResult) -> bool:
+        return int(result.metrics.get("tasks_created", 0)) > 0
+
     def run(self, ctx: Context, options: LifecycleFlags | None) -> SuiteResult:
         from harness.suites.lifecycle.run import LifecycleOptions, run_lifecycle
 

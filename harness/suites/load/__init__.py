@@ -40,6 +40,11 @@ class LoadSuite(Suite):
         return run_worker(args.master_host, args.master_port or DEFAULT_MASTER_PORT, settings.api_keys,
                           args.processes or 1)
 
+    def all_checks(self) -> tuple[str, ...]:
+        from harness.suites.load.analysis import CHECKS
+
+        return tuple(CHECKS)
+
     def run(self, ctx: Context, options: LoadOptions | None) -> SuiteResult:
         from harness.checks.thresholds import ThresholdError, thresholds_from_toml
         from harness.suites.load.run import run_load

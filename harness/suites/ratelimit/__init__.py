@@ -35,6 +35,11 @@ class RateLimitSuite(Suite):
         return RateLimitFlags(groups=list(getattr(args, "groups", None) or GROUPS),
                               discover=bool(getattr(args, "discover", False)))
 
+    def all_checks(self) -> tuple[str, ...]:
+        from harness.checks.ratelimit import CHECKS
+
+        return tuple(CHECKS)
+
     def run(self, ctx: Context, options: RateLimitFlags | None) -> SuiteResult:
         from harness.suites.ratelimit.options import RateLimitOptions
         from harness.suites.ratelimit.run import run_ratelimit

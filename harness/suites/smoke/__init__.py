@@ -12,6 +12,14 @@ class SmokeSuite(Suite):
     name = "smoke"
     help = "every app through run, poll, stream, upload and cancel, with the basic promises checked"
 
+    def all_checks(self) -> tuple[str, ...]:
+        from harness.suites.smoke.run import CHECKS
+
+        return tuple(CHECKS)
+
+    def judged_something(self, result: SuiteResult) -> bool:
+        return int(result.metrics.get("tasks_created", 0)) > 0
+
     def run(self, ctx: Context, options: Any) -> SuiteResult:
         from harness.suites.smoke.run import SmokeOptions, run_smoke
 
