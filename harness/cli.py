@@ -30,6 +30,9 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_target_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("target options")
+    group.add_argument("--config", type=Path, metavar="FILE",
+                       help="settings file (default ./harness.toml when it exists): the target, "
+                       "budgets, [apps.<role>] tables naming the target's own apps, [thresholds]")
     group.add_argument("--base-url", help="target API; without it a reference server is started "
                        "on a free loopback port (env HARNESS_BASE_URL)")
     group.add_argument("--api-key", action="append", dest="api_keys", default=[],
@@ -78,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--retention", type=positive_float, default=3600.0, metavar="S",
                        help="seconds finished tasks and files are kept (default 3600)")
     serve.add_argument("--max-finished-tasks", type=positive_int, default=10_000, metavar="N")
+    serve.add_argument("--app-name", action="append", dest="app_names", default=[], metavar="NEW=APP",
+                       help="serve a built-in app under another name only, e.g. acme/echo=infsh/echo "
+                       "(repeatable; to try a target profile)")
     serve.add_argument("--max-upload-bytes", type=positive_int, default=10 * 1024 * 1024,
                        metavar="N")
 
@@ -163,12 +169,24 @@ def _serve(args: argparse.Namespace) -> int:
     for name in ("cloud_workers", "private_workers"):
         if getattr(args, name) < 0:
             return _fail(EXIT_USAGE, f"--{name.replace('_', '-')} must be >= 0")
+    app_names: dict[str, str] = {}
+    for pair in args.app_names:
+        new, sep, old = pair.partition("=")
+        if not sep or not new.strip() or not old.strip():
+            return _fail(EXIT_USAGE, f"--app-name wants NEW=APP, got {pair!r}")
+        app_names[new.strip()] = old.strip()
+    from harness.server.apps import renamed_catalog
+
+    try:
+        renamed_catalog(app_names)
+    except ValueError as exc:
+        return _fail(EXIT_USAGE, str(exc))
     config = ServerConfig(
         keys=keys, rate_window=args.rate_window, speed=args.speed, faults=args.faults,
         heartbeat_interval=args.heartbeat, progress_interval=args.progress_interval,
         cloud_workers=args.cloud_workers, private_workers=args.private_workers,
         retention_seconds=args.retention, max_finished_tasks=args.max_finished_tasks,
-        max_upload_bytes=args.max_upload_bytes)
+        max_upload_bytes=args.max_upload_bytes, app_names=app_names)
     try:
         serve(config, args.host, args.port, generated_key=generated)
     except OSError as exc:
@@ -187,7 +205,7 @@ def _settings(args: argparse.Namespace) -> Any:
 
     names = ("base_url", "api_keys", "rate_window", "max_tasks", "allow_hosts", "out_dir", "speed",
              "deadline")
-    return load_settings({k: getattr(args, k, None) for k in names})
+    return load_settings({k: getattr(args, k, None) for k in names}, toml_path=getattr(args, "config", None))
 
 
 def _run(args: argparse.Namespace, suites: list[str]) -> int:

@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from harness.profile import REFERENCE, ROLES, AppRole, Profile
+
 DEFAULT_TOML = Path("harness.toml")
 # Billable runs the suites may create on a given target unless --max-tasks says otherwise.
 DEFAULT_MAX_TASKS = 500
@@ -34,6 +36,22 @@ class Settings(BaseModel):
     out_dir: Path = Path("reports")
     speed: float = Field(default=10.0, gt=0)
     deadline: float = Field(default=60.0, gt=0)
+    # [apps.<role>] tables: the target profile (harness/profile.py); None = the reference apps.
+    apps: dict[str, AppRole] | None = None
+    config: Path | None = None  # the settings file read, if any (its [thresholds] too)
+
+    @field_validator("apps")
+    @classmethod
+    def _roles(cls, value: dict[str, AppRole] | None) -> dict[str, AppRole] | None:
+        unknown = sorted(set(value or {}) - set(ROLES))
+        if unknown:
+            raise ValueError(f"unknown app role {unknown[0]!r} (roles: {', '.join(ROLES)})")
+        return value or None
+
+    @property
+    def profile(self) -> Profile:
+        """The apps the suites use: the configured roles, else the reference server's apps."""
+        return Profile(roles=dict(self.apps)) if self.apps else REFERENCE
 
     @field_validator("base_url")
     @classmethod
@@ -44,8 +62,11 @@ class Settings(BaseModel):
 
     def public(self) -> dict[str, Any]:
         """The settings as they may appear in a report: no keys, only how many there are."""
-        data = self.model_dump(mode="json", exclude={"api_keys"})
+        data = self.model_dump(mode="json", exclude={"api_keys", "apps"})
         data["api_key_count"] = len(self.api_keys)
+        # App names only: inputs and setups may carry a user's own tokens.
+        data["apps"] = {role: app.app for role, app in self.profile.roles.items()}
+        data["apps_builtin"] = self.profile.builtin
         return data
 
 
@@ -93,14 +114,18 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
-def _from_toml(path: Path) -> dict[str, Any]:
+def _from_toml(path: Path, required: bool = False) -> dict[str, Any]:
     try:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
+        if required:
+            raise ConfigError(f"{path}: no such configuration file") from None
         return {}
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
-    section = data.get("harness", data)
+    section = dict(data.get("harness", data))
+    if "apps" in data and "apps" not in section:  # [apps.<role>] beside a [harness] table
+        section["apps"] = data["apps"]
     known = set(Settings.model_fields)
     unknown = sorted(k for k in section if k not in known and k != "thresholds")
     if unknown:
@@ -113,7 +138,11 @@ def load_settings(flags: Mapping[str, Any], env: Mapping[str, str] | None = None
     """Merge the sources; None-valued flags do not override anything."""
     env = os.environ if env is None else env
     merged: dict[str, Any] = {}
-    merged.update(_from_toml(toml_path or DEFAULT_TOML))
+    path = toml_path or DEFAULT_TOML
+    from_file = _from_toml(path, required=toml_path is not None)
+    merged.update(from_file)
+    if from_file or toml_path is not None:
+        merged["config"] = path
     merged.update(_from_env(env))
     merged.update({k: v for k, v in flags.items() if v is not None and v != []})
     try:

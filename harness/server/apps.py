@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -170,6 +171,17 @@ CATALOG: dict[str, App] = {
             _flow_steps, _flow_result, uploads=True, kind="flow"),
     )
 }
+
+
+def renamed_catalog(names: dict[str, str]) -> dict[str, App]:
+    """The catalog with each `new -> built-in` rename applied; a renamed app loses its old name."""
+    unknown = sorted(set(names.values()) - set(CATALOG))
+    if unknown:
+        raise ValueError(f"no built-in app {unknown[0]!r} to rename (apps: {', '.join(CATALOG)})")
+    catalog = {name: app for name, app in CATALOG.items() if name not in names.values()}
+    for new, old in names.items():
+        catalog[new] = dataclasses.replace(CATALOG[old], name=new)
+    return catalog
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from harness.server.apps import CATALOG, parse_ref
+from harness.server.apps import parse_ref, renamed_catalog
 from harness.server.config import ServerConfig
 from harness.server.contract_data import load_server_contract
 from harness.server.encoding import dump, envelope
@@ -38,6 +38,7 @@ class ReferenceApi:
         self.config = config
         self.contract = contract
         self.faults = Faults(config.faults)
+        self.catalog = renamed_catalog(config.app_names)
         self.keys = set(config.keys)
         self.limiter = FixedWindowLimiter(
             contract.limits, config.rate_window or contract.window_seconds, self.faults)
@@ -148,7 +149,7 @@ class ReferenceApi:
             raise ApiError(422, "validation_failed", f"malformed app reference {body.app!r}",
                            {"invalid_params": [{"name": "body.app", "reason": "expected "
                                                 "namespace/name[@version][:function]"}]})
-        app = CATALOG.get(ref.name)
+        app = self.catalog.get(ref.name)
         if app is None:
             raise ApiError(404, "app_not_found", f"app {ref.name!r} not found")
         parsed_setup = validated(app.validate_setup, body.setup, "setup")

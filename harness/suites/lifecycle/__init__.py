@@ -48,7 +48,8 @@ class LifecycleSuite(Suite):
             return SuiteResult(name=self.name, status="skipped", error="task budget (--max-tasks) spent")
         return run_lifecycle(ctx.base_url, ctx.keys, ctx.lifecycle, ctx.limits, ctx.history_path,
                              LifecycleOptions(clients=flags.clients, tasks=tasks, seed=ctx.seed,
-                                              deadline_s=ctx.settings.deadline),
+                                              deadline_s=ctx.settings.deadline,
+                                              profile=ctx.settings.profile),
                              progress=ctx.progress)
 
 

@@ -24,6 +24,7 @@ from harness.history import HistoryWriter, read_history
 from harness.net.client import ApiClient, response_data
 from harness.net.recording import RecordingClient
 from harness.net.samples import PNG_1X1
+from harness.profile import REFERENCE, AppRole, Profile
 
 SUITE = "lifecycle"
 
@@ -36,6 +37,7 @@ class LifecycleOptions:
     seed: int | None = None
     heartbeat_bound_s: float | None = 15.0
     cancel_share: float = 0.25
+    profile: Profile = field(default_factory=lambda: REFERENCE)
 
 
 @dataclass
@@ -56,29 +58,36 @@ class _Shared:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _plans(rng: random.Random, count: int, private: list[str], share: float) -> list[_Plan]:
-    basic = [
-        _Plan({"app": "infsh/echo", "input": {"message": "lifecycle"}}),
-        _Plan({"app": "infsh/sleep", "input": {"seconds": 1}}),
-        _Plan({"app": "infsh/fail", "input": {"message": "planned failure"}}),
-        _Plan({"app": "infsh/image", "input": {"width": 2, "height": 2}}),
-        _Plan({"app": "infsh/flux", "setup": {"model": "schnell"}, "input": {"prompt": "p"}}),
-        _Plan({"app": "infsh/flux", "setup": {"model": "dev"}, "input": {"prompt": "q"}}),
-        _Plan({"app": "infsh/echo-image-flow", "input": {"message": "flow"}}),
-        _Plan({"app": "infsh/image", "input": {}}, upload=True),
-    ]
-    if private:
-        basic += [_Plan({"app": "infsh/echo", "input": {"message": "p"}, "infra": "private"}),
-                  _Plan({"app": "infsh/echo", "input": {"message": "pf"}, "infra": "private_first"})]
+# Reference-server variations beside the profile's roles: more phases and a second setup, so
+# the history shows every status and a cold/warm mix on the reference apps.
+REFERENCE_EXTRAS = (
+    {"app": "infsh/sleep", "input": {"seconds": 1}},
+    {"app": "infsh/image", "input": {"width": 2, "height": 2}},
+    {"app": "infsh/flux", "setup": {"model": "dev"}, "input": {"prompt": "q"}},
+)
+
+
+def _plans(rng: random.Random, count: int, private: list[str], share: float,
+           profile: Profile) -> list[_Plan]:
+    roles = profile.roles
+    basic = [_Plan(roles[name].body()) for name in ("quick", "failing", "setup", "flow") if name in roles]
+    if profile.builtin:
+        basic += [_Plan(dict(body)) for body in REFERENCE_EXTRAS]
+    if "file" in roles and roles["file"].takes_file:
+        basic.append(_Plan(roles["file"].body(), upload=True))
+    if private and "quick" in roles:
+        basic += [_Plan(roles["quick"].body(infra="private")),
+                  _Plan(roles["quick"].body(infra="private_first"))]
+    # Cancelled at a random moment (any phase, queued included): a task that never ends by
+    # itself, or one that would end soon (so an ignored cancel shows as such).
+    cancellable = [roles[name].body() for name in ("setup", "slow") if name in roles]
+    if profile.builtin:  # flux with the dev setup runs a few seconds: long enough to be cancelled
+        cancellable = [dict(REFERENCE_EXTRAS[2]), roles["slow"].body()]
     plans = []
     for index in range(count):
-        if rng.random() < share:
-            # Cancelled at a random moment (any phase, queued included): a task that never ends
-            # by itself, or one that would end soon (so an ignored cancel shows as such).
-            body = ({"app": "infsh/sleep", "input": {"seconds": 600}} if index % 2 else
-                    {"app": "infsh/flux", "setup": {"model": "dev"}, "input": {"prompt": "c"}})
-            plans.append(_Plan(body, cancel_after=rng.uniform(0.0, 0.6)))
-        else:
+        if cancellable and rng.random() < share:
+            plans.append(_Plan(cancellable[index % len(cancellable)], cancel_after=rng.uniform(0.0, 0.6)))
+        elif basic:
             plans.append(basic[index % len(basic)])
     return plans
 
@@ -157,10 +166,9 @@ def _upload(runner: RecordingClient) -> str | None:
 
 
 def _warm_pair(runner: RecordingClient, worker: str, deadline_s: float, lifecycle: Lifecycle,
-               interval: float) -> list[str]:
+               interval: float, setup: AppRole) -> list[str]:
     """Run the same app and setup twice on one pinned worker; the second run must be warm."""
-    body = {"app": "infsh/flux", "setup": {"model": "dev"}, "input": {"prompt": "warm"},
-            "infra": "private", "workers": [worker]}
+    body = setup.body(infra="private", workers=[worker])
     ids: list[str] = []
     for warm in (False, True):
         _, data = runner.run(body, deadline_s, warm_expected=warm)
@@ -208,7 +216,7 @@ def run_lifecycle(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: 
             cancel_thread = threading.Thread(target=_canceller, args=(shared, canceller, stop), daemon=True)
             for thread in [*threads, cancel_thread]:
                 thread.start()
-            plans = _plans(rng, options.tasks, private, options.cancel_share)
+            plans = _plans(rng, options.tasks, private, options.cancel_share, options.profile)
             upload_uri = None
             for index, plan in enumerate(plans, 1):
                 body = dict(plan.body)
@@ -216,7 +224,7 @@ def run_lifecycle(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: 
                     upload_uri = upload_uri or _upload(runner)
                     if upload_uri is None:
                         continue
-                    body["input"] = {"image": upload_uri}
+                    body = options.profile.roles["file"].body(file_uri=upload_uri)
                 response, data = runner.run(body, options.deadline_s)
                 if response is None or not isinstance(data, dict) or "id" not in data:
                     shared.refused_runs += 1
@@ -238,9 +246,11 @@ def run_lifecycle(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: 
                     note(f"lifecycle: {index}/{len(plans)} tasks started, {history.count} observations")
                 time.sleep(run_gap)
             warm_ids: list[str] = []
-            if private:
+            setup = options.profile.get("setup")
+            if private and setup is not None:
                 note(f"lifecycle: warm-setup pair on private worker {private[0]}")
-                warm_ids = _warm_pair(runner, private[0], options.deadline_s, lifecycle, poll_interval)
+                warm_ids = _warm_pair(runner, private[0], options.deadline_s, lifecycle, poll_interval,
+                                      setup)
                 shared.tasks_created += len(warm_ids)
             note("lifecycle: waiting for observers")
             shared.jobs.join()
@@ -258,8 +268,17 @@ def run_lifecycle(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: 
     note(f"lifecycle: checking {observed} observations")
     report = check_history(read_history(history_path), lifecycle,
                            InvariantOptions(heartbeat_bound_s=options.heartbeat_bound_s))
-    checks = [c for c in CHECKS if (c != "LC-ISOLATION" or len(keys) > 1)
-              and (c != "LC-SETUP-WARM" or private)]
+    skipped: dict[str, str] = {}
+    if len(keys) < 2:
+        skipped["LC-ISOLATION"] = "one API key: isolation needs a second (--api-key twice)"
+    if not private:
+        skipped["LC-SETUP-WARM"] = "the target lists no private workers (GET /workers) to pin a warm pair on"
+    elif "setup" not in options.profile.roles:
+        skipped["LC-SETUP-WARM"] = "the profile maps no 'setup' app ([apps.setup] in harness.toml)"
+    if "slow" not in options.profile.roles and "setup" not in options.profile.roles:
+        for check in ("LC-CANCEL-IGNORED", "LC-CANCEL-UNREQUESTED"):
+            skipped[check] = "the profile maps no 'slow' (or 'setup') app to cancel"
+    checks = [c for c in CHECKS if c not in skipped]
     return SuiteResult(
         name=SUITE,
         status="failed" if report.findings else "passed",
@@ -269,4 +288,5 @@ def run_lifecycle(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: 
                  "history": history_path.name, **report.metrics},
         findings=report.findings,
         duration_s=round(time.monotonic() - started, 3),
+        skipped=skipped,
     )

@@ -53,7 +53,7 @@ class LoadSuite(Suite):
         thresholds = list(options.thresholds)
         if options.toml_thresholds:
             try:
-                thresholds += thresholds_from_toml(DEFAULT_TOML)
+                thresholds += thresholds_from_toml(ctx.settings.config or DEFAULT_TOML)
             except ThresholdError as exc:
                 return SuiteResult(name=self.name, status="error", error=str(exc))
         budget = ctx.tasks_left if options.max_tasks is None else min(options.max_tasks, ctx.tasks_left)

@@ -20,6 +20,7 @@ from harness.findings import Finding, SuiteResult
 from harness.net.client import ApiClient, StreamFormat, StreamReading, response_data
 from harness.net.repro import SECOND_KEY_VAR, curl
 from harness.net.samples import PNG_1X1
+from harness.profile import REFERENCE, AppRole, Profile
 
 SUITE = "smoke"
 CHECKS = {
@@ -41,6 +42,7 @@ CHECKS = {
 class SmokeOptions:
     deadline_s: float = 60.0
     poll_interval_s: float | None = None
+    profile: Profile = field(default_factory=lambda: REFERENCE)
 
 
 @dataclass
@@ -50,6 +52,7 @@ class _Run:
     client: ApiClient
     other: ApiClient | None
     lifecycle: Lifecycle
+    profile: Profile
     poll_interval: float
     deadline_s: float
     findings: list[Finding] = field(default_factory=list)
@@ -139,8 +142,8 @@ def _check_auth(run: _Run, base_url: str) -> None:
                  repro=curl("GET", f"{base_url}/workers", bearer="inf_harness_not_a_real_key"))
 
 
-def _check_invalid_input(run: _Run) -> None:
-    body = {"app": "infsh/echo", "input": {"message": 12345}}
+def _check_invalid_input(run: _Run, role: AppRole) -> None:
+    body = role.body()
     response = run.client.run(body)
     run.requests += 1
     if response.status_code < 300:
@@ -151,7 +154,8 @@ def _check_invalid_input(run: _Run) -> None:
                  repro=curl("POST", f"{run.client.base_url}/apps/run", body))
 
 
-def _check_app(run: _Run, body: dict[str, Any], label: str) -> dict[str, Any] | None:
+def _check_app(run: _Run, body: dict[str, Any], label: str,
+               expect_output: dict[str, Any] | None = None) -> dict[str, Any] | None:
     task_id = _start(run, body, label)
     if task_id is None:
         return None
@@ -163,24 +167,38 @@ def _check_app(run: _Run, body: dict[str, Any], label: str) -> dict[str, Any] | 
                  f"output {task.get('output')!r}, expected Completed with an output object",
                  task_id, {"task": task}, curl("GET", f"{run.client.base_url}/tasks/{task_id}"))
         return None
+    if expect_output is not None and not _contains(task["output"], expect_output):
+        run.find("ST-RUN-COMPLETES", f"{label}: the output does not contain the profile's "
+                 f"expect_output {expect_output!r}", task_id, {"task": task})
+        return None
     return task
 
 
-def _check_fail(run: _Run) -> None:
-    body = {"app": "infsh/fail", "input": {"message": "smoke failure"}}
-    task_id = _start(run, body, "infsh/fail")
+def _contains(value: Any, subset: Any) -> bool:
+    """Whether `subset` is a JSON subset of `value` (objects by key, everything else equal)."""
+    if isinstance(subset, dict):
+        return isinstance(value, dict) and all(k in value and _contains(value[k], v)
+                                               for k, v in subset.items())
+    return bool(value == subset)
+
+
+def _check_fail(run: _Run, role: AppRole) -> None:
+    label = f"failing: {role.app}"
+    task_id = _start(run, role.body(), label)
     if task_id is None:
         return
-    task = _poll(run, task_id, "infsh/fail")
-    if task is not None and (task["status"] != run.lifecycle.failed
-                             or "smoke failure" not in str(task.get("error"))):
-        run.find("ST-FAIL-ERROR", f"infsh/fail ended {run.lifecycle.label(task['status'])} with "
-                 f"error {task.get('error')!r}", task_id, {"task": task})
+    task = _poll(run, task_id, label)
+    # The reference apps fail with their input's message; any other app with some error text.
+    wanted = str(role.input.get("message", "")) if run.profile.builtin else ""
+    error = task.get("error") if task is not None else None
+    if task is not None and (task["status"] != run.lifecycle.failed or not error
+                             or wanted not in str(error)):
+        run.find("ST-FAIL-ERROR", f"{label} ended {run.lifecycle.label(task['status'])} with "
+                 f"error {error!r}", task_id, {"task": task})
 
 
-def _check_stream(run: _Run, fmt: StreamFormat) -> None:
-    # A task that lasts a moment, so the stream carries more than the final snapshot.
-    task_id = _start(run, {"app": "infsh/sleep", "input": {"seconds": 2}}, f"stream {fmt}")
+def _check_stream(run: _Run, fmt: StreamFormat, body: dict[str, Any]) -> None:
+    task_id = _start(run, body, f"stream {fmt}")
     if task_id is None:
         return
     reading = run.client.read_stream(task_id, fmt, run.deadline_s)
@@ -221,7 +239,7 @@ def _judge_stream(run: _Run, task_id: str, fmt: StreamFormat, reading: StreamRea
                  {**evidence, "statuses": statuses}, repro)
 
 
-def _check_upload(run: _Run) -> None:
+def _check_upload(run: _Run, role: AppRole) -> None:
     created = run.client.create_file("smoke.png", "image/png", len(PNG_1X1))
     run.requests += 1
     files = response_data(created)
@@ -236,10 +254,13 @@ def _check_upload(run: _Run) -> None:
         run.find("ST-UPLOAD-ROUNDTRIP", f"PUT to the upload URL without auth answered "
                  f"{put.status_code}", evidence=_excerpt(put))
         return
-    task = _check_app(run, {"app": "infsh/image", "input": {"image": record["uri"]}},
-                      "infsh/image with an uploaded file")
+    task = _check_app(run, role.body(file_uri=record["uri"]), f"file: {role.app} with an uploaded file",
+                      role.expect_output)
     if task is None:
         return
+    if not run.profile.builtin:
+        # Another app's output is its own: the bytes must come back from the file's own URI.
+        task = {**task, "output": {"image": {"uri": record.get("uri")}}}
     image = task["output"].get("image")
     uri = image.get("uri") if isinstance(image, dict) else None
     if not isinstance(uri, str):
@@ -254,8 +275,8 @@ def _check_upload(run: _Run) -> None:
                  curl("GET", uri, auth=False, show_headers=False) + " | xxd")
 
 
-def _check_cancel(run: _Run) -> None:
-    task_id = _start(run, {"app": "infsh/sleep", "input": {"seconds": 600}}, "infsh/sleep")
+def _check_cancel(run: _Run, role: AppRole) -> None:
+    task_id = _start(run, role.body(), f"slow: {role.app}")
     if task_id is None:
         return
     url = f"{run.client.base_url}/tasks/{task_id}/cancel"
@@ -267,7 +288,7 @@ def _check_cancel(run: _Run) -> None:
                  _excerpt(first), curl("POST", url))
         return
     # A cancelled task ends within seconds; one that runs on ignored the cancel.
-    task = _poll(run, task_id, "cancelled infsh/sleep", "ST-CANCEL", min(run.deadline_s, 10.0))
+    task = _poll(run, task_id, f"cancelled {role.app}", "ST-CANCEL", min(run.deadline_s, 10.0))
     if task is None:
         return
     if task["status"] != run.lifecycle.cancelled:
@@ -292,6 +313,64 @@ def _check_isolation(run: _Run, task_id: str) -> None:
                  curl("GET", f"{run.client.base_url}/tasks/{task_id}", key_var=SECOND_KEY_VAR))
 
 
+# Runs to completion on the reference server beside the profile's roles: a multi-phase sleep and
+# an image, so ST-RUN-COMPLETES sees every phase the reference apps have.
+REFERENCE_EXTRAS = (
+    ("infsh/sleep", {"app": "infsh/sleep", "input": {"seconds": 0.5}}),
+    ("infsh/image", {"app": "infsh/image", "input": {"width": 4, "height": 4}}),
+)
+# Which checks need which role (a check is skipped when its role is not mapped).
+NEEDS: dict[str, str] = {"ST-INVALID-INPUT": "invalid", "ST-RUN-COMPLETES": "quick",
+                         "ST-FAIL-ERROR": "failing", "ST-STREAM-TERMINAL": "quick",
+                         "ST-STREAM-AFTER-TERMINAL": "quick", "ST-STREAM-FORMAT": "quick",
+                         "ST-POLL-ORDER": "quick", "ST-UPLOAD-ROUNDTRIP": "file", "ST-CANCEL": "slow",
+                         "ST-ISOLATION": "quick"}
+
+
+def _plan(profile: Profile) -> tuple[dict[str, AppRole], dict[str, str]]:
+    """The roles this run uses, and the checks skipped for want of a role."""
+    plan = {name: role for name, role in profile.roles.items()}
+    skipped = {check: f"the profile maps no {role!r} app ([apps.{role}] in harness.toml)"
+               for check, role in NEEDS.items() if role not in plan}
+    if "file" in plan and not plan["file"].takes_file:
+        skipped["ST-UPLOAD-ROUNDTRIP"] = 'the file role\'s input has no "$FILE"'
+        del plan["file"]
+    return plan, skipped
+
+
+def _steps(run: _Run, base_url: str, plan: dict[str, AppRole],
+           done: dict[str, dict[str, Any] | None]) -> list[tuple[str, Callable[[], Any]]]:
+    def app_step(key: str, body: dict[str, Any], label: str,
+                 expect: dict[str, Any] | None = None) -> tuple[str, Callable[[], None]]:
+        def step() -> None:
+            done[key] = _check_app(run, body, label, expect)
+        return label, step
+
+    steps: list[tuple[str, Callable[[], Any]]] = [("auth", lambda: _check_auth(run, base_url))]
+    if "invalid" in plan:
+        steps.append(("invalid input", lambda: _check_invalid_input(run, plan["invalid"])))
+    for name in ("quick", "setup", "flow"):
+        if name in plan:
+            role = plan[name]
+            steps.append(app_step(name, role.body(), f"{name}: {role.app}", role.expect_output))
+    if run.profile.builtin:
+        steps += [app_step(label, body, label) for label, body in REFERENCE_EXTRAS]
+    if "failing" in plan:
+        steps.append(("failing", lambda: _check_fail(run, plan["failing"])))
+    if "quick" in plan:
+        # On the reference server a task that lasts a moment, so the stream carries more than
+        # the final snapshot; elsewhere the quick app.
+        stream_body = ({"app": "infsh/sleep", "input": {"seconds": 2}} if run.profile.builtin
+                       else plan["quick"].body())
+        steps += [("stream ndjson", lambda: _check_stream(run, "ndjson", stream_body)),
+                  ("stream sse", lambda: _check_stream(run, "sse", stream_body))]
+    if "file" in plan:
+        steps.append(("upload", lambda: _check_upload(run, plan["file"])))
+    if "slow" in plan:
+        steps.append(("cancel", lambda: _check_cancel(run, plan["slow"])))
+    return steps
+
+
 def run_smoke(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: Limits,
               options: SmokeOptions | None = None,
               progress: Callable[[str], None] | None = None) -> SuiteResult:
@@ -301,47 +380,28 @@ def run_smoke(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: Limi
     interval = options.poll_interval_s or max(0.05, 2.0 / get_budget)
     started = time.monotonic()
     note = progress or (lambda _msg: None)
+    profile = options.profile
+    plan, skipped = _plan(profile)
     with ApiClient(base_url, keys[0]) as client:
         other = ApiClient(base_url, keys[1]) if len(keys) > 1 else None
-        run = _Run(client, other, lifecycle, interval, options.deadline_s)
+        run = _Run(client, other, lifecycle, profile, interval, options.deadline_s)
+        done: dict[str, dict[str, Any] | None] = {}
         try:
-            steps: list[tuple[str, Callable[[], Any]]] = [
-                ("auth", lambda: _check_auth(run, base_url)),
-                ("invalid input", lambda: _check_invalid_input(run)),
-            ]
-            apps = [
-                ("infsh/echo", {"app": "infsh/echo", "input": {"message": "smoke"}}),
-                ("infsh/sleep", {"app": "infsh/sleep", "input": {"seconds": 0.5}}),
-                ("infsh/image", {"app": "infsh/image", "input": {"width": 4, "height": 4}}),
-                ("infsh/flux", {"app": "infsh/flux", "setup": {"model": "schnell"},
-                                "input": {"prompt": "a sunset"}}),
-                ("infsh/echo-image-flow", {"app": "infsh/echo-image-flow",
-                                           "input": {"message": "flow"}}),
-            ]
-            done: dict[str, dict[str, Any] | None] = {}
-            def app_step(label: str, body: dict[str, Any]) -> Callable[[], None]:
-                def step() -> None:
-                    done[label] = _check_app(run, body, label)
-                return step
-
-            steps += [(label, app_step(label, body)) for label, body in apps]
-            steps += [
-                ("infsh/fail", lambda: _check_fail(run)),
-                ("stream ndjson", lambda: _check_stream(run, "ndjson")),
-                ("stream sse", lambda: _check_stream(run, "sse")),
-                ("upload", lambda: _check_upload(run)),
-                ("cancel", lambda: _check_cancel(run)),
-            ]
+            steps = _steps(run, base_url, plan, done)
             for index, (label, step) in enumerate(steps, 1):
                 note(f"smoke {index}/{len(steps)}: {label}")
                 step()
-            echo = done.get("infsh/echo")
-            if echo is not None:
-                _check_isolation(run, echo["id"])
+            quick = done.get("quick")
+            if quick is not None:
+                _check_isolation(run, quick["id"])
         finally:
             if other is not None:
                 other.close()
-    checks = [c for c in CHECKS if c != "ST-ISOLATION" or len(keys) > 1]
+    if len(keys) < 2:
+        skipped["ST-ISOLATION"] = "one API key: isolation needs a second (--api-key twice)"
+    elif done.get("quick") is None:
+        skipped.setdefault("ST-ISOLATION", "no quick task completed to probe with the second key")
+    checks = [c for c in CHECKS if c not in skipped]
     return SuiteResult(
         name=SUITE,
         status="failed" if run.findings else "passed",
@@ -350,4 +410,5 @@ def run_smoke(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: Limi
                  "poll_interval_s": round(interval, 3)},
         findings=run.findings,
         duration_s=round(time.monotonic() - started, 3),
+        skipped=skipped,
     )

@@ -1,0 +1,100 @@
+"""The target profile: which of the target's apps each suite uses, by role.
+
+`[apps.<role>]` tables in harness.toml map a role to an app and an input. Without them the
+reference server's own apps are the profile; a suite whose check needs an unmapped role
+reports that check skipped, with the reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+FILE_PLACEHOLDER = "$FILE"
+ROLES: dict[str, str] = {
+    "quick": "finishes in seconds: run-and-wait, polling, streams, rate limits, load",
+    "slow": "runs long enough to cancel mid-run (it is never waited for)",
+    "failing": "an input with which the run fails with an error",
+    "invalid": "an input the app refuses with 422 (input validation)",
+    "file": 'an input field that takes a file: "$FILE" becomes an uploaded file\'s URI',
+    "setup": "setup parameters: a second run on a warm worker skips Setting Up",
+    "flow": "a flow (several apps in one task)",
+}
+
+
+class AppRole(BaseModel):
+    """One role: the app reference, its input, and the optional run fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    app: str = Field(min_length=1)
+    input: dict[str, Any] = Field(default_factory=dict)
+    setup: dict[str, Any] | None = None
+    infra: str | None = None
+    workers: list[str] | None = None
+    expect_output: dict[str, Any] | None = None  # a JSON subset the output must contain
+
+    def body(self, file_uri: str | None = None, **extra: Any) -> dict[str, Any]:
+        """The `POST /apps/run` body; "$FILE" in the input becomes `file_uri`."""
+        out: dict[str, Any] = {"app": self.app, "input": _with_file(self.input, file_uri)}
+        for name in ("setup", "infra", "workers"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        out.update(extra)
+        return out
+
+    @property
+    def takes_file(self) -> bool:
+        return FILE_PLACEHOLDER in repr(self.input)
+
+
+def _with_file(value: Any, uri: str | None) -> Any:
+    if value == FILE_PLACEHOLDER and uri is not None:
+        return uri
+    if isinstance(value, dict):
+        return {k: _with_file(v, uri) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_file(v, uri) for v in value]
+    return value
+
+
+class Profile(BaseModel):
+    """The roles mapped for a target; `builtin` when they are the reference server's own apps."""
+
+    roles: dict[str, AppRole] = Field(default_factory=dict)
+    builtin: bool = False
+
+    def get(self, role: str) -> AppRole | None:
+        return self.roles.get(role)
+
+    def missing(self, *roles: str) -> list[str]:
+        """The roles of `roles` this profile does not map."""
+        return [r for r in roles if r not in self.roles]
+
+    def public(self) -> dict[str, Any]:
+        """The profile as a report shows it (app names and inputs; no secrets live here)."""
+        return {"builtin": self.builtin,
+                "roles": {name: role.model_dump(exclude_none=True) for name, role in self.roles.items()}}
+
+
+REFERENCE = Profile(builtin=True, roles={
+    "quick": AppRole(app="infsh/echo", input={"message": "hello"}),
+    "slow": AppRole(app="infsh/sleep", input={"seconds": 600}),
+    "failing": AppRole(app="infsh/fail", input={"message": "planned failure"}),
+    "invalid": AppRole(app="infsh/echo", input={"message": 12345}),
+    "file": AppRole(app="infsh/image", input={"image": FILE_PLACEHOLDER}),
+    "setup": AppRole(app="infsh/flux", setup={"model": "schnell"}, input={"prompt": "a lighthouse"}),
+    "flow": AppRole(app="infsh/echo-image-flow", input={"message": "hi"}),
+})
+
+
+def profile_from(tables: dict[str, Any] | None) -> Profile:
+    """The profile of `[apps.<role>]` tables (validated), or the reference server's."""
+    if not tables:
+        return REFERENCE
+    unknown = sorted(set(tables) - set(ROLES))
+    if unknown:
+        raise ValueError(f"unknown app role {unknown[0]!r} (roles: {', '.join(ROLES)})")
+    return Profile(roles={name: AppRole.model_validate(value) for name, value in tables.items()})
