@@ -101,6 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
         _add_run_options(command)
         suite.add_arguments(command, standalone=True)
 
+    init = sub.add_parser("init", help="write a commented harness.toml (settings and the [apps.<role>] "
+                          "tables that name a real target's apps)")
+    init.add_argument("path", nargs="?", type=Path, default=Path("harness.toml"), metavar="FILE",
+                      help="where to write it (default ./harness.toml)")
+    init.add_argument("--base-url", default="https://api.example.com", help="the target to write in")
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+
     report = sub.add_parser("report", help="render summary.md, junit.xml and index.html of a run "
                             "folder again from its results.json and observations.jsonl")
     report.add_argument("run_dir", type=Path, metavar="RUN_DIR")
@@ -141,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check_history(args)
     if args.command == "report":
         return _report(args)
+    if args.command == "init":
+        return _init(args)
     if args.command in SUITES:
         return _run(args, [args.command])
     return _run(args, args.suites or list(SUITE_NAMES))
@@ -250,6 +259,19 @@ def _verdict(result: RunResult, fail_on: str) -> int:
     bar = SEVERITY_RANK[fail_on]
     if any(SEVERITY_RANK[f.severity] >= bar for f in result.findings):
         return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def _init(args: argparse.Namespace) -> int:
+    from harness.init_config import config_template
+
+    if args.path.exists() and not args.force:
+        return _fail(EXIT_USAGE, f"{args.path} exists (--force to overwrite)")
+    try:
+        args.path.write_text(config_template(args.base_url))
+    except OSError as exc:
+        return _fail(EXIT_USAGE, f"cannot write {args.path}: {exc.strerror}")
+    print(f"wrote {args.path}: uncomment the [apps.<role>] tables and name your own apps")
     return EXIT_OK
 
 

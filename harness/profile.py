@@ -37,7 +37,7 @@ class AppRole(BaseModel):
 
     def body(self, file_uri: str | None = None, **extra: Any) -> dict[str, Any]:
         """The `POST /apps/run` body; "$FILE" in the input becomes `file_uri`."""
-        out: dict[str, Any] = {"app": self.app, "input": _with_file(self.input, file_uri)}
+        out: dict[str, Any] = {"app": self.app, "input": with_file(self.input, file_uri)}
         for name in ("setup", "infra", "workers"):
             value = getattr(self, name)
             if value is not None:
@@ -50,13 +50,14 @@ class AppRole(BaseModel):
         return FILE_PLACEHOLDER in repr(self.input)
 
 
-def _with_file(value: Any, uri: str | None) -> Any:
+def with_file(value: Any, uri: str | None) -> Any:
+    """A copy of `value` with every "$FILE" replaced by `uri` (unchanged when `uri` is None)."""
     if value == FILE_PLACEHOLDER and uri is not None:
         return uri
     if isinstance(value, dict):
-        return {k: _with_file(v, uri) for k, v in value.items()}
+        return {k: with_file(v, uri) for k, v in value.items()}
     if isinstance(value, list):
-        return [_with_file(v, uri) for v in value]
+        return [with_file(v, uri) for v in value]
     return value
 
 

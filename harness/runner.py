@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from harness.contract import load_lifecycle, load_limits
 from harness.exit_codes import ExitCode
 from harness.findings import RunResult, SuiteResult
-from harness.net.preflight import PreflightError, preflight
+from harness.net.preflight import PreflightError, preflight, preflight_apps
 from harness.net.reference import ReferenceServerError, fresh_keys, reference_server
 from harness.report.results import new_run_id, now_rfc3339, write_results
 from harness.settings import DEFAULT_MAX_TASKS, NO_KEY, Settings, is_loopback
@@ -32,8 +32,12 @@ class RunError(Exception):
 
 
 @contextmanager
-def target(settings: Settings, faults: list[str], progress: Progress) -> Iterator[Settings]:
-    """Yield settings pointing at a ready target: the given URL, or a fresh reference server."""
+def target(settings: Settings, faults: list[str], progress: Progress,
+           app_suites: bool = True) -> Iterator[Settings]:
+    """Yield settings pointing at a ready target: the given URL, or a fresh reference server.
+
+    `app_suites`: some suite will run apps, so each mapped app is tried once first.
+    """
     if settings.base_url is not None:
         if faults:
             raise RunError(ExitCode.USAGE, "--fault applies only to a self-started reference server "
@@ -45,11 +49,15 @@ def target(settings: Settings, faults: list[str], progress: Progress) -> Iterato
             if host not in settings.allow_hosts:
                 raise RunError(ExitCode.USAGE, f"{host} is not loopback and not allowed; suites create "
                                f"billable tasks: add --allow-host {host} to accept")
+        budget = settings.max_tasks or DEFAULT_MAX_TASKS
         try:
             preflight(settings.base_url, settings.api_keys)
+            if app_suites:
+                progress("preflight: running each mapped app once")
+                budget -= preflight_apps(settings.base_url, settings.api_keys[0], settings.profile)
         except PreflightError as exc:
             raise RunError(ExitCode.UNREACHABLE if exc.unreachable else ExitCode.USAGE, str(exc)) from exc
-        yield settings.model_copy(update={"max_tasks": settings.max_tasks or DEFAULT_MAX_TASKS})
+        yield settings.model_copy(update={"max_tasks": max(1, budget)})
         return
     keys = fresh_keys(2)
     window = settings.rate_window or SELF_STARTED_WINDOW
@@ -91,7 +99,7 @@ def execute(settings: Settings, suites: list[str], faults: list[str], progress: 
     options = options or {}
     lifecycle = load_lifecycle(lifecycle_path) if lifecycle_path else load_lifecycle()
     limits = load_limits()
-    with target(settings, faults, progress) as ready:
+    with target(settings, faults, progress, app_suites=bool(set(suites) - {"ratelimit"})) as ready:
         assert ready.base_url is not None
         if ready.rate_window is not None:
             limits = limits.model_copy(update={"window_seconds": ready.rate_window})

@@ -382,18 +382,19 @@ def _per_answer(judged: Sequence[Exchange], baseline: Baseline, out: _Findings) 
             out.add("RL-LIMIT-HEADER", x.key, x.group, f"{x.group}: X-RateLimit-Limit is {limit}, "
                     f"the contract says {expected}", [x], contract_limit=expected)
         remaining = header_int(x.header(names.remaining))
-        issue = None if remaining is None else remaining_problem(remaining, refused=x.refused)
-        if issue is not None and not x.refused:
-            out.add("RL-REMAINING", x.key, x.group, f"{x.group}: X-RateLimit-Remaining {issue}", [x])
+        remaining_issue = None if remaining is None else remaining_problem(remaining, refused=x.refused)
+        if remaining_issue is not None and not x.refused:
+            out.add("RL-REMAINING", x.key, x.group, f"{x.group}: X-RateLimit-Remaining {remaining_issue}",
+                    [x])
         if x.header(names.reset) is not None:
             issue = reset_problem(x, names, baseline.window_s, baseline.tolerance_s)
             if issue is not None:
                 out.add("RL-RESET", x.key, x.group, f"{x.group}: X-RateLimit-Reset {issue}", [x],
                         window_s=baseline.window_s, tolerance_s=baseline.tolerance_s)
         if x.refused:
-            if issue is not None:
-                out.add("RL-REMAINING-429", x.key, x.group, f"{x.group}: X-RateLimit-Remaining {issue}",
-                        [x])
+            if remaining_issue is not None:
+                out.add("RL-REMAINING-429", x.key, x.group,
+                        f"{x.group}: X-RateLimit-Remaining {remaining_issue}", [x])
             issue = retry_after_problem(x.header(names.retry_after), answered=(x.wall, x.done_wall),
                                         reset=header_int(x.header(names.reset)),
                                         tolerance_s=baseline.tolerance_s)

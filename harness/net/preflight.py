@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from harness.checks.envelope import envelope_gaps
+from harness.checks.envelope import data_of, envelope_gaps
+from harness.profile import Profile
 
 # A read in the `get` group: cheap, creates nothing, and needs a valid key.
 PROBE_PATH = "/tasks?limit=1"
@@ -44,3 +45,49 @@ def preflight(base_url: str, keys: list[str], timeout_s: float = 10.0) -> None:
                 raise PreflightError(f"GET {PROBE_PATH} is not answered with the contract's "
                                      f"{{success, data, messages}} envelope ({'; '.join(gaps)}): is "
                                      "the base URL the API's root?")
+
+
+# Roles whose app preflight runs (and cancels, for `slow`); `file` needs an upload first and
+# `invalid` must be refused: both are judged by the suites themselves.
+RUN_ROLES = ("quick", "failing", "setup", "flow", "slow")
+
+
+def preflight_apps(base_url: str, key: str, profile: Profile, timeout_s: float = 10.0) -> int:
+    """Run each mapped app once: a missing app or a refused input is PreflightError naming the
+    roles. Returns the tasks created (they count against the budget)."""
+    created = 0
+    problems: list[str] = []
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(timeout=timeout_s, follow_redirects=False, headers=headers) as client:
+        for role in RUN_ROLES:
+            app = profile.get(role)
+            if app is None:
+                continue
+            try:
+                response = client.post(base_url + "/apps/run", json=app.body())
+            except httpx.HTTPError as exc:
+                raise PreflightError(f"POST /apps/run failed: {type(exc).__name__}: {exc}",
+                                     unreachable=True) from exc
+            if 200 <= response.status_code < 300:
+                created += 1
+                task = _data(response)
+                if role == "slow" and isinstance(task, dict) and isinstance(task.get("id"), str):
+                    client.post(f"{base_url}/tasks/{task['id']}/cancel")
+            elif response.status_code == 404:
+                problems.append(f"{role}: the target has no app {app.app!r}")
+            elif response.status_code == 422:
+                problems.append(f"{role}: {app.app!r} refused the input {app.input!r}")
+            elif response.status_code != 429:
+                problems.append(f"{role}: {app.app!r} answered HTTP {response.status_code}")
+    if problems:
+        hint = ("map the target's own apps in [apps.<role>] tables of harness.toml (see `harness "
+                "init`)" if profile.builtin else "fix the [apps.<role>] tables")
+        raise PreflightError(f"the apps the suites would run are not usable: {'; '.join(problems)}; {hint}")
+    return created
+
+
+def _data(response: httpx.Response) -> object:
+    try:
+        return data_of(response.json())
+    except ValueError:
+        return None

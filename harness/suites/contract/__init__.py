@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from harness.argtypes import non_negative_int
 from harness.findings import SuiteResult
+from harness.profile import Profile
 from harness.suites.base import Context, Suite
 
 DEFAULT_MAX_EXAMPLES = 20
+
+
+def probe_apps(profile: Profile) -> dict[str, dict[str, Any]]:
+    """The probes' apps: a multi-phase task, a quick one, a failing one and a long one to cancel."""
+    if profile.builtin:
+        from harness.suites.contract.probes import ProbeOptions
+
+        return ProbeOptions().apps
+    roles = {"multi-phase": "quick", "quick": "quick", "failing": "failing", "long": "slow"}
+    return {probe: app.body() for probe, role in roles.items() if (app := profile.get(role)) is not None}
 
 
 class ContractSuite(Suite):
@@ -35,7 +47,8 @@ class ContractSuite(Suite):
 
         max_examples = DEFAULT_MAX_EXAMPLES if options is None else options
         return run_conformance(ctx.base_url, ctx.keys, ctx.lifecycle, ctx.limits, ConformanceOptions(
-            max_examples=max_examples, seed=ctx.seed, max_tasks=max(0, ctx.tasks_left)), ctx.progress)
+            max_examples=max_examples, seed=ctx.seed, max_tasks=max(0, ctx.tasks_left),
+            apps=probe_apps(ctx.settings.profile)), ctx.progress)
 
 
 SUITE = ContractSuite()

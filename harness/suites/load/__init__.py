@@ -9,13 +9,26 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
+from typing import Any
 
 from harness.findings import SuiteResult
+from harness.profile import Profile
 from harness.settings import DEFAULT_TOML, NO_KEY, ConfigError, Settings
 from harness.suites.base import Context, Suite
 from harness.suites.load.options import LoadOptions, add_load_arguments
 
 DEFAULT_MASTER_PORT = 5557
+
+
+def scenario_apps(profile: Profile) -> tuple[dict[str, dict[str, Any]] | None, bool]:
+    """Each scenario's run body from the profile (None: the reference apps), and whether built in."""
+    if profile.builtin:
+        return None, True
+    quick, file = profile.get("quick"), profile.get("file")
+    apps = {name: quick.body() for name in ("run_wait", "poll", "sse", "limit")} if quick else {}
+    if file is not None and file.takes_file:
+        apps["upload"] = file.body()
+    return apps, False
 
 
 class LoadSuite(Suite):
@@ -57,7 +70,8 @@ class LoadSuite(Suite):
             except ThresholdError as exc:
                 return SuiteResult(name=self.name, status="error", error=str(exc))
         budget = ctx.tasks_left if options.max_tasks is None else min(options.max_tasks, ctx.tasks_left)
-        options = replace(options, thresholds=thresholds, max_tasks=budget,
+        apps, builtin = scenario_apps(ctx.settings.profile)
+        options = replace(options, thresholds=thresholds, max_tasks=budget, apps=apps, apps_builtin=builtin,
                           deadline_s=options.deadline_s or ctx.settings.deadline,
                           allow_hosts=sorted({*options.allow_hosts, *ctx.settings.allow_hosts}))
         return run_load(ctx.base_url, ctx.keys, ctx.lifecycle, ctx.limits, ctx.run_dir, options,

@@ -79,6 +79,17 @@ def default_limits() -> tuple[float, dict[str, int]]:
     return limits.window_seconds, {name: g.limit for name, g in limits.groups.items()}
 
 
+def reference_apps() -> dict[str, dict[str, Any]]:
+    """The run bodies of each scenario on the reference server ("$FILE": the uploaded file)."""
+    return {
+        "run_wait": {"app": "infsh/sleep", "input": {"seconds": 1}},
+        "poll": {"app": "infsh/echo", "input": {"message": "load test poll"}},
+        "sse": {"app": "infsh/sleep", "input": {"seconds": 0.5}},
+        "upload": {"app": "infsh/image", "input": {"image": "$FILE"}},
+        "limit": {"app": "infsh/echo", "input": {"message": "load test at the limit"}},
+    }
+
+
 @dataclass
 class LoadConfig:
     """One load phase (one scenario); JSON-safe, never holds a key."""
@@ -98,6 +109,9 @@ class LoadConfig:
     allow_hosts: list[str] = field(default_factory=list)
     limit_groups: list[str] = field(default_factory=list)  # at/over-limit lanes; empty: every group
     run_token: str = ""
+    # Scenario -> the POST /apps/run body its users send (from the target profile).
+    apps: dict[str, dict[str, Any]] = field(default_factory=reference_apps)
+    apps_builtin: bool = True  # the reference apps: their outputs are known (upload round trip)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from harness.argtypes import positive_float, positive_int
 from harness.checks.thresholds import ThresholdError, parse_threshold
@@ -34,6 +35,8 @@ class LoadOptions:
     expect_workers: int = 1  # with master: workers from other machines to wait for
     worker_wait_s: float = 120.0
     heartbeat_bound_s: float | None = 15.0
+    apps: dict[str, dict[str, Any]] | None = None  # scenario -> run body; None: the reference apps
+    apps_builtin: bool = True
 
 
     @classmethod

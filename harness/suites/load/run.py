@@ -33,7 +33,7 @@ from harness.findings import SuiteResult
 from harness.history import HISTORY_FILE
 from harness.settings import DEFAULT_MAX_TASKS, is_loopback
 from harness.suites.load.analysis import CHECKS, analyse_phases
-from harness.suites.load.config import LoadConfig
+from harness.suites.load.config import LoadConfig, reference_apps
 from harness.suites.load.options import LoadOptions
 from harness.suites.load.scenarios import phase_order
 
@@ -123,7 +123,9 @@ def run_load(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: Limit
             limits=group_limits, deadline_s=options.deadline_s or 60.0, max_tasks=max_tasks,
             poll_interval_s=options.poll_interval_s, arrival_rate=options.arrival_rate,
             out_dir=str(phase_dir), library=True, allow_hosts=options.allow_hosts,
-            limit_groups=options.limit_groups, run_token=secrets.token_hex(4)).to_json()))
+            limit_groups=options.limit_groups, run_token=secrets.token_hex(4),
+            apps=options.apps if options.apps is not None else reference_apps(),
+            apps_builtin=options.apps_builtin).to_json()))
     deadline = options.deadline_s or 60.0
     drain = deadline + 5.0
     plan = {

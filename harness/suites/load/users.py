@@ -28,6 +28,7 @@ from locust import FastHttpUser, constant, task
 from locust.exception import CatchResponseError, StopUser
 
 from harness.history import Observation, Outcome
+from harness.profile import with_file
 from harness.suites.load.facts import NO_DIGEST, Digest, limit_facts
 from harness.suites.load.open_model import Slot
 from harness.suites.load.pacing import BudgetPacer
@@ -359,6 +360,15 @@ class ApiUser(FastHttpUser):
 
     # -- task steps ----------------------------------------------------------------------
 
+    def start_app(self, scenario: str, key: int | None = None,
+                  file_uri: str | None = None) -> tuple[str, int, int] | None:
+        """Start the scenario's app from the profile ("$FILE" in its input becomes `file_uri`)."""
+        body = self.hs.config.apps.get(scenario)
+        if body is None:
+            self.hs.metrics.count("no_app_mapped")
+            raise StopUser()  # the profile maps no app for this scenario: nothing to run
+        return self.start_task(with_file(body, file_uri), key)
+
     def start_task(self, body: dict[str, Any], key: int | None = None) -> tuple[str, int, int] | None:
         """POST /apps/run within the task budget; (task id, run send ns, deadline ns) or None."""
         session = self.hs
@@ -521,10 +531,9 @@ class RunWaitUser(ApiUser):
     """run_wait: POST /apps/run, then read the task's NDJSON stream to the terminal update."""
 
     weight = 4
-    app: ClassVar[dict[str, Any]] = {"app": "infsh/sleep", "input": {"seconds": 1}}
 
     def scenario(self) -> None:
-        started = self.start_task(dict(self.app))
+        started = self.start_app("run_wait")
         if started is None:
             return
         task_id, run_send, deadline = started
@@ -536,10 +545,9 @@ class PollUser(ApiUser):
     """fire_and_forget_poll: run, then /status at an interval (full GET on change) to terminal."""
 
     weight = 3
-    app: ClassVar[dict[str, Any]] = {"app": "infsh/echo", "input": {"message": "load test poll"}}
 
     def scenario(self) -> None:
-        started = self.start_task(dict(self.app))
+        started = self.start_app("poll")
         if started is None:
             return
         task_id, run_send, deadline = started
@@ -550,10 +558,9 @@ class SseUser(ApiUser):
     """stream_sse: run, then read the task's SSE stream to the terminal event."""
 
     weight = 2
-    app: ClassVar[dict[str, Any]] = {"app": "infsh/sleep", "input": {"seconds": 0.5}}
 
     def scenario(self) -> None:
-        started = self.start_task(dict(self.app))
+        started = self.start_app("sse")
         if started is None:
             return
         task_id, run_send, deadline = started
@@ -584,8 +591,12 @@ class UploadUser(ApiUser):
                                 headers={"Content-Type": "application/octet-stream"}))
         if not put.ok:
             return
-        started = self.start_task({"app": "infsh/image", "input": {"image": record["uri"]}})
-        if started is None:
+        started = self.start_app("upload", file_uri=str(record["uri"]))
+        if started is None or not self.hs.config.apps_builtin:
+            # Another app's output is its own: only the reference image app hands the bytes back.
+            if started is not None:
+                task_id, run_send, deadline = started
+                self.settle(task_id, self.stream(task_id, "ndjson", deadline), deadline, run_send)
             return
         task_id, run_send, deadline = started
         result = self.stream(task_id, "ndjson", deadline)
@@ -637,8 +648,7 @@ class LimitUser(ApiUser):
         session = self.hs
         key = slot.key
         if slot.group == "run":
-            self.start_task({"app": "infsh/echo", "input": {"message": "load test at the limit"}},
-                            key=key)
+            self.start_app("limit", key=key)
             return
         if slot.group == "get":
             recent = session.recent_tasks.get(key)

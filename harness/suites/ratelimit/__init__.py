@@ -45,8 +45,19 @@ class RateLimitSuite(Suite):
         from harness.suites.ratelimit.run import run_ratelimit
 
         flags = options or RateLimitFlags()
-        return run_ratelimit(ctx.base_url, ctx.keys, ctx.limits, ctx.history_path, RateLimitOptions(
-            groups=flags.groups, discover=flags.discover, max_tasks=ctx.tasks_left), ctx.progress)
+        quick = ctx.settings.profile.get("quick")
+        groups = flags.groups if quick is not None else [g for g in flags.groups if g != "run"]
+        if not groups:
+            return SuiteResult(name=self.name, status="skipped",
+                               error="the profile maps no 'quick' app for the run group's requests")
+        rl_options = RateLimitOptions(groups=groups, discover=flags.discover, max_tasks=ctx.tasks_left)
+        if quick is not None:
+            rl_options.run_body = quick.body()
+        result = run_ratelimit(ctx.base_url, ctx.keys, ctx.limits, ctx.history_path, rl_options,
+                               ctx.progress)
+        if quick is None and "run" in flags.groups:
+            result.metrics.setdefault("skipped_groups", {})["run"] = "the profile maps no 'quick' app"
+        return result
 
 
 SUITE = RateLimitSuite()

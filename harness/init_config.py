@@ -1,0 +1,49 @@
+"""`harness init`: a commented harness.toml to start a real target's configuration from."""
+
+from __future__ import annotations
+
+from harness.profile import ROLES
+
+HEADER = '''# harness.toml: settings for `harness check` and the suite commands (flags and HARNESS_*
+# variables override what is here). Keys never go in this file: pass them with --api-key or
+# HARNESS_API_KEYS / INFERENCE_API_KEY.
+
+# base_url = "{base_url}"
+# allow_hosts = ["{host}"]   # a non-loopback host the suites may create (billable) tasks on
+# max_tasks = 500            # budget of billable runs for one run
+# rate_window = 60           # the target's rate-limit window in seconds
+# deadline = 60              # seconds a task may take before it counts as lost
+
+# The target profile: which of your apps each suite runs. A check that needs a role you do not
+# map is reported as skipped, with the reason. "$FILE" in an input becomes an uploaded file's URI.
+# Optional keys per role: setup, infra ("cloud" | "private" | "private_first"), workers,
+# expect_output (a JSON subset the output must contain).
+'''
+
+EXAMPLES = {
+    "quick": 'app = "acme/echo@1.2.0"\ninput = { message = "hello" }',
+    "slow": 'app = "acme/sleep"\ninput = { seconds = 30 }',
+    "failing": 'app = "acme/echo"\ninput = { message = "" }',
+    "invalid": 'app = "acme/echo"\ninput = { message = 12345 }',
+    "file": 'app = "acme/thumbnail"\ninput = { image = "$FILE" }',
+    "setup": 'app = "acme/flux"\nsetup = { model = "schnell" }\ninput = { prompt = "a lighthouse" }',
+    "flow": 'app = "acme/caption-flow"\ninput = { message = "hi" }',
+}
+
+THRESHOLDS = '''
+# SLO gates of the load suite (also --threshold):
+# [thresholds]
+# get_task = "p95<200ms"
+# errors = "<0.1%"
+'''
+
+
+def config_template(base_url: str = "https://api.example.com") -> str:
+    """The commented file: every setting, one [apps.<role>] table per role (commented out)."""
+    host = base_url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
+    parts = [HEADER.format(base_url=base_url, host=host)]
+    for role, what in ROLES.items():
+        body = "\n".join(f"# {line}" for line in EXAMPLES[role].splitlines())
+        parts.append(f"\n# [apps.{role}]   # {what}\n{body}\n")
+    parts.append(THRESHOLDS)
+    return "".join(parts)
