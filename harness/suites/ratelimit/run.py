@@ -290,7 +290,8 @@ def _side_effects(session: Session, before: dict[str, Exchange | None],
     for group, what in (("run", "task"), ("upload", "file")):
         if group not in session.groups:
             continue
-        old, new = listed_ids(before.get(group)), listed_ids(after.get(group))
+        named = session.upload_filename if group == "upload" else None
+        old, new = listed_ids(before.get(group), named), listed_ids(after.get(group), named)
         if old is None or new is None:
             got = [x.http if x else None for x in (before.get(group), after.get(group))]
             status[group] = f"unverified: the {what} list answered {got}"

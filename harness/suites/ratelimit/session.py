@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time
 from collections.abc import Sequence
@@ -27,14 +28,16 @@ def exchange_data(x: Exchange) -> Any:
     return data_of(body) if ok else None
 
 
-def listed_ids(x: Exchange | None) -> set[str] | None:
-    """The ids in a task or file list answer; None if it was not a 200 list."""
+def listed_ids(x: Exchange | None, filename: str | None = None) -> set[str] | None:
+    """The ids in a task or file list answer (only files named `filename`, if given); None if
+    it was not a 200 list."""
     if x is None or x.http != 200:
         return None
     items = exchange_data(x)
     if not isinstance(items, list):
         return None
-    return {str(i["id"]) for i in items if isinstance(i, dict) and "id" in i}
+    return {str(i["id"]) for i in items if isinstance(i, dict) and "id" in i
+            and (filename is None or i.get("filename") == filename)}
 
 
 class Session:
@@ -59,7 +62,11 @@ class Session:
         self.exhausted: dict[str, Exchange] = {}
         self.get_path = "/tasks?limit=1"
         self.run_body = json.dumps(options.run_body, separators=(",", ":")).encode()
-        self.upload_body = json.dumps({"files": [UPLOAD_SPEC]}, separators=(",", ":")).encode()
+        # A file name of this run alone: files other clients (or earlier tasks' outputs) add to
+        # the key's list meanwhile are not this suite's side effects.
+        self.upload_filename = f"harness-ratelimit-{secrets.token_hex(4)}.txt"
+        self.upload_body = json.dumps({"files": [{**UPLOAD_SPEC, "filename": self.upload_filename}]},
+                                      separators=(",", ":")).encode()
         self.lanes: dict[str, list[Lane]] = {
             g: [self._lane(0, f"rl/{g}/key1/c{i + 1}") for i in range(max(1, options.lanes.get(g, 1)))]
             for g in groups}
