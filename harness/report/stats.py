@@ -36,6 +36,10 @@ def answer_class(http: int | None, answered: bool) -> int:
     return 1 if http >= 300 else 0
 
 
+_LATEST_EPOCH_S = 2.0**32  # 2106: beyond it datetime and time_t give up on some platforms
+_LONGEST_NS = 86_400 * 10**9
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
 @dataclass
 class RateSeries:
     """X-RateLimit-Remaining as one key saw it in one group: (completion epoch s, remaining)."""
@@ -82,7 +86,15 @@ class HistoryStats:
 
     def _add(self, obs: Observation) -> None:
         wall = float(obs.wall)
+        # The target's answers and our own clocks are all the history holds: a time that no
+        # calendar or chart can take (NaN, before 1970, after 2106) or a negative or day-long
+        # latency is not plotted, and is counted as skipped.
+        if not 0.0 <= wall < _LATEST_EPOCH_S:
+            raise ValueError("wall clock out of range")
         recv = obs.recv_ns
+        if recv is not None and (type(recv) is not int or type(obs.send_ns) is not int
+                                 or not 0 <= recv - obs.send_ns < _LONGEST_NS):
+            raise ValueError("latency out of range")
         latency_ns = recv - obs.send_ns if recv is not None else None
         done = wall + latency_ns / 1e9 if latency_ns is not None else wall
         if wall < self.t_min:
@@ -90,7 +102,7 @@ class HistoryStats:
         if done > self.t_max:
             self.t_max = done
         channel = obs.channel
-        http = obs.http
+        http = obs.http if type(obs.http) is int and 0 <= obs.http <= 999 else None
         if channel not in STREAM_CHANNELS or obs.seq is None or obs.seq == 0:
             code = self._channel_codes.get(channel)
             if code is None:
@@ -104,8 +116,8 @@ class HistoryStats:
             self.req_class.append(klass)
             extra = obs.extra
             remaining = extra.get("rl_remaining") if extra else None
-            if type(remaining) is not int:
-                remaining = None
+            if type(remaining) is not int or not _INT64_MIN <= remaining <= _INT64_MAX:
+                remaining = None  # not an integer the typed arrays can hold: not charted
             group = str(extra.get("rl_group") or "?") if extra else "?"
             if remaining is not None:
                 key = (group, str(obs.key or "-"))
