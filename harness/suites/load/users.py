@@ -53,7 +53,8 @@ monotonic_ns = time.monotonic_ns
 ACCEPT = {"ndjson": "application/x-ndjson", "sse": "text/event-stream"}
 STREAM_NAMES = {"ndjson": "/tasks/{id}/stream [ndjson]", "sse": "/tasks/{id}/stream [sse]"}
 TASK_CHANNELS = frozenset(("run", "get", "cancel"))
-REDIRECTS = frozenset((301, 302, 303, 307, 308))  # answers the user agent follows
+REDIRECTS = frozenset((301, 302, 303, 307, 308))
+MAX_REDIRECTS = 5  # followed on the target's own origin only; the user agent follows none itself
 USER_AGENT = "inference-harness-load/0.1"
 
 
@@ -139,12 +140,27 @@ def task_phases(task: dict[str, Any], codes: dict[str, int]) -> tuple[float | No
     return queue, setup, preparing in first
 
 
+def _origin_of(url: str) -> tuple[str, str, int | None]:
+    """The RFC 6454 origin of a URL: scheme, host and the port (the scheme's default filled in)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port if port is not None else default
+
+
 class ApiUser(FastHttpUser):
     """Instrumented base user. Subclasses implement `scenario()` (one iteration)."""
 
     abstract = True
     wait_time = constant(0)
     network_timeout = 30.0
+    # TLS verified (Locust's default is not to); redirects are followed by `send` alone, on the
+    # target's origin only.
+    insecure = False
+    max_redirects = 0
     connection_timeout = 10.0
     concurrency = 2
     expect_429: ClassVar[bool] = False
@@ -180,6 +196,7 @@ class ApiUser(FastHttpUser):
         self._agent: Any = agent
         self._origin: Any = URL(self._base + "/")
         self._prefix = urlsplit(self._base).path.rstrip("/")
+        self._target_origin = _origin_of(self._base + "/")
         self._request_event = self.environment.events.request
         # Few headers: building each one is a measurable share of a request's client CPU.
         self._headers = [{"Authorization": f"Bearer {key}"} for key in session.keys]
@@ -243,6 +260,7 @@ class ApiUser(FastHttpUser):
         caller fires the Locust request event itself.
         """
         try:
+            response = None
             if api_path is not None:
                 try:
                     client = self._agent.clientpool.get_client(self._origin)
@@ -251,15 +269,23 @@ class ApiUser(FastHttpUser):
                     raw = None
                 if raw is not None:
                     response = self._agent.response_type(raw, sent_request=raw._sent_request)
-                    location = response.headers.get("location") if raw.status_code in REDIRECTS else None
-                    if not isinstance(location, str) or not location:
-                        return response, response.content or b"", None
-                    response.release()
-                    url = urljoin(url, location)
-                    if raw.status_code == 303 or (raw.status_code in (301, 302) and method == "POST"):
-                        method, payload = "GET", None  # as requests and the user agent do
-                        headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
-            response = self._agent.urlopen(url, method=method, headers=headers, payload=payload)
+            if response is None:
+                response = self._agent.urlopen(url, method=method, headers=headers, payload=payload)
+            for _ in range(MAX_REDIRECTS):
+                location = response.headers.get("location") if response.status_code in REDIRECTS else None
+                if not isinstance(location, str) or not location:
+                    break
+                target = urljoin(url, location)
+                if _origin_of(target) != self._target_origin:
+                    # Off the target's origin: an answer to judge, never a request (nor a key) sent
+                    # to a host nobody allowed.
+                    break
+                response.release()
+                url = target
+                if response.status_code == 303 or (response.status_code in (301, 302) and method == "POST"):
+                    method, payload = "GET", None  # as requests and the user agent do
+                    headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+                response = self._agent.urlopen(url, method=method, headers=headers, payload=payload)
             return response, response.content or b"", None
         except Exception as exc:  # connection refused/reset, timeout, malformed HTTP
             return None, b"", exc

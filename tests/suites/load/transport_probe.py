@@ -22,6 +22,8 @@ from harness.suites.load.users import ApiUser  # noqa: E402
 
 BODY = json.dumps({"success": True, "data": {"id": "t", "status": 2}, "messages": []}).encode()
 heads: list[str] = []
+stolen: list[str] = []  # connections made to the other origin (must stay empty)
+OTHER = {"url": ""}
 
 
 def answer(conn: socket.socket) -> None:
@@ -35,7 +37,9 @@ def answer(conn: socket.socket) -> None:
                            if line.lower().startswith(b"content-length:")), 0)
             buffer = buffer[length:]
             status = (b"302 Found\r\nLocation: /api/tasks/moved" if b"/tasks/old " in head else
-                      b"303 See Other\r\nLocation: moved" if b"/apps/redirect " in head else b"200 OK")
+                      b"303 See Other\r\nLocation: moved" if b"/apps/redirect " in head else
+                      b"307 Temporary Redirect\r\nLocation: " + OTHER["url"].encode()
+                      if b"/tasks/away " in head else b"200 OK")
             conn.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\n"
                          b"Content-Length: " + str(len(BODY)).encode() + b"\r\n\r\n" + BODY)
 
@@ -50,6 +54,16 @@ def main() -> int:
             threading.Thread(target=answer, args=(conn,), daemon=True).start()
 
     threading.Thread(target=accept, daemon=True).start()
+    other = socket.create_server(("127.0.0.1", 0))
+    OTHER["url"] = f"http://127.0.0.1:{other.getsockname()[1]}/steal"
+
+    def record_other() -> None:
+        while True:
+            conn, _ = other.accept()
+            stolen.append(conn.recv(65536).decode(errors="replace"))
+            conn.close()
+
+    threading.Thread(target=record_other, daemon=True).start()
     os.environ["HARNESS_API_KEYS"] = "inf_probe_key"
 
     class Probe(ApiUser):
@@ -66,9 +80,10 @@ def main() -> int:
     posted = user.call(Request(RUN, "/apps/run", json_payload({"app": "x"})))
     agent_post, _, _ = user.send("POST", host + "/apps/run", user._json_headers[0], b'{"app":"x"}')
     seen_other = user.call(Request(RUN, "/apps/redirect", json_payload({"app": "x"})))
+    away = user.call(Request(GET_TASK, "/tasks/away"))
     print(json.dumps({"codes": [pooled.code, agent.status_code, moved.code, posted.code,
-                                agent_post.status_code, seen_other.code],
-                      "data": pooled.data, "heads": heads}))
+                                agent_post.status_code, seen_other.code, away.code],
+                      "data": pooled.data, "heads": heads, "stolen": stolen}))
     return 0
 
 
