@@ -11,6 +11,7 @@ import httpx
 
 from harness.checks.envelope import data_of
 from harness.net.decoders import NdjsonDecoder, SseDecoder, StreamEvent
+from harness.net.tls import policy
 
 StreamFormat = Literal["ndjson", "sse"]
 ACCEPT = {"ndjson": "application/x-ndjson", "sse": "text/event-stream"}
@@ -62,7 +63,7 @@ class ApiClient:
             headers["Authorization"] = f"Bearer {api_key}"
         self.base_url = base_url.rstrip("/")
         self.http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout,
-                                 transport=transport)
+                                 transport=transport, verify=policy().context())
 
     def close(self) -> None:
         self.http.close()
@@ -99,11 +100,11 @@ class ApiClient:
 
     def put_bytes(self, upload_url: str, data: bytes, content_type: str) -> httpx.Response:
         """PUT to an upload URL exactly as the SDKs do: only Content-Type, no Authorization."""
-        with httpx.Client(timeout=self.http.timeout) as bare:
+        with httpx.Client(timeout=self.http.timeout, verify=policy().context()) as bare:
             return bare.put(upload_url, content=data, headers={"Content-Type": content_type})
 
     def download(self, uri: str) -> httpx.Response:
-        with httpx.Client(timeout=self.http.timeout) as bare:
+        with httpx.Client(timeout=self.http.timeout, verify=policy().context()) as bare:
             return bare.get(uri)
 
     def read_stream(self, task_id: str, fmt: StreamFormat, deadline_s: float,

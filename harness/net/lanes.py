@@ -7,12 +7,12 @@ for httpx, so a 1,000-request budget fits a 1 s window.
 from __future__ import annotations
 
 import http.client
-import ssl
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from harness.checks.ratelimit import Exchange, HeaderNames, Role
+from harness.net.tls import policy
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class Lane:
     def _new(self) -> http.client.HTTPConnection:
         if self.target.scheme == "https":
             return http.client.HTTPSConnection(self.target.host, self.target.port, timeout=self.timeout,
-                                               context=ssl.create_default_context())
+                                               context=policy().context())
         return http.client.HTTPConnection(self.target.host, self.target.port, timeout=self.timeout)
 
     def reconnect(self) -> None:

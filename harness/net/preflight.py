@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from harness.checks.envelope import data_of, envelope_gaps
+from harness.net.tls import policy
 from harness.profile import Profile
 
 # A read in the `get` group: cheap, creates nothing, and needs a valid key.
@@ -22,7 +23,7 @@ class PreflightError(Exception):
 
 def preflight(base_url: str, keys: list[str], timeout_s: float = 10.0) -> None:
     """Raise PreflightError unless the target answers and accepts every key with the envelope."""
-    with httpx.Client(timeout=timeout_s, follow_redirects=False) as client:
+    with httpx.Client(timeout=timeout_s, follow_redirects=False, verify=policy().context()) as client:
         for index, key in enumerate(keys, 1):
             try:
                 response = client.get(base_url + PROBE_PATH, headers={"Authorization": f"Bearer {key}"})
@@ -58,7 +59,8 @@ def preflight_apps(base_url: str, key: str, profile: Profile, timeout_s: float =
     created = 0
     problems: list[str] = []
     headers = {"Authorization": f"Bearer {key}"}
-    with httpx.Client(timeout=timeout_s, follow_redirects=False, headers=headers) as client:
+    with httpx.Client(timeout=timeout_s, follow_redirects=False, headers=headers,
+                      verify=policy().context()) as client:
         for role in RUN_ROLES:
             app = profile.get(role)
             if app is None:

@@ -36,6 +36,7 @@ from schemathesis.specs.openapi.checks import ignored_auth
 
 from harness.checks.issues import Issue
 from harness.checks.responses import Exchange
+from harness.net.tls import policy
 from harness.suites.contract.traffic import (
     StopRun,
     TaskBudgetSpent,
@@ -201,6 +202,8 @@ class _Driver:
         self.progress = progress
         self.headers = {"Authorization": f"Bearer {key}"}
         self.session = _PacedSession(traffic, options.request_timeout_s, options.stream_cap_s)
+        self.session.verify = policy().requests_verify()
+        self.session.trust_env = False  # no proxy or netrc credentials from the environment
         self.schema = schemathesis.openapi.from_path(schema_path, config=_config(base_url, key, options))
         self.stats = FuzzStats()
         self.auth_verified: set[str] = set()

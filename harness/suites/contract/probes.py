@@ -31,6 +31,7 @@ from harness.checks.streams import (
 from harness.contract import Lifecycle
 from harness.net.decoders import NdjsonDecoder, SseDecoder
 from harness.net.samples import PNG_1X1
+from harness.net.tls import policy
 from harness.suites.contract.traffic import StopRun, TaskBudgetSpent, Traffic, exchange_evidence, repro_of
 
 ACCEPT = {"ndjson": "application/x-ndjson", "sse": "text/event-stream"}
@@ -73,7 +74,7 @@ class Http:
     def __init__(self, traffic: Traffic, key: str, timeout_s: float) -> None:
         self.traffic = traffic
         self.key = key
-        self.client = httpx.Client(base_url=traffic.base_url.rstrip("/"),
+        self.client = httpx.Client(base_url=traffic.base_url.rstrip("/"), verify=policy().context(),
                                    timeout=httpx.Timeout(timeout_s, connect=5.0))
 
     def close(self) -> None:
