@@ -191,7 +191,7 @@ class NdjsonDecoder(_LineDecoder):
         rest = b"" if self._skipping or self._stopped else bytes(self._buffer).strip()
         self._buffer.clear()
         self._skipping = False
-        return events + [_decode(rest)] if rest else events
+        return [*events, _decode(rest)] if rest else events
 
 
 class SseDecoder(_LineDecoder):
