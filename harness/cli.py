@@ -48,6 +48,11 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--allow-host", action="append", dest="allow_hosts", default=[],
                        metavar="HOST", help="non-loopback host that task-creating suites may "
                        "target (repeatable)")
+    tls = group.add_mutually_exclusive_group()
+    tls.add_argument("--ca-bundle", type=Path, metavar="FILE",
+                     help="PEM file of a CA to trust when verifying the target's TLS certificate")
+    tls.add_argument("--insecure", action="store_true", default=None,
+                     help="do not verify the target's TLS certificate (said in the report's settings)")
     group.add_argument("--deadline", type=positive_float, metavar="S",
                        help="per-task deadline in seconds (default 60)")
 
@@ -213,7 +218,7 @@ def _settings(args: argparse.Namespace) -> Any:
     from harness.settings import load_settings
 
     names = ("base_url", "api_keys", "rate_window", "max_tasks", "allow_hosts", "out_dir", "speed",
-             "deadline")
+             "deadline", "ca_bundle", "insecure")
     return load_settings({k: getattr(args, k, None) for k in names}, toml_path=getattr(args, "config", None))
 
 

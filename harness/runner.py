@@ -14,6 +14,7 @@ from harness.exit_codes import ExitCode
 from harness.findings import RunResult, SuiteResult
 from harness.net.preflight import PreflightError, preflight, preflight_apps
 from harness.net.reference import ReferenceServerError, fresh_keys, reference_server
+from harness.net.tls import TlsPolicy, set_policy
 from harness.report.results import new_run_id, now_rfc3339, write_results
 from harness.settings import DEFAULT_MAX_TASKS, NO_KEY, Settings, is_loopback
 from harness.suites.base import Context, Progress
@@ -97,6 +98,9 @@ def execute(settings: Settings, suites: list[str], faults: list[str], progress: 
     if unknown:
         raise RunError(ExitCode.USAGE, f"unknown suite {unknown[0]!r} (known: {', '.join(SUITES)})")
     options = options or {}
+    set_policy(TlsPolicy(settings.ca_bundle, settings.insecure))
+    if settings.insecure:
+        progress("warning: --insecure: the target's TLS certificate is not verified")
     lifecycle = load_lifecycle(lifecycle_path) if lifecycle_path else load_lifecycle()
     limits = load_limits()
     with target(settings, faults, progress, app_suites=bool(set(suites) - {"ratelimit"})) as ready:

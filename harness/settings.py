@@ -39,6 +39,15 @@ class Settings(BaseModel):
     # [apps.<role>] tables: the target profile (harness/profile.py); None = the reference apps.
     apps: dict[str, AppRole] | None = None
     config: Path | None = None  # the settings file read, if any (its [thresholds] too)
+    ca_bundle: Path | None = None  # a CA to trust besides the system's (staging set-ups)
+    insecure: bool = False  # TLS not verified: said in every report's settings
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _ca(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value}: no such CA bundle file")
+        return value
 
     @field_validator("apps")
     @classmethod

@@ -112,6 +112,8 @@ class LoadConfig:
     # Scenario -> the POST /apps/run body its users send (from the target profile).
     apps: dict[str, dict[str, Any]] = field(default_factory=reference_apps)
     apps_builtin: bool = True  # the reference apps: their outputs are known (upload round trip)
+    ca_bundle: str | None = None
+    insecure: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))

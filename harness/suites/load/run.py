@@ -31,6 +31,7 @@ from harness.checks.thresholds import (
 from harness.contract import Lifecycle, Limits
 from harness.findings import SuiteResult
 from harness.history import HISTORY_FILE
+from harness.net.tls import policy
 from harness.settings import DEFAULT_MAX_TASKS, is_loopback
 from harness.suites.load.analysis import CHECKS, analyse_phases
 from harness.suites.load.config import LoadConfig, reference_apps
@@ -115,6 +116,7 @@ def run_load(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: Limit
         return failed(f"unknown rate-limit group {unknown[0]!r} (known: {', '.join(group_limits)})")
     phase_dirs: list[Path] = []
     configs = []
+    tls = policy()
     for scenario in phases:
         phase_dir = load_dir / scenario.name
         phase_dirs.append(phase_dir)
@@ -125,7 +127,8 @@ def run_load(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: Limit
             out_dir=str(phase_dir), library=True, allow_hosts=options.allow_hosts,
             limit_groups=options.limit_groups, run_token=secrets.token_hex(4),
             apps=options.apps if options.apps is not None else reference_apps(),
-            apps_builtin=options.apps_builtin).to_json()))
+            apps_builtin=options.apps_builtin, ca_bundle=str(tls.ca_bundle) if tls.ca_bundle else None,
+            insecure=tls.insecure).to_json()))
     deadline = options.deadline_s or 60.0
     drain = deadline + 5.0
     plan = {

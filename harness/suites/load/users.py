@@ -176,6 +176,15 @@ class ApiUser(FastHttpUser):
 
     # -- setup ---------------------------------------------------------------------------
 
+    def __init__(self, environment: Any) -> None:
+        # FastHttpUser builds its client from these in __init__: the run's TLS policy first.
+        config = session_of(environment).config
+        self.insecure = bool(config.insecure)
+        if config.ca_bundle:
+            cafile = config.ca_bundle
+            self.ssl_context_factory = lambda: gevent.ssl.create_default_context(cafile=cafile)
+        super().__init__(environment)
+
     def on_start(self) -> None:
         session = self.hs = session_of(self.environment)
         if session.refused:
