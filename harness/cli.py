@@ -15,6 +15,7 @@ from harness import __version__
 from harness.argtypes import port, positive_float, positive_int
 from harness.exit_codes import EPILOG, ExitCode
 from harness.findings import SEVERITY_RANK, RunResult
+from harness.redaction import redact
 from harness.suites.registry import SUITES
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = ExitCode.OK, ExitCode.FINDINGS, ExitCode.USAGE
@@ -161,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(code: int, message: str) -> int:
-    print(f"harness: error: {message}", file=sys.stderr)
+    print(f"harness: error: {redact(message)}", file=sys.stderr)
     return code
 
 
@@ -211,7 +212,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _progress(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+    print(f"[{time.strftime('%H:%M:%S')}] {redact(message)}", file=sys.stderr, flush=True)
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -243,15 +244,16 @@ def _run(args: argparse.Namespace, suites: list[str]) -> int:
     except KeyboardInterrupt:
         return _fail(ExitCode.INTERRUPTED, "interrupted before any suite ran")
     billable = sum(int(s.metrics.get("tasks_created", 0)) for s in result.suites)
+    lines = []
     for suite in result.suites:
         extra = f": {suite.error}" if suite.error else ""
-        print(f"{suite.name}: {suite.status} ({len(suite.checks)} checks, {len(suite.findings)} findings, "
-              f"{suite.duration_s:.1f} s){extra}")
+        lines.append(f"{suite.name}: {suite.status} ({len(suite.checks)} checks, {len(suite.findings)} "
+                     f"findings, {suite.duration_s:.1f} s){extra}")
     for finding in result.findings:
         where = f" [task {finding.task_id}]" if finding.task_id else ""
-        print(f"  {finding.check}{where}: {finding.message}")
-    print(f"billable runs created: {billable}")
-    print(f"report: {run_dir}")
+        lines.append(f"  {finding.check}{where}: {finding.message}")
+    lines += [f"billable runs created: {billable}", f"report: {run_dir}"]
+    print(redact("\n".join(lines)))
     return _verdict(result, args.fail_on)
 
 

@@ -15,6 +15,7 @@ from harness.findings import RunResult, SuiteResult
 from harness.net.preflight import PreflightError, preflight, preflight_apps
 from harness.net.reference import ReferenceServerError, fresh_keys, reference_server
 from harness.net.tls import TlsPolicy, set_policy
+from harness.redaction import redact, set_secrets
 from harness.report.results import new_run_id, now_rfc3339, write_results
 from harness.settings import DEFAULT_MAX_TASKS, NO_KEY, Settings, is_loopback
 from harness.suites.base import Context, Progress
@@ -75,6 +76,13 @@ def target(settings: Settings, faults: list[str], progress: Progress,
         raise RunError(ExitCode.UNREACHABLE, str(exc)) from exc
 
 
+def _redacting(progress: Progress) -> Progress:
+    """`progress` with every message passed through the redaction layer first."""
+    def say(message: str) -> None:
+        progress(redact(message))
+    return say
+
+
 def _skipped(every: tuple[str, ...], outcome: SuiteResult) -> dict[str, str]:
     """Every check of the suite that did not run, with the suite's reason or a general one."""
     if outcome.status == "skipped":
@@ -98,6 +106,8 @@ def execute(settings: Settings, suites: list[str], faults: list[str], progress: 
     if unknown:
         raise RunError(ExitCode.USAGE, f"unknown suite {unknown[0]!r} (known: {', '.join(SUITES)})")
     options = options or {}
+    set_secrets(settings.api_keys)
+    progress = _redacting(progress)
     set_policy(TlsPolicy(settings.ca_bundle, settings.insecure))
     if settings.insecure:
         progress("warning: --insecure: the target's TLS certificate is not verified")
@@ -105,6 +115,7 @@ def execute(settings: Settings, suites: list[str], faults: list[str], progress: 
     limits = load_limits()
     with target(settings, faults, progress, app_suites=bool(set(suites) - {"ratelimit"})) as ready:
         assert ready.base_url is not None
+        set_secrets(ready.api_keys)  # a self-started server's keys are new
         if ready.rate_window is not None:
             limits = limits.model_copy(update={"window_seconds": ready.rate_window})
         run_id = new_run_id()

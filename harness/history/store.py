@@ -12,6 +12,7 @@ from typing import TextIO
 from pydantic_core import from_json as _from_json
 
 from harness.history.record import Observation
+from harness.redaction import redact
 
 # The one name of a run's history file (and of each load phase's merged history).
 HISTORY_FILE = "observations.jsonl"
@@ -37,7 +38,7 @@ class HistoryWriter:
         self.count = 0
 
     def append(self, observation: Observation) -> None:
-        line = observation.to_json() + "\n"
+        line = redact(observation.to_json()) + "\n"
         with self._lock:
             self._file.write(line)
             self._file.flush()

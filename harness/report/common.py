@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from collections.abc import Iterable
 from typing import Any, Literal
 
 from harness.findings import Finding, RunResult, SuiteResult
+from harness.redaction import Redactor
+from harness.redaction import redact as redact_registered
 
 Verdict = Literal["passed", "failed", "error"]
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
@@ -100,12 +101,5 @@ def xml_safe(text: str) -> str:
 
 
 def redact(text: str, secrets_to_hide: Iterable[str]) -> str:
-    """Replace each secret, raw and in its HTML/JSON-escaped forms, by ***."""
-    for secret in secrets_to_hide:
-        if not secret:
-            continue
-        for form in {secret, html.escape(secret), html.escape(secret, quote=False),
-                     json.dumps(secret)[1:-1]}:
-            if form in text:
-                text = text.replace(form, "***")
-    return text
+    """`text` without the process's keys nor `secrets_to_hide` (whole or as 8+ character prefixes)."""
+    return Redactor(secrets_to_hide)(redact_registered(text))

@@ -32,6 +32,7 @@ from harness.contract import Lifecycle, Limits
 from harness.findings import SuiteResult
 from harness.history import HISTORY_FILE
 from harness.net.tls import policy
+from harness.redaction import redact
 from harness.settings import DEFAULT_MAX_TASKS, is_loopback
 from harness.suites.load.analysis import CHECKS, analyse_phases
 from harness.suites.load.config import LoadConfig, reference_apps
@@ -81,6 +82,18 @@ def _append_history(phase_dirs: list[Path], target: Path) -> int:
                     out.write(line)
                     count += 1
     return count
+
+
+def _redact_files(folder: Path) -> None:
+    """Pass every file Locust and the children wrote (CSVs, summaries, logs) through the redaction
+    layer: a key the target echoed into an error message must not reach the run folder."""
+    for path in folder.rglob("*"):
+        if not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8", errors="surrogateescape")
+        clean = redact(text)
+        if clean != text:
+            path.write_text(clean, encoding="utf-8", errors="surrogateescape")
 
 
 def run_load(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: Limits, run_dir: Path,
@@ -164,7 +177,8 @@ def run_load(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: Limit
         process.wait()
         code = -1
     relay.join(timeout=5)
-    (load_dir / "master.out").write_text("\n".join(lines) + "\n")
+    (load_dir / "master.out").write_text(redact("\n".join(lines)) + "\n")
+    _redact_files(load_dir)
     if code != 0 and not any((d / "summary.json").exists() for d in phase_dirs):
         why = "timed out" if code == -1 else f"exited with {code}"
         tail = " | ".join(lines[-5:])

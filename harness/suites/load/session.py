@@ -42,6 +42,7 @@ from pydantic_core import from_json as _from_json
 from harness.checks.envelope import data_of
 from harness.contract import load_lifecycle
 from harness.history import Observation, worker_history_file
+from harness.redaction import redact, set_secrets
 from harness.suites.load.config import LoadConfig, keys_from_env
 from harness.suites.load.facts import Digest, status_fields, task_fields
 from harness.suites.load.metrics import PhaseMetrics
@@ -86,6 +87,7 @@ class LoadSession:
         self.environment = environment
         self.config = LoadConfig.from_env(scenario=_PLAIN_SCENARIO[0])
         self.keys = keys_from_env()
+        set_secrets(self.keys)  # this process writes history lines and Locust's files
         self.lifecycle = load_lifecycle()
         self.terminal = frozenset(self.lifecycle.terminal)
         self.codes = {name: code for code, name in self.lifecycle.statuses.items()}
@@ -239,7 +241,7 @@ class LoadSession:
 
     def record(self, observation: Observation) -> None:
         """One history line, written by the history's one encoder."""
-        self.lines.append(observation.to_json())
+        self.lines.append(redact(observation.to_json()))
 
     def remember_task(self, key: int, task_id: str) -> None:
         recent = self.recent_tasks.setdefault(key, [])

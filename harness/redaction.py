@@ -1,0 +1,59 @@
+"""One redaction layer: no API key, nor a prefix of 8 or more of its characters, is written or printed.
+
+Every writer of the harness (history lines, results, rendered reports, the load suite's files,
+stdout and stderr) passes its text through `redact`. The keys are registered once per process:
+by the runner from the settings, by a load child from its environment.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Iterable
+
+MIN_PREFIX = 8
+MASK = "***"
+
+
+class Redactor:
+    """Replaces each secret, whole or cut short after at least MIN_PREFIX characters, raw or in its
+    HTML- and JSON-escaped forms."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        forms: set[str] = set()
+        for secret in secrets:
+            if len(secret) < 4:
+                continue  # too short to tell from ordinary text; such a key is refused by the target
+            forms |= {secret, html.escape(secret), html.escape(secret, quote=False), json.dumps(secret)[1:-1]}
+        patterns = [_prefix_pattern(form) for form in sorted(forms, key=len, reverse=True)]
+        self._pattern = re.compile("|".join(patterns)) if patterns else None
+        self._firsts = {form[:MIN_PREFIX] for form in forms}
+
+    def __call__(self, text: str) -> str:
+        if self._pattern is None or not any(first in text for first in self._firsts):
+            return text  # the common case: one substring test per form, no regex
+        return self._pattern.sub(MASK, text)
+
+
+def _prefix_pattern(secret: str) -> str:
+    """A regex for `secret` or any prefix of it at least MIN_PREFIX characters long."""
+    head, tail = secret[:MIN_PREFIX], secret[MIN_PREFIX:]
+    rest = ""
+    for char in reversed(tail):
+        rest = f"(?:{re.escape(char)}{rest})?"
+    return re.escape(head) + rest
+
+
+_active = Redactor()
+
+
+def set_secrets(secrets: Iterable[str]) -> None:
+    """Register this process's keys (the runner does, before any suite; a load child from its env)."""
+    global _active
+    _active = Redactor(list(secrets))
+
+
+def redact(text: str) -> str:
+    """`text` without any registered key or key prefix."""
+    return _active(text)
