@@ -49,6 +49,9 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--allow-host", action="append", dest="allow_hosts", default=[],
                        metavar="HOST", help="non-loopback host that task-creating suites may "
                        "target (repeatable)")
+    group.add_argument("--allow-file-host", action="append", dest="allow_file_hosts", default=[],
+                       metavar="HOST", help="a host besides the target's where its upload URLs and file "
+                       "URIs may be fetched (storage elsewhere; repeatable)")
     tls = group.add_mutually_exclusive_group()
     tls.add_argument("--ca-bundle", type=Path, metavar="FILE",
                      help="PEM file of a CA to trust when verifying the target's TLS certificate")
@@ -219,7 +222,7 @@ def _settings(args: argparse.Namespace) -> Any:
     from harness.settings import load_settings
 
     names = ("base_url", "api_keys", "rate_window", "max_tasks", "allow_hosts", "out_dir", "speed",
-             "deadline", "ca_bundle", "insecure")
+             "deadline", "ca_bundle", "insecure", "allow_file_hosts")
     return load_settings({k: getattr(args, k, None) for k in names}, toml_path=getattr(args, "config", None))
 
 

@@ -33,6 +33,8 @@ class Settings(BaseModel):
     # None: 500 against a given target (runs cost money), 20,000 on a self-started reference server.
     max_tasks: int | None = Field(default=None, ge=1)
     allow_hosts: list[str] = Field(default_factory=list)
+    # Hosts besides the target's origin where upload URLs and file URIs may be fetched.
+    allow_file_hosts: list[str] = Field(default_factory=list)
     out_dir: Path = Path("reports")
     speed: float = Field(default=10.0, gt=0)
     deadline: float = Field(default=60.0, gt=0)

@@ -11,6 +11,7 @@ import httpx
 
 from harness.checks.envelope import data_of
 from harness.net.decoders import NdjsonDecoder, SseDecoder, StreamEvent
+from harness.net.hosts import host_policy
 from harness.net.tls import policy
 
 StreamFormat = Literal["ndjson", "sse"]
@@ -42,6 +43,10 @@ class StreamReading:
     def updates(self) -> list[dict[str, Any]]:
         return [t.event.payload for t in self.events
                 if t.event.kind == "update" and t.event.payload is not None]
+
+
+class ForeignHost(Exception):
+    """A URL the target handed out points at a host the harness may not send requests to."""
 
 
 def response_data(response: httpx.Response) -> Any:
@@ -100,10 +105,16 @@ class ApiClient:
 
     def put_bytes(self, upload_url: str, data: bytes, content_type: str) -> httpx.Response:
         """PUT to an upload URL exactly as the SDKs do: only Content-Type, no Authorization."""
+        refused = host_policy().refusal(upload_url)
+        if refused is not None:
+            raise ForeignHost(refused)
         with httpx.Client(timeout=self.http.timeout, verify=policy().context()) as bare:
             return bare.put(upload_url, content=data, headers={"Content-Type": content_type})
 
     def download(self, uri: str) -> httpx.Response:
+        refused = host_policy().refusal(uri)
+        if refused is not None:
+            raise ForeignHost(refused)
         with httpx.Client(timeout=self.http.timeout, verify=policy().context()) as bare:
             return bare.get(uri)
 

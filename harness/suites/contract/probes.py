@@ -30,6 +30,7 @@ from harness.checks.streams import (
 )
 from harness.contract import Lifecycle
 from harness.net.decoders import NdjsonDecoder, SseDecoder
+from harness.net.hosts import host_policy
 from harness.net.samples import PNG_1X1
 from harness.net.tls import policy
 from harness.suites.contract.traffic import StopRun, TaskBudgetSpent, Traffic, exchange_evidence, repro_of
@@ -427,6 +428,10 @@ class Prober:
                 "against nothing and fails", key="relative"), where, exchange_evidence(created),
                 repro_of(created))
             return
+        refused = host_policy().refusal(upload_url)
+        if refused is not None:
+            self.skipped.append(f"upload: the upload URL: {refused}")
+            return
         put = self.http.call("PUT", upload_url, auth=False, content=PNG_1X1,
                              headers={"Content-Type": "image/png"})
         if put is not None and not 200 <= put.status < 300:
@@ -437,6 +442,10 @@ class Prober:
                 key=f"put-{put.status}"), where, exchange_evidence(put), repro_of(put))
             return
         if isinstance(uri, str) and uri.startswith(("http://", "https://")):
+            refused = host_policy().refusal(uri)
+            if refused is not None:
+                self.skipped.append(f"upload: the file's uri: {refused}")
+                return
             got = self.http.call("GET", uri, auth=False)
             if got is not None and got.status != 200:
                 self.traffic.collector.add(Issue(

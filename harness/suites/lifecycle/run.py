@@ -21,7 +21,7 @@ from harness.checks.lifecycle import CHECKS, InvariantOptions, check_history
 from harness.contract import Lifecycle, Limits
 from harness.findings import SuiteResult
 from harness.history import HistoryWriter, read_history
-from harness.net.client import ApiClient, response_data
+from harness.net.client import ApiClient, ForeignHost, response_data
 from harness.net.recording import RecordingClient
 from harness.net.samples import PNG_1X1
 from harness.profile import REFERENCE, AppRole, Profile
@@ -159,7 +159,10 @@ def _upload(runner: RecordingClient) -> str | None:
     files = response_data(created)
     if created.status_code >= 300 or not isinstance(files, list) or not files:
         return None
-    if runner.client.put_bytes(files[0]["upload_url"], PNG_1X1, "image/png").status_code >= 300:
+    try:
+        if runner.client.put_bytes(files[0]["upload_url"], PNG_1X1, "image/png").status_code >= 300:
+            return None
+    except ForeignHost:  # the smoke suite reports it; the lifecycle runs without the upload plan
         return None
     uri = files[0].get("uri")
     return uri if isinstance(uri, str) else None

@@ -114,6 +114,7 @@ class LoadConfig:
     apps_builtin: bool = True  # the reference apps: their outputs are known (upload round trip)
     ca_bundle: str | None = None
     insecure: bool = False
+    file_hosts: list[str] = field(default_factory=list)  # besides the target's origin (--allow-file-host)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))

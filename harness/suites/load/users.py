@@ -28,6 +28,7 @@ from locust import FastHttpUser, constant, task
 from locust.exception import CatchResponseError, StopUser
 
 from harness.history import Observation, Outcome
+from harness.net.hosts import HostPolicy, origin_of
 from harness.profile import with_file
 from harness.suites.load.facts import NO_DIGEST, Digest, limit_facts
 from harness.suites.load.open_model import Slot
@@ -140,17 +141,6 @@ def task_phases(task: dict[str, Any], codes: dict[str, int]) -> tuple[float | No
     return queue, setup, preparing in first
 
 
-def _origin_of(url: str) -> tuple[str, str, int | None]:
-    """The RFC 6454 origin of a URL: scheme, host and the port (the scheme's default filled in)."""
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        port = -1
-    default = {"http": 80, "https": 443}.get(parts.scheme)
-    return parts.scheme, (parts.hostname or "").lower(), port if port is not None else default
-
-
 class ApiUser(FastHttpUser):
     """Instrumented base user. Subclasses implement `scenario()` (one iteration)."""
 
@@ -205,7 +195,8 @@ class ApiUser(FastHttpUser):
         self._agent: Any = agent
         self._origin: Any = URL(self._base + "/")
         self._prefix = urlsplit(self._base).path.rstrip("/")
-        self._target_origin = _origin_of(self._base + "/")
+        self._target_origin = origin_of(self._base + "/")
+        self._hosts = HostPolicy(self._base, frozenset(self.hs.config.file_hosts))
         self._request_event = self.environment.events.request
         # Few headers: building each one is a measurable share of a request's client CPU.
         self._headers = [{"Authorization": f"Bearer {key}"} for key in session.keys]
@@ -285,7 +276,7 @@ class ApiUser(FastHttpUser):
                 if not isinstance(location, str) or not location:
                     break
                 target = urljoin(url, location)
-                if _origin_of(target) != self._target_origin:
+                if origin_of(target) != self._target_origin:
                     # Off the target's origin: an answer to judge, never a request (nor a key) sent
                     # to a host nobody allowed.
                     break
@@ -622,6 +613,10 @@ class UploadUser(ApiUser):
                 metrics.error("create_file", "no upload_url/uri in the answer",
                               {"body": created.content[:300].decode("utf-8", "replace")})
             return
+        refused = self._hosts.refusal(str(record["upload_url"]))
+        if refused is not None:
+            metrics.error("upload", f"upload URL {refused}", {"upload_url": str(record["upload_url"])[:200]})
+            return
         put = self.call(Request(UPLOAD, str(record["upload_url"]), data,
                                 headers={"Content-Type": "application/octet-stream"}))
         if not put.ok:
@@ -644,6 +639,10 @@ class UploadUser(ApiUser):
         uri = image.get("uri") if isinstance(image, dict) else None
         if not isinstance(uri, str):
             metrics.error("run", "completed image task without output.image.uri", {"task": task_id})
+            return
+        refused = self._hosts.refusal(uri)
+        if refused is not None:
+            metrics.error("download", f"output URI {refused}", {"task": task_id})
             return
         got = self.call(Request(DOWNLOAD, uri, task_id=task_id, headers={"User-Agent": USER_AGENT}))
         metrics.count("uploads_compared")

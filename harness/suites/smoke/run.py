@@ -17,7 +17,7 @@ from harness.checks.envelope import task_of_update
 from harness.checks.streams import StreamEnd
 from harness.contract import Lifecycle, Limits
 from harness.findings import Finding, SuiteResult
-from harness.net.client import ApiClient, StreamFormat, StreamReading, response_data
+from harness.net.client import ApiClient, ForeignHost, StreamFormat, StreamReading, response_data
 from harness.net.repro import SECOND_KEY_VAR, curl
 from harness.net.samples import PNG_1X1
 from harness.profile import REFERENCE, AppRole, Profile
@@ -249,7 +249,11 @@ def _check_upload(run: _Run, role: AppRole) -> None:
                  "array of files with an upload_url", evidence=_excerpt(created))
         return
     record = files[0]
-    put = run.client.put_bytes(record["upload_url"], PNG_1X1, "image/png")
+    try:
+        put = run.client.put_bytes(record["upload_url"], PNG_1X1, "image/png")
+    except ForeignHost as refused:
+        run.find("ST-UPLOAD-ROUNDTRIP", f"the upload URL: {refused}", evidence=_excerpt(created))
+        return
     if put.status_code >= 300:
         run.find("ST-UPLOAD-ROUNDTRIP", f"PUT to the upload URL without auth answered "
                  f"{put.status_code}", evidence=_excerpt(put))
@@ -266,7 +270,11 @@ def _check_upload(run: _Run, role: AppRole) -> None:
     if not isinstance(uri, str):
         run.find("ST-UPLOAD-ROUNDTRIP", "output.image has no uri", task["id"], {"task": task})
         return
-    got = run.client.download(uri)
+    try:
+        got = run.client.download(uri)
+    except ForeignHost as refused:
+        run.find("ST-UPLOAD-ROUNDTRIP", f"the output file's URI: {refused}", task["id"], {"uri": uri})
+        return
     if got.status_code != 200 or got.content != PNG_1X1:
         run.find("ST-UPLOAD-ROUNDTRIP", f"downloaded output ({got.status_code}, "
                  f"{len(got.content)} bytes) differs from the {len(PNG_1X1)} bytes uploaded",
