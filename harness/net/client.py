@@ -11,7 +11,7 @@ import httpx
 
 from harness.checks.envelope import data_of
 from harness.net.decoders import NdjsonDecoder, SseDecoder, StreamEvent
-from harness.net.hosts import host_policy
+from harness.net.hosts import HostPolicy, host_policy
 from harness.net.tls import policy
 
 StreamFormat = Literal["ndjson", "sse"]
@@ -103,16 +103,20 @@ class ApiClient:
                 "size": size, "public": None}
         return self.http.post("/files", json={"files": [spec]})
 
+    def _file_hosts(self) -> HostPolicy:
+        """The target's own origin, and the file hosts the run allows."""
+        return HostPolicy(self.base_url, host_policy().file_hosts)
+
     def put_bytes(self, upload_url: str, data: bytes, content_type: str) -> httpx.Response:
         """PUT to an upload URL exactly as the SDKs do: only Content-Type, no Authorization."""
-        refused = host_policy().refusal(upload_url)
+        refused = self._file_hosts().refusal(upload_url)
         if refused is not None:
             raise ForeignHost(refused)
         with httpx.Client(timeout=self.http.timeout, verify=policy().context()) as bare:
             return bare.put(upload_url, content=data, headers={"Content-Type": content_type})
 
     def download(self, uri: str) -> httpx.Response:
-        refused = host_policy().refusal(uri)
+        refused = self._file_hosts().refusal(uri)
         if refused is not None:
             raise ForeignHost(refused)
         with httpx.Client(timeout=self.http.timeout, verify=policy().context()) as bare:
