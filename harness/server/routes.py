@@ -14,6 +14,7 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from harness.server.apps import parse_ref, renamed_catalog
+from harness.server.bodies import read_capped
 from harness.server.config import ServerConfig
 from harness.server.contract_data import load_server_contract
 from harness.server.encoding import dump, envelope
@@ -143,7 +144,7 @@ class ReferenceApi:
     # -- handlers ------------------------------------------------------------------------
 
     async def run(self, request: Request, key: str) -> Response:
-        body = parse_body(await request.body(), RunRequest)
+        body = parse_body(await read_capped(request, self.config.max_body_bytes), RunRequest)
         ref = parse_ref(body.app)
         if ref is None:
             raise ApiError(422, "validation_failed", f"malformed app reference {body.app!r}",
@@ -228,7 +229,7 @@ class ReferenceApi:
         return self.ok(dump([record.to_dict() for record in self.files.owned(key, 1000)]))
 
     async def create_files(self, request: Request, key: str) -> Response:
-        body = parse_body(await request.body(), FilesRequest)
+        body = parse_body(await read_capped(request, self.config.max_body_bytes), FilesRequest)
         if not body.files:
             raise invalid([{"name": "body.files", "reason": "at least one file is required"}])
         for index, spec in enumerate(body.files):
