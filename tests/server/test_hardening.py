@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
 
 from harness.net.client import ApiClient
+from harness.server.files import FileGone, FileStore
 from tests.conftest import StartServer
 from tests.server.test_api import assert_problem, data, run, wait_terminal
 
@@ -57,3 +64,72 @@ def test_big_json_bodies_are_413_without_being_held(start_server: StartServer) -
             assert_problem(answer, 413, "payload_too_large")
         assert rss_mb(srv.process.pid) - before < 40, "the bodies were held"
         assert run(api, {"app": "infsh/echo", "input": {"message": "still serving"}})["id"]
+
+
+# -- items 12 and 13: file floods and uploads racing eviction -----------------------------------
+
+
+def create_files(api: ApiClient, count: int) -> httpx.Response:
+    return api.http.post("/files", json={"files": [{"filename": f"f{i}.txt"} for i in range(count)]})
+
+
+def uploaded_file(api: ApiClient, content: bytes) -> dict[str, Any]:
+    record: dict[str, Any] = data(api.create_file("keep.txt", "text/plain", len(content)))[0]
+    assert api.put_bytes(record["upload_url"], content, "text/plain").status_code == 200
+    return record
+
+
+def test_a_file_flood_cannot_evict_another_keys_files(start_server: StartServer) -> None:
+    with start_server() as srv, ApiClient(srv.url, srv.keys[0]) as flooder, \
+            ApiClient(srv.url, srv.keys[1]) as victim:
+        kept = uploaded_file(victim, b"victim's bytes")
+        problem = assert_problem(create_files(flooder, 20_000), 422, "validation_failed")
+        assert problem["invalid_params"][0]["name"] == "body.files"
+        first = data(create_files(flooder, 100))
+        for _ in range(11):  # 1200 files: past the flooder's own quota of 1000
+            assert create_files(flooder, 100).status_code == 200
+        listed = {f["id"] for f in data(flooder.http.get("/files"))}
+        assert len(listed) == 1000 and not listed & {f["id"] for f in first}
+        assert [f["id"] for f in data(victim.http.get("/files"))] == [kept["id"]]
+        assert victim.download(kept["uri"]).content == b"victim's bytes"
+
+
+def test_an_upload_racing_its_files_eviction_is_not_counted(start_server: StartServer) -> None:
+    with start_server() as srv, ApiClient(srv.url, srv.keys[0]) as api:
+        doomed = data(api.create_file("doomed.bin", "application/octet-stream", 2))[0]
+        started, release = threading.Event(), threading.Event()
+
+        def slow_body() -> Iterator[bytes]:
+            yield b"a"
+            started.set()
+            release.wait(10)
+            yield b"b"
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            upload = pool.submit(httpx.put, doomed["upload_url"], content=slow_body(), timeout=20)
+            assert started.wait(10)
+            for _ in range(10):  # the key's quota of 1000 files evicts the oldest: `doomed`
+                assert create_files(api, 100).status_code == 200
+            release.set()
+            assert_problem(upload.result(), 404, "file_not_found")
+        # The store still takes uploads (before: bytes of evicted files stayed counted).
+        kept = uploaded_file(api, b"fine")
+        assert api.download(kept["uri"]).content == b"fine"
+
+
+def test_stored_bytes_always_match_the_files_held() -> None:
+    store = FileStore(max_upload_bytes=100, max_files=10, max_total_bytes=250,
+                      retention_seconds=60, max_files_per_key=4, max_bytes_per_key=150)
+    records = [store.create(owner, "http://x", "f", None, None, None)
+               for owner in ("a", "b") for _ in range(3)]
+    for record in records:
+        store.put(record, b"x" * 40)
+    late = store.create("a", "http://x", "f", None, None, None)
+    for _ in range(4):  # a's quota of 4 files evicts its oldest each time, `late` last
+        store.create("a", "http://x", "f", None, None, None)
+    assert late.id not in {r.id for r in store.owned("a", 99)}
+    with pytest.raises(FileGone):
+        store.put(late, b"y" * 40)
+    held = [r for owner in ("a", "b") for r in store.owned(owner, 99)]
+    assert store.total_bytes == sum(len(r.data or b"") for r in held)
+    assert store.count_of("b") == 3 and store.bytes_of("b") == 120
