@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -133,3 +136,52 @@ def test_stored_bytes_always_match_the_files_held() -> None:
     held = [r for owner in ("a", "b") for r in store.owned(owner, 99)]
     assert store.total_bytes == sum(len(r.data or b"") for r in held)
     assert store.count_of("b") == 3 and store.bytes_of("b") == 120
+
+
+# -- item 15: slow, silent and oversized requests -----------------------------------------------
+
+
+def connect(url: str) -> socket.socket:
+    host, port = url.rsplit("//", 1)[1].rsplit(":", 1)
+    return socket.create_connection((host, int(port)), timeout=30)
+
+
+def read_until_closed(sock: socket.socket, trickle: bool = False) -> tuple[float, bytes]:
+    """Seconds until the server closes `sock`, and what it sent; `trickle` sends a byte a second."""
+    start, got = time.monotonic(), b""
+    sock.settimeout(1.0 if trickle else 30)
+    with sock:
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                sock.sendall(b"a")
+                continue
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            got += chunk
+    return time.monotonic() - start, got
+
+
+def test_slow_silent_and_oversized_requests_are_cut_off(start_server: StartServer) -> None:
+    with start_server() as srv, ThreadPoolExecutor(max_workers=2) as pool:
+        silent = pool.submit(read_until_closed, connect(srv.url))
+        slow = connect(srv.url)
+        slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        trickling = pool.submit(read_until_closed, slow, True)
+        big = connect(srv.url)
+        big.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n")
+        took, answer = read_until_closed(big)
+        assert took < 2 and answer.startswith(b"HTTP/1.1 431 "), answer
+        huge = connect(srv.url)
+        with contextlib.suppress(OSError):  # the server may close before 1 MB is sent
+            huge.sendall(b"GET /healthz HTTP/1.1\r\nX-Huge: " + b"a" * (1 << 20) + b"\r\n\r\n")
+        took, answer = read_until_closed(huge)
+        assert took < 2 and (not answer or answer.startswith(b"HTTP/1.1 431 ")), answer
+        took, answer = silent.result()
+        assert 8 < took < 14 and answer == b""  # the header deadline is 10 s
+        took, answer = trickling.result()
+        assert 8 < took < 14 and answer.startswith(b"HTTP/1.1 408 "), answer
+        assert httpx.get(f"{srv.url}/healthz").status_code == 200
