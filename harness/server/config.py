@@ -22,6 +22,17 @@ class ServerConfig:
     max_upload_bytes: int = 10 * 1024 * 1024
     max_files: int = 10_000
     max_stored_bytes: int = 256 * 1024 * 1024
+    # One key past its quota loses its own oldest files, never another key's.
+    max_files_per_key: int = 1000
+    max_stored_bytes_per_key: int = 64 * 1024 * 1024
+    max_files_per_request: int = 100
+    # Connections: request headers must arrive within header_timeout seconds and fit in
+    # max_header_bytes; an idle keep-alive connection closes after idle_timeout seconds.
+    header_timeout: float = 10.0
+    max_header_bytes: int = 64 * 1024
+    idle_timeout: int = 5
+    # A JSON body past this answers 413: the server reads it in chunks and stops at the cap.
+    max_body_bytes: int = 1024 * 1024
     # New name -> a built-in app's name: the app answers only to the new name (a target whose
     # apps are not called infsh/*, to prove the harness's target profile).
     app_names: dict[str, str] = field(default_factory=dict)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from harness.server.apps import App, AppFailure, OutputFile
 from harness.server.faults import Fault, Faults
 from harness.server.files import FileStore
+from harness.server.fingerprint import setup_fingerprint
 from harness.server.timefmt import rfc3339
 
 RECEIVED, QUEUED, DISPATCHED, PREPARING, SERVING, SETTING_UP, RUNNING = 1, 2, 3, 4, 5, 6, 7
@@ -56,9 +57,12 @@ class Worker:
             "id": self.id,
             "pool": self.pool,
             "busy": self.task_id is not None,
+            # Workers are shared between keys: show the setup only as a fingerprint, since
+            # setups carry secrets (tokens) that other keys must not read.
             "warm": {
                 "app": self.warm_app,
-                "setup": json.loads(self.warm_setup) if self.warm_setup else None,
+                "setup": ({"fingerprint": setup_fingerprint(self.warm_setup)}
+                          if self.warm_setup else None),
             },
         }
 

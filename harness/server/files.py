@@ -65,8 +65,15 @@ class FileRecord:
         }
 
 
+class FileGone(Exception):
+    """An upload to a file that was evicted or deleted while its bytes arrived."""
+
+
 class FileStore:
-    """All files, bounded by count, age and total bytes (oldest evicted first)."""
+    """All files, bounded by age, per-key quotas and global count and bytes.
+
+    Byte counts change only where a record enters or leaves the store, so they cannot drift.
+    """
 
     def __init__(
         self,
@@ -75,18 +82,34 @@ class FileStore:
         max_total_bytes: int,
         retention_seconds: float,
         alter_uploads: bool = False,
+        max_files_per_key: int = 1000,
+        max_bytes_per_key: int = 64 * 1024 * 1024,
     ) -> None:
         self.max_upload_bytes = max_upload_bytes
         self.max_files = max_files
         self.max_total_bytes = max_total_bytes
         self.retention_seconds = retention_seconds
         self.alter_uploads = alter_uploads
+        self.max_files_per_key = max_files_per_key
+        self.max_bytes_per_key = max_bytes_per_key
         self._by_id: OrderedDict[str, FileRecord] = OrderedDict()
         self._by_token: dict[str, FileRecord] = {}
+        self._by_owner: dict[str, OrderedDict[str, FileRecord]] = {}
+        self._bytes_of: dict[str, int] = {}
         self._total_bytes = 0
 
     def __len__(self) -> int:
         return len(self._by_id)
+
+    @property
+    def total_bytes(self) -> int:
+        return self._total_bytes
+
+    def bytes_of(self, owner: str) -> int:
+        return self._bytes_of.get(owner, 0)
+
+    def count_of(self, owner: str) -> int:
+        return len(self._by_owner.get(owner, ()))
 
     def create(
         self,
@@ -109,6 +132,8 @@ class FileStore:
         )
         self._by_id[record.id] = record
         self._by_token[record.token] = record
+        self._by_owner.setdefault(owner, OrderedDict())[record.id] = record
+        self._bytes_of.setdefault(owner, 0)
         self.evict()
         return record
 
@@ -118,11 +143,12 @@ class FileStore:
         """Store an app's output file, uploaded at creation."""
         record = self.create(owner, base_url, filename, content_type, len(data), None)
         self._store(record, data)
+        self.evict()
         return record
 
     def owned(self, owner: str, limit: int) -> list[FileRecord]:
         """The owner's most recent files, newest first."""
-        return list(islice((r for r in reversed(self._by_id.values()) if r.owner == owner), limit))
+        return list(islice(reversed(self._by_owner.get(owner, {}).values()), limit))
 
     def by_token(self, token: str) -> FileRecord | None:
         return self._by_token.get(token)
@@ -139,6 +165,7 @@ class FileStore:
         return self._by_id.get(file_id)
 
     def put(self, record: FileRecord, data: bytes) -> None:
+        """Store an upload's bytes; FileGone if the record left the store meanwhile."""
         if len(data) > self.max_upload_bytes:
             raise FileTooLarge(f"{len(data)} bytes exceed the cap of {self.max_upload_bytes}")
         if self.alter_uploads and data:
@@ -147,30 +174,52 @@ class FileStore:
         self.evict()
 
     def _store(self, record: FileRecord, data: bytes) -> None:
-        if record.data is not None:
-            self._total_bytes -= len(record.data)
+        # An evicted record's bytes would be counted with nothing left to uncount them later.
+        if self._by_id.get(record.id) is not record:
+            raise FileGone(f"file {record.id} was evicted or deleted during its upload")
+        delta = len(data) - (len(record.data) if record.data is not None else 0)
         record.data = data
         record.updated = time.time()
-        self._total_bytes += len(data)
+        self._bytes_of[record.owner] += delta
+        self._total_bytes += delta
 
     def delete(self, file_id: str) -> None:
         record = self._by_id.pop(file_id, None)
         if record is None:
             return
         self._by_token.pop(record.token, None)
-        if record.data is not None:
-            self._total_bytes -= len(record.data)
+        owned = self._by_owner[record.owner]
+        del owned[file_id]
+        size = len(record.data) if record.data is not None else 0
+        self._total_bytes -= size
+        self._bytes_of[record.owner] -= size
+        if not owned:
+            del self._by_owner[record.owner]
+            del self._bytes_of[record.owner]
 
     def evict(self, now: float | None = None) -> int:
-        """Drop the oldest files past the count, byte or age bounds; return how many went."""
+        """Drop files past their age, their key's quota, then the global bounds; return how many."""
         now = time.time() if now is None else now
         dropped = 0
         while self._by_id:
             oldest = next(iter(self._by_id.values()))
-            too_old = now - oldest.created > self.retention_seconds
-            if not (too_old or len(self._by_id) > self.max_files
-                    or self._total_bytes > self.max_total_bytes):
+            if now - oldest.created <= self.retention_seconds:
                 break
             self.delete(oldest.id)
+            dropped += 1
+        for owner in list(self._by_owner):
+            while owner in self._by_owner and (
+                    self.count_of(owner) > self.max_files_per_key
+                    or self.bytes_of(owner) > self.max_bytes_per_key):
+                self.delete(next(iter(self._by_owner[owner])))
+                dropped += 1
+        # Past a global bound the biggest holder pays, never a key that holds less.
+        while len(self._by_id) > self.max_files:
+            owner = max(self._by_owner, key=self.count_of)
+            self.delete(next(iter(self._by_owner[owner])))
+            dropped += 1
+        while self._total_bytes > self.max_total_bytes:
+            owner = max(self._by_owner, key=self.bytes_of)
+            self.delete(next(iter(self._by_owner[owner])))
             dropped += 1
         return dropped

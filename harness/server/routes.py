@@ -14,12 +14,13 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from harness.server.apps import parse_ref, renamed_catalog
+from harness.server.bodies import read_capped
 from harness.server.config import ServerConfig
 from harness.server.contract_data import load_server_contract
 from harness.server.encoding import dump, envelope
 from harness.server.engine import Engine, EngineError, Task
 from harness.server.faults import Fault, Faults, StreamFaults
-from harness.server.files import FileStore, FileTooLarge
+from harness.server.files import FileGone, FileStore, FileTooLarge
 from harness.server.problems import ApiError, invalid, problem
 from harness.server.ratelimit import Decision, FixedWindowLimiter
 from harness.server.schemas import FilesRequest, RunRequest, parse_body, validated
@@ -44,7 +45,9 @@ class ReferenceApi:
             contract.limits, config.rate_window or contract.window_seconds, self.faults)
         self.files = FileStore(config.max_upload_bytes, config.max_files,
                                config.max_stored_bytes, config.retention_seconds,
-                               alter_uploads=Fault.UPLOAD_BYTES_ALTERED in self.faults)
+                               alter_uploads=Fault.UPLOAD_BYTES_ALTERED in self.faults,
+                               max_files_per_key=config.max_files_per_key,
+                               max_bytes_per_key=config.max_stored_bytes_per_key)
         self.engine = Engine(self.files, contract.status_names, list(config.keys),
                              cloud_workers=config.cloud_workers,
                              private_workers=config.private_workers, speed=config.speed,
@@ -143,7 +146,7 @@ class ReferenceApi:
     # -- handlers ------------------------------------------------------------------------
 
     async def run(self, request: Request, key: str) -> Response:
-        body = parse_body(await request.body(), RunRequest)
+        body = parse_body(await read_capped(request, self.config.max_body_bytes), RunRequest)
         ref = parse_ref(body.app)
         if ref is None:
             raise ApiError(422, "validation_failed", f"malformed app reference {body.app!r}",
@@ -228,9 +231,12 @@ class ReferenceApi:
         return self.ok(dump([record.to_dict() for record in self.files.owned(key, 1000)]))
 
     async def create_files(self, request: Request, key: str) -> Response:
-        body = parse_body(await request.body(), FilesRequest)
+        body = parse_body(await read_capped(request, self.config.max_body_bytes), FilesRequest)
         if not body.files:
             raise invalid([{"name": "body.files", "reason": "at least one file is required"}])
+        if len(body.files) > self.config.max_files_per_request:
+            raise invalid([{"name": "body.files", "reason": "at most "
+                            f"{self.config.max_files_per_request} files per request"}])
         for index, spec in enumerate(body.files):
             if spec.filename is None and Fault.NULL_FILENAME_REFUSED in self.faults:
                 raise invalid([{"name": f"body.files.{index}.filename", "reason": "must be a string"}])
@@ -270,6 +276,8 @@ class ReferenceApi:
             self.files.put(record, b"".join(chunks))
         except FileTooLarge as exc:
             return self.problem(413, "payload_too_large", str(exc))
+        except FileGone as exc:
+            return self.problem(404, "file_not_found", str(exc))
         return self.ok(dump(record.to_dict()))
 
     async def download(self, request: Request) -> Response:

@@ -10,6 +10,7 @@ from typing import TextIO
 import uvicorn
 
 from harness.server.app import ServerConfig, create_app
+from harness.server.protocol import guarded_protocol
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -50,6 +51,8 @@ def serve(config: ServerConfig, host: str, port: int, out: TextIO = sys.stdout,
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
-                                           lifespan="on", timeout_graceful_shutdown=2))
+    server = uvicorn.Server(uvicorn.Config(
+        app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=2,
+        http=guarded_protocol(config.header_timeout, config.max_header_bytes),
+        timeout_keep_alive=config.idle_timeout))
     server.run(sockets=[sock])

@@ -273,7 +273,8 @@ def test_setup_warmth_skips_setup_phases(start_server: StartServer) -> None:
         assert not {4, 5, 6} & set(warm) and warm[:4] == [1, 2, 3, 7]
         assert 6 in other_setup and not {4, 5} & set(other_setup)
         worker = data(api.workers())[0]
-        assert worker["warm"] == {"app": "infsh/flux", "setup": {"model": "dev"}}
+        assert worker["warm"]["app"] == "infsh/flux"
+        assert set(worker["warm"]["setup"]) == {"fingerprint"}  # never the setup's values
 
 
 def test_queueing_when_every_worker_is_busy(start_server: StartServer) -> None:
