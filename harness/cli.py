@@ -95,6 +95,22 @@ def build_parser() -> argparse.ArgumentParser:
                        "(repeatable; to try a target profile)")
     serve.add_argument("--max-upload-bytes", type=positive_int, default=10 * 1024 * 1024,
                        metavar="N")
+    serve.add_argument("--max-body-bytes", type=positive_int, default=1024 * 1024, metavar="N",
+                       help="JSON request bodies above N bytes answer 413 (read in chunks, never whole)")
+    serve.add_argument("--max-files-per-request", type=positive_int, default=100, metavar="N",
+                       help="POST /files with more entries answers 422 (default 100)")
+    serve.add_argument("--max-files-per-key", type=positive_int, default=1000, metavar="N",
+                       help="files one key may hold; past it the key's own oldest go (default 1000)")
+    serve.add_argument("--max-stored-bytes-per-key", type=positive_int, default=64 * 1024 * 1024,
+                       metavar="N", help="uploaded bytes one key may hold; past it the key's own "
+                       "oldest go")
+    serve.add_argument("--header-timeout", type=positive_float, default=10.0, metavar="S",
+                       help="close a connection whose request headers are not complete within S "
+                       "seconds (408; default 10)")
+    serve.add_argument("--max-header-bytes", type=positive_int, default=64 * 1024, metavar="N",
+                       help="request headers above N bytes answer 431 (default 65536)")
+    serve.add_argument("--idle-timeout", type=positive_int, default=5, metavar="S",
+                       help="close an idle keep-alive connection after S whole seconds (default 5)")
 
     check = sub.add_parser("check", help="run every suite against a target and write a report")
     _add_target_options(check)
@@ -204,7 +220,10 @@ def _serve(args: argparse.Namespace) -> int:
         heartbeat_interval=args.heartbeat, progress_interval=args.progress_interval,
         cloud_workers=args.cloud_workers, private_workers=args.private_workers,
         retention_seconds=args.retention, max_finished_tasks=args.max_finished_tasks,
-        max_upload_bytes=args.max_upload_bytes, app_names=app_names)
+        max_upload_bytes=args.max_upload_bytes, app_names=app_names, max_body_bytes=args.max_body_bytes,
+        max_files_per_request=args.max_files_per_request, max_files_per_key=args.max_files_per_key,
+        max_stored_bytes_per_key=args.max_stored_bytes_per_key, header_timeout=args.header_timeout,
+        max_header_bytes=args.max_header_bytes, idle_timeout=args.idle_timeout)
     try:
         serve(config, args.host, args.port, generated_key=generated)
     except OSError as exc:
