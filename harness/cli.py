@@ -242,7 +242,9 @@ def _settings(args: argparse.Namespace) -> Any:
 
     names = ("base_url", "api_keys", "rate_window", "max_tasks", "allow_hosts", "out_dir", "speed",
              "deadline", "ca_bundle", "insecure", "allow_file_hosts")
-    return load_settings({k: getattr(args, k, None) for k in names}, toml_path=getattr(args, "config", None))
+    config = getattr(args, "config", None)
+    return load_settings({k: getattr(args, k, None) for k in names}, toml_path=config,
+                         required=config is not None)
 
 
 def _run(args: argparse.Namespace, suites: list[str]) -> int:

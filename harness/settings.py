@@ -145,14 +145,17 @@ def _from_toml(path: Path, required: bool = False) -> dict[str, Any]:
 
 
 def load_settings(flags: Mapping[str, Any], env: Mapping[str, str] | None = None,
-                  toml_path: Path | None = None) -> Settings:
-    """Merge the sources; None-valued flags do not override anything."""
+                  toml_path: Path | None = None, required: bool = False) -> Settings:
+    """Merge the sources; None-valued flags do not override anything.
+
+    `required`: the file was named by the user (--config), so its absence is an error.
+    """
     env = os.environ if env is None else env
     merged: dict[str, Any] = {}
     path = toml_path or DEFAULT_TOML
-    from_file = _from_toml(path, required=toml_path is not None)
+    from_file = _from_toml(path, required=required)
     merged.update(from_file)
-    if from_file or toml_path is not None:
+    if from_file or required:
         merged["config"] = path
     merged.update(_from_env(env))
     merged.update({k: v for k, v in flags.items() if v is not None and v != []})

@@ -121,8 +121,8 @@ def test_profile_tables_are_validated(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="imput"):
         load_settings({}, env={}, toml_path=bad)
     with pytest.raises(ConfigError, match="no such configuration file"):
-        load_settings({}, env={}, toml_path=tmp_path / "missing.toml")
-    assert load_settings({}, env={}, toml_path=None).profile is REFERENCE
+        load_settings({}, env={}, toml_path=tmp_path / "missing.toml", required=True)
+    assert load_settings({}, env={}, toml_path=tmp_path / "missing.toml").profile is REFERENCE
 
 
 def test_file_placeholder_and_run_body() -> None:
