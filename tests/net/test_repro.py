@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 
 from harness.net.repro import SECOND_KEY_VAR, curl
@@ -33,3 +34,14 @@ def test_target_supplied_text_is_quoted_as_one_word() -> None:
     assert words == ["curl", "-sS", uri]
     raw = shlex.split(curl("POST", "http://t/f", raw_body="$(reboot)"))
     assert raw[-2:] == ["--data-binary", "$(reboot)"]
+
+
+def test_hostile_values_stay_one_argument_each() -> None:
+    """Every value a target can choose becomes exactly one argv entry when the repro is pasted."""
+    nasty = ["a;b", "$(id)", "`id`", "a\nrm -rf ~", "it's", 'say "hi"', "${IFS}x", "a\\b", "-X DELETE"]
+    for value in nasty:
+        url = "http://t/tasks/" + value
+        words = shlex.split(curl("GET", url, headers={"X-Value": value}))
+        assert url in words and f"X-Value: {value}" in words, value
+        body = shlex.split(curl("POST", "http://t/apps/run", {"input": value}))
+        assert body[-1] == json.dumps({"input": value}, separators=(",", ":")), value

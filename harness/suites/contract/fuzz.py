@@ -102,6 +102,10 @@ class FuzzStats:
     no_negative: list[str] = field(default_factory=list)  # operations given up in negative mode
 
 
+# A response body past this is cut (and a finding): the harness's memory stays near it.
+MAX_BODY_BYTES = 16 * 2**20
+
+
 class _PacedSession(requests.Session):  # type: ignore[misc]
     """A requests.Session whose every request goes through Traffic and is read within a deadline."""
 
@@ -116,6 +120,9 @@ class _PacedSession(requests.Session):  # type: ignore[misc]
             operation = self.traffic.before(method, url)
             kwargs["stream"] = True
             kwargs["timeout"] = (5.0, self.request_timeout_s)
+            # A redirect is an answer to judge against the contract, never a request the session
+            # sends on its own: past the pacing and the budget, perhaps to another host.
+            kwargs["allow_redirects"] = False
             response = super().request(method, url, *args, **kwargs)
             self._read(response)
             wait = self.traffic.after(_exchange(response, self.traffic), operation)
@@ -132,6 +139,7 @@ class _PacedSession(requests.Session):  # type: ignore[misc]
         limit = self.stream_cap_s if streaming else self.request_timeout_s
         end = time.monotonic() + limit
         chunks: list[bytes] = []
+        received = 0
         cut = False
         try:
             # read1: whatever has arrived (one system call), so a trickle never blocks past `end`.
@@ -140,7 +148,8 @@ class _PacedSession(requests.Session):  # type: ignore[misc]
                 if not chunk:
                     break
                 chunks.append(chunk)
-                if time.monotonic() > end:
+                received += len(chunk)
+                if time.monotonic() > end or received > MAX_BODY_BYTES:
                     cut = True
                     break
         except (requests.RequestException, OSError, *_URLLIB3_ERRORS):
@@ -151,6 +160,9 @@ class _PacedSession(requests.Session):  # type: ignore[misc]
             cut = True
         if cut:
             response.close()
+            if not streaming and received > MAX_BODY_BYTES:
+                raise requests.exceptions.ConnectionError(
+                    f"the response body passed {MAX_BODY_BYTES // 2**20} MiB: not read further")
             if not streaming:
                 raise requests.exceptions.ReadTimeout(
                     f"the response was not complete within {limit:g} s (the target kept sending)")
