@@ -266,8 +266,11 @@ def _run(args: argparse.Namespace, suites: list[str]) -> int:
     except RunError as exc:
         return _fail(exc.code, str(exc))
     except KeyboardInterrupt:
-        return _fail(ExitCode.INTERRUPTED, "interrupted before any suite ran")
-    billable = sum(int(s.metrics.get("tasks_created", 0)) for s in result.suites)
+        return _fail(ExitCode.INTERRUPTED, "interrupted (the run folder, if any, may be incomplete)")
+    except Exception as exc:  # the harness itself failed: one line, never a traceback or a key
+        return _fail(ExitCode.CRASHED, f"the harness failed: {type(exc).__name__}: {exc}")
+    billable = int(result.settings.get("preflight_runs", 0)) + sum(
+        int(s.metrics.get("tasks_created", 0)) for s in result.suites)
     lines = []
     for suite in result.suites:
         extra = f": {suite.error}" if suite.error else ""

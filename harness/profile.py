@@ -47,7 +47,18 @@ class AppRole(BaseModel):
 
     @property
     def takes_file(self) -> bool:
-        return FILE_PLACEHOLDER in repr(self.input)
+        """Whether some input value is exactly "$FILE" (the value `with_file` replaces)."""
+        return _has_placeholder(self.input)
+
+
+def _has_placeholder(value: Any) -> bool:
+    if value == FILE_PLACEHOLDER:
+        return True
+    if isinstance(value, dict):
+        return any(_has_placeholder(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_placeholder(v) for v in value)
+    return False
 
 
 def with_file(value: Any, uri: str | None) -> Any:

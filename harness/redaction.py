@@ -11,6 +11,7 @@ import html
 import json
 import re
 from collections.abc import Iterable
+from urllib.parse import quote, quote_plus
 
 MIN_PREFIX = 8
 MASK = "***"
@@ -25,15 +26,37 @@ class Redactor:
         for secret in secrets:
             if len(secret) < 4:
                 continue  # too short to tell from ordinary text; such a key is refused by the target
-            forms |= {secret, html.escape(secret), html.escape(secret, quote=False), json.dumps(secret)[1:-1]}
-        patterns = [_prefix_pattern(form) for form in sorted(forms, key=len, reverse=True)]
-        self._pattern = re.compile("|".join(patterns)) if patterns else None
-        self._firsts = {form[:MIN_PREFIX] for form in forms}
+            forms |= {secret, html.escape(secret), html.escape(secret, quote=False), json.dumps(secret)[1:-1],
+                      quote(secret, safe=""), quote_plus(secret)}
+        # One pattern per form, all matched against the same text and their spans merged: in one
+        # alternation (or one after another) a form that shares the key's first characters would
+        # match only those and leave the rest of a key with `&` or `"` in clear.
+        self._patterns = [(form[:MIN_PREFIX], re.compile(_prefix_pattern(form))) for form in forms]
 
     def __call__(self, text: str) -> str:
-        if self._pattern is None or not any(first in text for first in self._firsts):
-            return text  # the common case: one substring test per form, no regex
-        return self._pattern.sub(MASK, text)
+        spans = [match.span() for first, pattern in self._patterns
+                 if first in text  # the common case: one substring test per form, no regex
+                 for match in pattern.finditer(text)]
+        if not spans:
+            return text
+        out: list[str] = []
+        done = 0
+        for start, end in _merged(spans):
+            out += [text[done:start], MASK]
+            done = end
+        out.append(text[done:])
+        return "".join(out)
+
+
+def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Overlapping or touching spans joined, in order."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 def _prefix_pattern(secret: str) -> str:

@@ -53,14 +53,17 @@ def target(settings: Settings, faults: list[str], progress: Progress,
                 raise RunError(ExitCode.USAGE, f"{host} is not loopback and not allowed; suites create "
                                f"billable tasks: add --allow-host {host} to accept")
         budget = settings.max_tasks or DEFAULT_MAX_TASKS
+        preflight_runs = 0
         try:
             preflight(settings.base_url, settings.api_keys)
             if app_suites:
                 progress("preflight: running each mapped app once")
-                budget -= preflight_apps(settings.base_url, settings.api_keys[0], settings.profile)
+                preflight_runs = preflight_apps(settings.base_url, settings.api_keys[0], settings.profile,
+                                                budget)
+                budget -= preflight_runs
         except PreflightError as exc:
             raise RunError(ExitCode.UNREACHABLE if exc.unreachable else ExitCode.USAGE, str(exc)) from exc
-        yield settings.model_copy(update={"max_tasks": max(1, budget)})
+        yield settings.model_copy(update={"max_tasks": budget, "preflight_runs": preflight_runs})
         return
     keys = fresh_keys(2)
     window = settings.rate_window or SELF_STARTED_WINDOW

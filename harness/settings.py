@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from harness.profile import REFERENCE, ROLES, AppRole, Profile
 
@@ -43,6 +43,13 @@ class Settings(BaseModel):
     config: Path | None = None  # the settings file read, if any (its [thresholds] too)
     ca_bundle: Path | None = None  # a CA to trust besides the system's (staging set-ups)
     insecure: bool = False  # TLS not verified: said in every report's settings
+    preflight_runs: int = 0  # billable runs the preflight made (set by the runner, reported)
+
+    @model_validator(mode="after")
+    def _tls(self) -> Settings:
+        if self.insecure and self.ca_bundle is not None:
+            raise ValueError("insecure and ca_bundle exclude each other (verify with the CA, or not at all)")
+        return self
 
     @field_validator("ca_bundle")
     @classmethod
@@ -132,8 +139,10 @@ def _from_toml(path: Path, required: bool = False) -> dict[str, Any]:
         if required:
             raise ConfigError(f"{path}: no such configuration file") from None
         return {}
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc.strerror or exc}") from exc
     section = dict(data.get("harness", data))
     if "apps" in data and "apps" not in section:  # [apps.<role>] beside a [harness] table
         section["apps"] = data["apps"]

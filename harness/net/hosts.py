@@ -11,8 +11,12 @@ from urllib.parse import urlsplit
 
 
 def origin_of(url: str) -> tuple[str, str, int | None]:
-    """The RFC 6454 origin of a URL: scheme, lower-case host, port (the scheme's default filled in)."""
-    parts = urlsplit(url)
+    """The RFC 6454 origin of a URL: scheme, lower-case host, port (the scheme's default filled in);
+    a URL that does not parse has the empty origin."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "", "", None
     try:
         port = parts.port
     except ValueError:
@@ -26,8 +30,10 @@ class HostPolicy:
     base_url: str = ""
     file_hosts: frozenset[str] = field(default_factory=frozenset)
 
-    def refusal(self, url: str) -> str | None:
+    def refusal(self, url: object) -> str | None:
         """Why a URL the target handed out must not be fetched; None when it may be."""
+        if not isinstance(url, str):
+            return f"{url!r:.80} is not a URL"
         scheme, host, _ = origin_of(url)
         if scheme not in ("http", "https"):
             return f"{url[:80]!r} is not an http(s) URL"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import httpx
 
 from harness.checks.envelope import data_of, envelope_gaps
@@ -53,18 +55,22 @@ def preflight(base_url: str, keys: list[str], timeout_s: float = 10.0) -> None:
 RUN_ROLES = ("quick", "failing", "setup", "flow", "slow")
 
 
-def preflight_apps(base_url: str, key: str, profile: Profile, timeout_s: float = 10.0) -> int:
+def preflight_apps(base_url: str, key: str, profile: Profile, budget: int,
+                   timeout_s: float = 10.0) -> int:
     """Run each mapped app once: a missing app or a refused input is PreflightError naming the
-    roles. Returns the tasks created (they count against the budget)."""
+    roles. Returns the tasks created (they count against the budget, which must hold them all)."""
+    roles = [role for role in RUN_ROLES if profile.get(role) is not None]
+    if len(roles) >= budget:
+        raise PreflightError(f"the task budget (--max-tasks {budget}) cannot hold the {len(roles)} "
+                             "preflight runs of the mapped apps and any suite run")
     created = 0
     problems: list[str] = []
     headers = {"Authorization": f"Bearer {key}"}
     with httpx.Client(timeout=timeout_s, follow_redirects=False, headers=headers,
                       verify=policy().context()) as client:
-        for role in RUN_ROLES:
+        for role in roles:
             app = profile.get(role)
-            if app is None:
-                continue
+            assert app is not None
             try:
                 response = client.post(base_url + "/apps/run", json=app.body())
             except httpx.HTTPError as exc:
@@ -74,7 +80,10 @@ def preflight_apps(base_url: str, key: str, profile: Profile, timeout_s: float =
                 created += 1
                 task = _data(response)
                 if role == "slow" and isinstance(task, dict) and isinstance(task.get("id"), str):
-                    client.post(f"{base_url}/tasks/{task['id']}/cancel")
+                    try:  # best effort: the task is billed either way
+                        client.post(f"{base_url}/tasks/{quote(task['id'], safe='')}/cancel")
+                    except httpx.HTTPError:
+                        pass
             elif response.status_code == 404:
                 problems.append(f"{role}: the target has no app {app.app!r}")
             elif response.status_code == 422:

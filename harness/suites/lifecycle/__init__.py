@@ -43,6 +43,10 @@ class LifecycleSuite(Suite):
         from harness.suites.lifecycle.run import LifecycleOptions, run_lifecycle
 
         flags = options or LifecycleFlags()
+        roles = ("quick", "failing", "setup", "flow", "slow")
+        if not any(ctx.settings.profile.get(role) for role in roles):
+            return SuiteResult(name=self.name, status="skipped", error="the profile maps none of the "
+                               f"apps the lifecycle runs ({', '.join(roles)}; [apps.<role>] in harness.toml)")
         tasks = min(flags.tasks, max(0, ctx.tasks_left - 2))
         if tasks < 1:
             return SuiteResult(name=self.name, status="skipped", error="task budget (--max-tasks) spent")

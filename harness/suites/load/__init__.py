@@ -63,6 +63,9 @@ class LoadSuite(Suite):
         from harness.suites.load.run import run_load
 
         options = options or LoadOptions()
+        if ctx.settings.profile.get("quick") is None:
+            return SuiteResult(name=self.name, status="skipped", error="the profile maps no 'quick' app "
+                               "([apps.quick] in harness.toml): every load scenario runs it")
         thresholds = list(options.thresholds)
         if options.toml_thresholds:
             try:

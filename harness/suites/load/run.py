@@ -172,14 +172,17 @@ def run_load(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: Limit
     relay = threading.Thread(target=_relay, args=(process.stdout, note, lines), daemon=True)
     relay.start()
     try:
-        code = process.wait(timeout=budget_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-        code = -1
-    relay.join(timeout=5)
-    (load_dir / "master.out").write_text(redact("\n".join(lines)) + "\n")
-    _redact_files(load_dir)
+        try:
+            code = process.wait(timeout=budget_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            code = -1
+        relay.join(timeout=5)
+    finally:
+        # Ctrl-C included: what the children wrote is redacted before the run folder is rendered.
+        (load_dir / "master.out").write_text(redact("\n".join(lines)) + "\n")
+        _redact_files(load_dir)
     if code != 0 and not any((d / "summary.json").exists() for d in phase_dirs):
         why = "timed out" if code == -1 else f"exited with {code}"
         tail = " | ".join(lines[-5:])
@@ -191,9 +194,11 @@ def run_load(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: Limit
                "processes": max(1, options.processes), "users": options.users,
                "scenarios_run": [s.name for s in phases], "files": str(load_dir)}
     error = "; ".join(analysis.notes) or None
+    status = analysis.status
     if code != 0:
         error = "; ".join(filter(None, [f"the load process exited with {code}", error]))
-    return SuiteResult(name=SUITE, status=analysis.status, checks=analysis.checks, metrics=metrics,
+        status = "error"  # the suite could not finish what it was asked: never a pass
+    return SuiteResult(name=SUITE, status=status, checks=analysis.checks, metrics=metrics,
                        findings=analysis.findings, error=error,
                        duration_s=round(time.monotonic() - started, 3))
 

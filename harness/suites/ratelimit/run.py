@@ -95,6 +95,9 @@ def run_ratelimit(base_url: str, keys: list[str], limits: Limits, history_path: 
     metrics["contract_window_s"] = limits.window_seconds
     if history_path is not None:
         write_history(session, history_path)
+    if metrics.get("stopped"):
+        return SuiteResult(name=SUITE, status="skipped", metrics=metrics, error=str(metrics["stopped"]),
+                           duration_s=round(time.monotonic() - started, 3))
     return SuiteResult(name=SUITE, status="failed" if findings else "passed",
                        checks=_checks_run(session, options, metrics), metrics=metrics,
                        findings=findings, duration_s=round(time.monotonic() - started, 3))
@@ -146,7 +149,9 @@ def _drive(session: Session, options: RateLimitOptions, plan: Plan, note: Progre
         replanned = fit_budget(session, options, declared, note, skipped)
         if replanned is None:
             return [], {**skipped, "discovered_window_s": discovered_window, "tasks_created": sum(
-                1 for x in session.exchanges if x.group == "run" and x.admitted)}
+                1 for x in session.exchanges if x.group == "run" and x.admitted),
+                "stopped": "task budget (--max-tasks) too small after discovery",
+                "requests": len(session.exchanges)}
         plan = replanned
         boundary = _next_boundary(session, probes_now)
     # 2. the burst window
