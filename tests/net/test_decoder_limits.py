@@ -163,7 +163,7 @@ def test_caps_must_be_positive() -> None:
 def _cost(decoder: Callable[..., Decoder], size: int, chunk: int, **caps: int) -> float:
     data = b"x" * chunk
     best = float("inf")
-    for _ in range(3):  # the best of three: a shared machine only ever adds time
+    for _ in range(5):  # the best of five: a shared machine only ever adds time
         dec = decoder(**caps)
         start = time.perf_counter()
         for _ in range(size // chunk):
@@ -180,13 +180,15 @@ def test_a_held_line_without_newline_costs_linear_time(decoder: Callable[..., De
     # Small chunks, so the count of feeds rather than the allocator's growing of one buffer rules.
     caps = {"max_line": 1 << 30, "max_stream": 1 << 30}
     small, large = _cost(decoder, size, chunk, **caps), _cost(decoder, 4 * size, chunk, **caps)
-    assert large < 8 * small, (small, large)
+    # Linear is 4x; the quadratic decoder measured 26.7x here. 12x leaves room for a shared
+    # machine's noise at these millisecond sizes and still catches a quadratic one (16x and up).
+    assert large < 12 * max(small, 1e-3), (small, large)
 
 
 @pytest.mark.parametrize("decoder", [SseDecoder, NdjsonDecoder])
 def test_32_mb_line_in_64_kib_chunks_costs_linear_time(decoder: Callable[..., Decoder]) -> None:
     small, large = _cost(decoder, 8 << 20, 65536), _cost(decoder, 32 << 20, 65536)
-    assert large < 8 * max(small, 1e-3), (small, large)  # the floor: timer noise at this size
+    assert large < 12 * max(small, 1e-3), (small, large)  # the floor: timer noise at this size
 
 
 # --- chunking never changes the events -------------------------------------------------------
