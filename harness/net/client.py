@@ -10,6 +10,7 @@ from typing import Any, Literal
 import httpx
 
 from harness.checks.envelope import data_of
+from harness.net.bounded import bounded_request
 from harness.net.decoders import NdjsonDecoder, SseDecoder, StreamEvent
 from harness.net.hosts import HostPolicy, host_policy
 from harness.net.tls import policy
@@ -69,6 +70,10 @@ class ApiClient:
         self.base_url = base_url.rstrip("/")
         self.http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout,
                                  transport=transport, verify=policy().context())
+        self.deadline_s = timeout  # the whole answer, not each read
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return bounded_request(self.http, method, path, self.deadline_s, **kwargs)
 
     def close(self) -> None:
         self.http.close()
@@ -80,28 +85,28 @@ class ApiClient:
         self.close()
 
     def run(self, body: dict[str, Any]) -> httpx.Response:
-        return self.http.post("/apps/run", json=body)
+        return self._request("POST", "/apps/run", json=body)
 
     def get_task(self, task_id: str) -> httpx.Response:
-        return self.http.get(f"/tasks/{task_id}")
+        return self._request("GET", f"/tasks/{task_id}")
 
     def get_status(self, task_id: str) -> httpx.Response:
-        return self.http.get(f"/tasks/{task_id}/status")
+        return self._request("GET", f"/tasks/{task_id}/status")
 
     def cancel(self, task_id: str) -> httpx.Response:
-        return self.http.post(f"/tasks/{task_id}/cancel", content=b"")
+        return self._request("POST", f"/tasks/{task_id}/cancel", content=b"")
 
     def delete(self, task_id: str, files: bool = False) -> httpx.Response:
-        return self.http.delete(f"/tasks/{task_id}", params={"files": "true"} if files else None)
+        return self._request("DELETE", f"/tasks/{task_id}", params={"files": "true"} if files else None)
 
     def workers(self) -> httpx.Response:
-        return self.http.get("/workers")
+        return self._request("GET", "/workers")
 
     def create_file(self, filename: str | None, content_type: str, size: int | None
                     ) -> httpx.Response:
         spec = {"uri": "", "filename": filename, "content_type": content_type, "path": None,
                 "size": size, "public": None}
-        return self.http.post("/files", json={"files": [spec]})
+        return self._request("POST", "/files", json={"files": [spec]})
 
     def _file_hosts(self) -> HostPolicy:
         """The target's own origin, and the file hosts the run allows."""
@@ -113,14 +118,15 @@ class ApiClient:
         if refused is not None:
             raise ForeignHost(refused)
         with httpx.Client(timeout=self.http.timeout, verify=policy().context()) as bare:
-            return bare.put(upload_url, content=data, headers={"Content-Type": content_type})
+            return bounded_request(bare, "PUT", upload_url, self.deadline_s, content=data,
+                                   headers={"Content-Type": content_type})
 
     def download(self, uri: str) -> httpx.Response:
         refused = self._file_hosts().refusal(uri)
         if refused is not None:
             raise ForeignHost(refused)
         with httpx.Client(timeout=self.http.timeout, verify=policy().context()) as bare:
-            return bare.get(uri)
+            return bounded_request(bare, "GET", uri, self.deadline_s)
 
     def read_stream(self, task_id: str, fmt: StreamFormat, deadline_s: float,
                     on_event: Callable[[StreamEvent], None] | None = None) -> StreamReading:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from urllib.parse import quote
 
 import httpx
 
 from harness.checks.envelope import data_of, envelope_gaps
+from harness.net.bounded import bounded_request
 from harness.net.tls import policy
 from harness.profile import Profile
 
@@ -29,8 +29,8 @@ def preflight(base_url: str, keys: list[str], timeout_s: float = 10.0) -> None:
     with httpx.Client(timeout=timeout_s, follow_redirects=False, verify=policy().context()) as client:
         for index, key in enumerate(keys, 1):
             try:
-                response = _bounded(client, "GET", base_url + PROBE_PATH, timeout_s,
-                                    headers={"Authorization": f"Bearer {key}"})
+                response = bounded_request(client, "GET", base_url + PROBE_PATH, timeout_s, cap=READ_CAP,
+                                           headers={"Authorization": f"Bearer {key}"})
             except httpx.HTTPError as exc:
                 raise PreflightError(f"target {base_url} unreachable: {type(exc).__name__}: {exc}",
                                      unreachable=True) from exc
@@ -74,7 +74,8 @@ def preflight_apps(base_url: str, key: str, profile: Profile, budget: int,
             app = profile.get(role)
             assert app is not None
             try:
-                response = _bounded(client, "POST", base_url + "/apps/run", timeout_s, json=app.body())
+                response = bounded_request(client, "POST", base_url + "/apps/run", timeout_s, cap=READ_CAP,
+                                           json=app.body())
             except httpx.HTTPError as exc:
                 raise PreflightError(f"POST /apps/run failed: {type(exc).__name__}: {exc}",
                                      unreachable=True) from exc
@@ -97,24 +98,6 @@ def preflight_apps(base_url: str, key: str, profile: Profile, budget: int,
                 "init`)" if profile.builtin else "fix the [apps.<role>] tables")
         raise PreflightError(f"the apps the suites would run are not usable: {'; '.join(problems)}; {hint}")
     return created
-
-
-def _bounded(client: httpx.Client, method: str, url: str, deadline_s: float,
-             **kwargs: object) -> httpx.Response:
-    """One request whose whole answer must arrive within `deadline_s` and READ_CAP bytes (a
-    trickle or a flood is a transport error, not a wait or a memory spike)."""
-    end = time.monotonic() + deadline_s
-    with client.stream(method, url, **kwargs) as response:  # type: ignore[arg-type]
-        body = bytearray()
-        for chunk in response.iter_bytes():  # decoded: the cap bounds what is held
-            body += chunk
-            if len(body) > READ_CAP:
-                raise httpx.ReadError(f"the answer to {method} {url} passed {READ_CAP} bytes")
-            if time.monotonic() > end:
-                raise httpx.ReadTimeout(f"the answer to {method} {url} took more than {deadline_s:g} s")
-        headers = [(k, v) for k, v in response.headers.items() if k.lower() != "content-encoding"]
-        return httpx.Response(response.status_code, headers=headers, content=bytes(body),
-                              request=response.request)
 
 
 def _data(response: httpx.Response) -> object:

@@ -1,0 +1,32 @@
+"""A request whose whole answer has a deadline and a size cap: a trickle or a flood is an error.
+
+httpx's timeouts are per read, so a target that sends a byte every few seconds would hold a
+plain request forever; and `.content` reads a body of any size into memory.
+"""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+READ_CAP = 16 * 2**20  # bytes of one answer the harness holds at most
+
+
+def bounded_request(client: httpx.Client, method: str, url: str, deadline_s: float, *,
+                    cap: int = READ_CAP, **kwargs: object) -> httpx.Response:
+    """`client.request`, with the whole answer in `deadline_s` and `cap` decoded bytes at most."""
+    end = time.monotonic() + deadline_s
+    with client.stream(method, url, **kwargs) as response:  # type: ignore[arg-type]
+        body = bytearray()
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) > cap:
+                raise httpx.ReadError(f"the answer to {method} {url} passed {cap} bytes",
+                                      request=response.request)
+            if time.monotonic() > end:
+                raise httpx.ReadTimeout(f"the answer to {method} {url} took more than {deadline_s:g} s",
+                                        request=response.request)
+        headers = [(k, v) for k, v in response.headers.items() if k.lower() != "content-encoding"]
+        return httpx.Response(response.status_code, headers=headers, content=bytes(body),
+                              request=response.request)
