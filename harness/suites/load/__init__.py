@@ -51,7 +51,7 @@ class LoadSuite(Suite):
         if not settings.api_keys:
             raise ConfigError(NO_KEY)
         return run_worker(args.master_host, args.master_port or DEFAULT_MASTER_PORT, settings.api_keys,
-                          args.processes or 1)
+                          args.processes or 1, settings)
 
     def all_checks(self) -> tuple[str, ...]:
         from harness.suites.load.analysis import CHECKS

@@ -27,7 +27,7 @@ import os
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -160,6 +160,9 @@ class LoadConfig:
             Path("reports") / time.strftime("locust-%Y%m%dT%H%M%SZ", time.gmtime()))
         config.thresholds = [t.strip() for t in env.get("HARNESS_THRESHOLDS", "").split(";")
                              if t.strip()]
+        config.insecure = env.get("HARNESS_INSECURE", "") == "1"
+        config.ca_bundle = env.get("HARNESS_CA_BUNDLE") or None
+        config.file_hosts = [h.strip() for h in env.get("HARNESS_FILE_HOSTS", "").split(",") if h.strip()]
         config.allow_hosts = [h.strip() for h in env.get("HARNESS_ALLOW_HOSTS", "").split(",")
                               if h.strip()]
         config.limit_groups = [g.strip() for g in env.get("HARNESS_LIMIT_GROUPS", "").split(",")
@@ -169,6 +172,17 @@ class LoadConfig:
             raise ValueError(f"HARNESS_LIMIT_GROUPS: unknown group {unknown[0]!r} "
                              f"(known: {', '.join(config.limits)})")
         return config
+
+    def as_worker_of_this_machine(self, own: LoadConfig) -> tuple[LoadConfig, str | None]:
+        """A master's plan as a worker runs it: the worker's own allow-list and TLS choice replace
+        the master's (the plan arrives over an unauthenticated channel); and why it must refuse
+        the plan, or None. The worker's keys go only where the worker itself allows."""
+        plan = replace(self, allow_hosts=list(own.allow_hosts), file_hosts=list(own.file_hosts),
+                       insecure=own.insecure, ca_bundle=own.ca_bundle)
+        if self.insecure and not own.insecure:
+            return plan, ("the master asks for TLS without verification; this worker was not started "
+                          "with --insecure")
+        return plan, plan.guard_error(self.base_url)
 
     def guard_error(self, base_url: str | None) -> str | None:
         """Why this target must not be loaded, or None (loopback, or an allowed host)."""

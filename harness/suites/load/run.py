@@ -34,7 +34,7 @@ from harness.history import HISTORY_FILE
 from harness.net.hosts import host_policy
 from harness.net.tls import policy
 from harness.redaction import redact
-from harness.settings import DEFAULT_MAX_TASKS, is_loopback
+from harness.settings import DEFAULT_MAX_TASKS, Settings, is_loopback
 from harness.suites.load.analysis import CHECKS, analyse_phases
 from harness.suites.load.config import LoadConfig, reference_apps
 from harness.suites.load.options import LoadOptions
@@ -203,11 +203,20 @@ def run_load(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: Limit
                        duration_s=round(time.monotonic() - started, 3))
 
 
-def run_worker(master_host: str, master_port: int, keys: list[str], processes: int = 1) -> int:
-    """`harness load --worker --master-host H`: `processes` Locust workers on this machine."""
+def run_worker(master_host: str, master_port: int, keys: list[str], processes: int = 1,
+               settings: Settings | None = None) -> int:
+    """`harness load --worker --master-host H`: `processes` Locust workers on this machine.
+
+    The workers judge the master's target by this machine's own settings (allowed hosts, TLS),
+    never by what the master sends.
+    """
     if not keys:
         raise ValueError("a Locust worker needs at least one API key")
-    env = {**os.environ, "HARNESS_API_KEYS": ",".join(keys)}
+    own = settings or Settings()
+    env = {**os.environ, "HARNESS_API_KEYS": ",".join(keys),
+           "HARNESS_ALLOW_HOSTS": ",".join(own.allow_hosts),
+           "HARNESS_FILE_HOSTS": ",".join(own.allow_file_hosts),
+           "HARNESS_INSECURE": "1" if own.insecure else "", "HARNESS_CA_BUNDLE": str(own.ca_bundle or "")}
     children = [subprocess.Popen([sys.executable, "-m", "harness.suites.load.worker", "--master-host",
                                   master_host, "--master-port", str(master_port)], env=env)
                 for _ in range(max(1, processes))]

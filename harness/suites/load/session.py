@@ -87,6 +87,7 @@ class LoadSession:
         self.environment = environment
         self.config = LoadConfig.from_env(scenario=_PLAIN_SCENARIO[0])
         self.keys = keys_from_env()
+        self._own = self.config  # this machine's own settings: a master's plan cannot widen them
         set_secrets(self.keys)  # this process writes history lines and Locust's files
         self.lifecycle = load_lifecycle()
         self.terminal = frozenset(self.lifecycle.terminal)
@@ -334,7 +335,11 @@ class LoadSession:
             options = self.environment.parsed_options
             plan = getattr(options, "harness_plan", None) if options is not None else None
             if plan:
-                self.config = LoadConfig.from_json(str(plan))
+                self.config, refusal = LoadConfig.from_json(str(plan)).as_worker_of_this_machine(
+                    self._own)
+                if refusal is not None:
+                    self.refused = refusal
+                    log.error("harness: this worker refuses the master's plan: %s", refusal)
         self._reset_phase()
         if self.role == "master":
             self.config.workers = max(1, int(self.runner.worker_count))
@@ -350,9 +355,9 @@ class LoadSession:
             if not self.config.run_token:
                 self.config.run_token = secrets.token_hex(4)
         self._apply_share()
-        if self.role == "worker":
+        if self.role == "worker" and not self.refused:
             reason = self.config.guard_error(self.environment.host)
-            if reason is not None and not self.config.library:
+            if reason is not None:
                 self.refused = reason
                 log.error("harness: refusing to load: %s", reason)
         if self.role != "worker":

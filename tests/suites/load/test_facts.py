@@ -57,3 +57,21 @@ def test_task_and_status_fields() -> None:
     assert task_fields([1, 2]) == NO_DIGEST
     assert status_fields({"status": 3}) == Digest(3)
     assert status_fields(None) is NO_DIGEST
+
+
+def test_a_worker_judges_the_masters_plan_by_its_own_settings() -> None:
+    from harness.suites.load.config import LoadConfig
+
+    own = LoadConfig(allow_hosts=["staging.example.com"])
+    # The master allows a host this worker does not: refused, and the plan keeps the worker's list.
+    plan, refusal = LoadConfig(base_url="https://prod.example.com", allow_hosts=["prod.example.com"]
+                               ).as_worker_of_this_machine(own)
+    assert refusal is not None and "prod.example.com is not loopback and not allowed" in refusal
+    assert plan.allow_hosts == ["staging.example.com"]
+    plan, refusal = LoadConfig(base_url="https://staging.example.com").as_worker_of_this_machine(own)
+    assert refusal is None
+    _, refusal = LoadConfig(base_url="http://127.0.0.1:8000", insecure=True).as_worker_of_this_machine(own)
+    assert refusal is not None and "without verification" in refusal
+    plan, refusal = LoadConfig(base_url="http://127.0.0.1:8000", ca_bundle="/master/ca.pem",
+                               file_hosts=["evil.example"]).as_worker_of_this_machine(own)
+    assert refusal is None and plan.ca_bundle is None and plan.file_hosts == []
