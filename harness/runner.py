@@ -19,7 +19,7 @@ from harness.net.tls import TlsPolicy, set_policy
 from harness.redaction import redact, set_secrets
 from harness.report.results import new_run_id, now_rfc3339, write_results
 from harness.settings import DEFAULT_MAX_TASKS, NO_KEY, Settings, is_loopback
-from harness.suites.base import Context, Progress
+from harness.suites.base import Context, Progress, Suite
 from harness.suites.registry import SUITES
 
 SELF_STARTED_MAX_TASKS = 20_000
@@ -80,6 +80,25 @@ def target(settings: Settings, faults: list[str], progress: Progress,
         raise RunError(ExitCode.UNREACHABLE, str(exc)) from exc
 
 
+def _run_suite(suite: Suite, ctx: Context, options: Any, progress: Progress) -> SuiteResult:
+    """One suite, its crash turned into a result; the budget left is updated."""
+    started = time.monotonic()
+    progress(f"suite {suite.name}: started")
+    try:
+        outcome = suite.run(ctx, options)
+    except Exception as exc:  # a suite crash is a result, not a traceback for the user
+        outcome = SuiteResult(name=suite.name, status="error", error=f"{type(exc).__name__}: {exc}",
+                              duration_s=round(time.monotonic() - started, 3))
+    if outcome.status == "passed" and not suite.judged_something(outcome):
+        outcome.status = "error"
+        outcome.error = ("nothing was judged (no task created, no answer seen): a run that "
+                         "tested nothing is not a pass")
+    outcome.skipped = _skipped(suite.all_checks(), outcome)
+    ctx.tasks_left -= int(outcome.metrics.get("tasks_created", 0))
+    progress(f"suite {suite.name}: {outcome.status}, {len(outcome.findings)} finding(s)")
+    return outcome
+
+
 def _redacting(progress: Progress) -> Progress:
     """`progress` with every message passed through the redaction layer first."""
     def say(message: str) -> None:
@@ -132,31 +151,21 @@ def execute(settings: Settings, suites: list[str], faults: list[str], progress: 
         ctx = Context(ready.base_url, ready.api_keys, lifecycle, limits, run_dir, ready, progress,
                       ready.max_tasks or DEFAULT_MAX_TASKS, seed)
         progress(f"run {run_id} against {ready.base_url}")
-        for name, suite in SUITES.items():
-            if name not in suites:
-                continue
-            started = time.monotonic()
-            progress(f"suite {name}: started")
-            try:
-                outcome = suite.run(ctx, options.get(name))
-            except KeyboardInterrupt:
-                # Children got the same SIGINT; write and render what ran, then tell the CLI.
-                result.interrupted = True
-                result.suites.append(SuiteResult(name=name, status="error", error="interrupted by the user",
-                                                 duration_s=round(time.monotonic() - started, 3)))
-                progress(f"suite {name}: interrupted; writing the run folder")
-                break
-            except Exception as exc:  # a suite crash is a result, not a traceback for the user
-                outcome = SuiteResult(name=name, status="error", error=f"{type(exc).__name__}: {exc}",
-                                      duration_s=round(time.monotonic() - started, 3))
-            if outcome.status == "passed" and not suite.judged_something(outcome):
-                outcome.status = "error"
-                outcome.error = ("nothing was judged (no task created, no answer seen): a run that "
-                                 "tested nothing is not a pass")
-            outcome.skipped = _skipped(suite.all_checks(), outcome)
-            ctx.tasks_left -= int(outcome.metrics.get("tasks_created", 0))
-            result.suites.append(outcome)
-            progress(f"suite {name}: {outcome.status}, {len(outcome.findings)} finding(s)")
+        current: str | None = None
+        try:
+            for name, suite in SUITES.items():
+                if name not in suites:
+                    continue
+                current = name
+                result.suites.append(_run_suite(suite, ctx, options.get(name), progress))
+                current = None
+        except KeyboardInterrupt:
+            # Children got the same SIGINT; write and render what ran, then tell the CLI.
+            result.interrupted = True
+            if current is not None:
+                result.suites.append(SuiteResult(name=current, status="error",
+                                                 error="interrupted by the user"))
+            progress("interrupted; writing the run folder")
         result.finished_at = None if result.interrupted else now_rfc3339()
         write_results(result, run_dir, ready.api_keys)
         progress("rendering the report")

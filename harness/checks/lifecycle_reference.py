@@ -169,9 +169,11 @@ def stream_after_terminal(history: History, lc: Lifecycle,
         ends = [i for i, o in enumerate(events) if is_terminal_update(o, lc)]
         if not ends:
             continue
-        for obs in events[ends[0] + 1:]:
-            if obs.kind in ("update", "invalid"):
-                yield Violation("LC-STREAM-AFTER-TERMINAL", obs.task, (events[ends[0]], obs))
+        # One finding per stream, at the first offending event (as the fast checker reports it:
+        # the events after it may even have lost their task id).
+        after = next((obs for obs in events[ends[0] + 1:] if obs.kind in ("update", "invalid")), None)
+        if after is not None:
+            yield Violation("LC-STREAM-AFTER-TERMINAL", after.task, (events[ends[0]], after))
 
 
 def stream_no_terminal(history: History, lc: Lifecycle, options: InvariantOptions) -> Iterator[Violation]:
