@@ -218,6 +218,8 @@ def test_ndjson_any_chunking_same_events(data: bytes, cuts: list[int], max_line:
 @given(STREAMS, CUTS, st.integers(min_value=1, max_value=30))
 def test_sse_line_ends_are_interchangeable(data: bytes, cuts: list[int], max_line: int) -> None:
     # WHATWG: CRLF, LF and CR end a line alike, so writing every one as LF changes nothing.
-    plain = re.sub(rb"\r\n?", b"\n", data[3:] if data.startswith(BOM) else data)
+    # Only line ends change: a leading BOM stays (both decoders strip exactly one; stripping it
+    # here would make a second BOM the stream's first bytes).
+    plain = re.sub(rb"\r\n?", b"\n", data)
     assert _feed(SseDecoder(max_line=max_line), data, cuts) == _feed(SseDecoder(max_line=max_line),
                                                                      plain, [])
