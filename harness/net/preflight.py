@@ -6,8 +6,9 @@ from urllib.parse import quote
 
 import httpx
 
-from harness.checks.envelope import data_of, envelope_gaps
+from harness.checks.envelope import envelope_gaps
 from harness.net.bounded import bounded_request
+from harness.net.client import response_data
 from harness.net.tls import policy
 from harness.profile import Profile
 
@@ -81,7 +82,7 @@ def preflight_apps(base_url: str, key: str, profile: Profile, budget: int,
                                      unreachable=True) from exc
             if 200 <= response.status_code < 300:
                 created += 1
-                task = _data(response)
+                task = response_data(response)
                 if role == "slow" and isinstance(task, dict) and isinstance(task.get("id"), str):
                     try:  # best effort: the task is billed either way
                         client.post(f"{base_url}/tasks/{quote(task['id'], safe='')}/cancel")
@@ -98,10 +99,3 @@ def preflight_apps(base_url: str, key: str, profile: Profile, budget: int,
                 "init`)" if profile.builtin else "fix the [apps.<role>] tables")
         raise PreflightError(f"the apps the suites would run are not usable: {'; '.join(problems)}; {hint}")
     return created
-
-
-def _data(response: httpx.Response) -> object:
-    try:
-        return data_of(response.json())
-    except ValueError:
-        return None
