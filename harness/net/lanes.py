@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from harness.checks.ratelimit import Exchange, HeaderNames, Role
+from harness.net.bounded import READ_CAP
 from harness.net.tls import policy
 
 
@@ -70,7 +71,9 @@ class Lane:
         try:
             self.conn.request(method, self.target.prefix + path, body=body, headers=self.headers)
             response = self.conn.getresponse()
-            data = response.read()
+            data = response.read(READ_CAP + 1)
+            if len(data) > READ_CAP:  # not read further: the harness holds at most the cap
+                raise http.client.HTTPException(f"the answer passed {READ_CAP} bytes")
         except (OSError, http.client.HTTPException) as exc:
             done = time.monotonic_ns()
             self.conn.close()

@@ -359,6 +359,10 @@ def test_a_fault_under_load_is_found(fault: str, scenario: str, expected: str,
     assert result.status == "failed"
     assert expected in {f.check for f in result.findings}
     assert all(f.suite == "load" for f in result.findings)
+    if scenario != "upload":  # nothing uploaded: the round trip is skipped, never passed vacuously
+        assert "LD-UPLOAD-ROUNDTRIP" in result.skipped and "LD-UPLOAD-ROUNDTRIP" not in result.checks
+    else:
+        assert "LD-UPLOAD-ROUNDTRIP" in result.checks
     if expected == "LD-THRESHOLD":
         breach = next(f for f in result.findings if f.check == "LD-THRESHOLD")
         assert breach.evidence["observed"] >= 50.0  # the fault's 50 ms, measured

@@ -90,6 +90,7 @@ class Analysis:
     metrics: dict[str, Any] = field(default_factory=dict)
     checks: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # check id -> why it judged nothing
 
     @property
     def status(self) -> SuiteStatus:
@@ -310,7 +311,14 @@ def analyse_phases(phase_dirs: list[Path], thresholds: list[str], lifecycle: Lif
                                                                key=lambda kv: -kv[1])[:5]),
                     {"reasons": overall.reasons, "samples": samples})
     mismatches = overall.counts.get("upload_mismatch", 0)
-    if mismatches:
+    if not overall.counts.get("uploads_compared", 0):
+        # Never a vacuous pass: no upload scenario ran, or the profile's file app is not one
+        # whose output hands the uploaded bytes back.
+        result.checks.remove("LD-UPLOAD-ROUNDTRIP")
+        result.skipped["LD-UPLOAD-ROUNDTRIP"] = ("no upload was compared (the upload scenario did not "
+                                                 "run, or the profile's file app does not hand the "
+                                                 "bytes back)")
+    elif mismatches:
         result.find("LD-UPLOAD-ROUNDTRIP", f"{mismatches} of {overall.counts.get('uploads_compared', 0)} "
                     "uploads came back different from the bytes uploaded",
                     {"samples": overall.samples.get("upload_mismatch", [])},

@@ -198,7 +198,8 @@ def run_load(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: Limit
     if code != 0:
         error = "; ".join(filter(None, [f"the load process exited with {code}", error]))
         status = "error"  # the suite could not finish what it was asked: never a pass
-    return SuiteResult(name=SUITE, status=status, checks=analysis.checks, metrics=metrics,
+    return SuiteResult(name=SUITE, status=status, checks=analysis.checks, skipped=analysis.skipped,
+                       metrics=metrics,
                        findings=analysis.findings, error=error,
                        duration_s=round(time.monotonic() - started, 3))
 
