@@ -77,6 +77,7 @@ def set_secrets(secrets: Iterable[str]) -> None:
     _active = Redactor(list(secrets))
 
 
-def redact(text: str) -> str:
-    """`text` without any registered key or key prefix."""
-    return _active(text)
+def redact(text: str, also: Iterable[str] = ()) -> str:
+    """`text` without any registered key, nor any of `also`, whole or as a prefix."""
+    text = _active(text)
+    return Redactor(also)(text) if also else text

@@ -1,4 +1,4 @@
-"""Helpers shared by the renderers: verdict, ordering, formatting and redaction."""
+"""Helpers shared by the renderers: verdict, ordering and formatting."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ from collections.abc import Iterable
 from typing import Any, Literal
 
 from harness.findings import Finding, RunResult, SuiteResult
-from harness.redaction import Redactor
-from harness.redaction import redact as redact_registered
 
 Verdict = Literal["passed", "failed", "error"]
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
@@ -98,8 +96,3 @@ def evidence_text(evidence: dict[str, Any], limit: int = 20_000) -> str:
 
 def xml_safe(text: str) -> str:
     return _XML_ILLEGAL.sub("\ufffd", text)
-
-
-def redact(text: str, secrets_to_hide: Iterable[str]) -> str:
-    """`text` without the process's keys nor `secrets_to_hide` (whole or as 8+ character prefixes)."""
-    return Redactor(secrets_to_hide)(redact_registered(text))

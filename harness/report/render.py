@@ -13,8 +13,8 @@ from pathlib import Path
 from harness.contract import Lifecycle, contracts_dir, load_lifecycle
 from harness.findings import RunResult
 from harness.history import HISTORY_FILE
+from harness.redaction import redact
 from harness.report.charts import all_charts
-from harness.report.common import redact
 from harness.report.junit import render_junit
 from harness.report.page import render_page
 from harness.report.results import read_results, write_results

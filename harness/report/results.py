@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.findings import Finding, RunResult, SuiteResult
-from harness.redaction import Redactor, redact
+from harness.redaction import redact
 
 SCHEMA_VERSION = 1
 # The JSON Schema (draft 2020-12) of results.json; docs/results-schema.md describes each field.
@@ -28,7 +28,7 @@ def now_rfc3339() -> str:
 def write_results(result: RunResult, run_dir: Path, secrets_to_hide: list[str]) -> Path:
     """Write results.json, refusing to write any of `secrets_to_hide`."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    text = Redactor(secrets_to_hide)(redact(json.dumps(result.to_json_dict(), indent=2, sort_keys=False)))
+    text = redact(json.dumps(result.to_json_dict(), indent=2, sort_keys=False), secrets_to_hide)
     path = run_dir / "results.json"
     path.write_text(text + "\n")
     return path
