@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from harness.contract import load_lifecycle, load_limits
 from harness.exit_codes import ExitCode
 from harness.findings import RunResult, SuiteResult
-from harness.net.hosts import HostPolicy, set_host_policy
+from harness.net.hosts import set_file_hosts
 from harness.net.preflight import PreflightError, preflight, preflight_apps
 from harness.net.reference import ReferenceServerError, fresh_keys, reference_server
 from harness.net.tls import TlsPolicy, set_policy
@@ -139,7 +139,7 @@ def execute(settings: Settings, suites: list[str], faults: list[str], progress: 
     with target(settings, faults, progress, app_suites=bool(set(suites) - {"ratelimit"})) as ready:
         assert ready.base_url is not None
         set_secrets(ready.api_keys)  # a self-started server's keys are new
-        set_host_policy(HostPolicy(ready.base_url, frozenset(h.lower() for h in ready.allow_file_hosts)))
+        set_file_hosts(ready.allow_file_hosts)
         if ready.rate_window is not None:
             limits = limits.model_copy(update={"window_seconds": ready.rate_window})
         run_id = new_run_id()

@@ -12,7 +12,7 @@ import httpx
 from harness.checks.envelope import data_of
 from harness.net.bounded import bounded_request
 from harness.net.decoders import NdjsonDecoder, SseDecoder, StreamEvent
-from harness.net.hosts import HostPolicy, host_policy
+from harness.net.hosts import file_policy
 from harness.net.tls import policy
 
 StreamFormat = Literal["ndjson", "sse"]
@@ -108,13 +108,9 @@ class ApiClient:
                 "size": size, "public": None}
         return self._request("POST", "/files", json={"files": [spec]})
 
-    def _file_hosts(self) -> HostPolicy:
-        """The target's own origin, and the file hosts the run allows."""
-        return HostPolicy(self.base_url, host_policy().file_hosts)
-
     def put_bytes(self, upload_url: str, data: bytes, content_type: str) -> httpx.Response:
         """PUT to an upload URL exactly as the SDKs do: only Content-Type, no Authorization."""
-        refused = self._file_hosts().refusal(upload_url)
+        refused = file_policy(self.base_url).refusal(upload_url)
         if refused is not None:
             raise ForeignHost(refused)
         with httpx.Client(timeout=self.http.timeout, verify=policy().context()) as bare:
@@ -122,7 +118,7 @@ class ApiClient:
                                    headers={"Content-Type": content_type})
 
     def download(self, uri: str) -> httpx.Response:
-        refused = self._file_hosts().refusal(uri)
+        refused = file_policy(self.base_url).refusal(uri)
         if refused is not None:
             raise ForeignHost(refused)
         with httpx.Client(timeout=self.http.timeout, verify=policy().context()) as bare:

@@ -6,6 +6,7 @@ origin or on a host the user allowed (`--allow-file-host`), never on whatever ho
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -45,14 +46,15 @@ class HostPolicy:
                 f"(--allow-file-host {host}): not fetched")
 
 
-_policy = HostPolicy()
+_file_hosts: frozenset[str] = frozenset()
 
 
-def set_host_policy(policy: HostPolicy) -> None:
-    """Set this process's policy (the runner does, from the settings, before any suite)."""
-    global _policy
-    _policy = policy
+def set_file_hosts(hosts: Iterable[str]) -> None:
+    """The hosts besides each target's origin this process may fetch files on (--allow-file-host)."""
+    global _file_hosts
+    _file_hosts = frozenset(h.lower() for h in hosts)
 
 
-def host_policy() -> HostPolicy:
-    return _policy
+def file_policy(base_url: str) -> HostPolicy:
+    """The policy of a client of `base_url`: its own origin and the allowed file hosts."""
+    return HostPolicy(base_url, _file_hosts)

@@ -30,7 +30,7 @@ from harness.checks.streams import (
 )
 from harness.contract import Lifecycle
 from harness.net.decoders import NdjsonDecoder, SseDecoder
-from harness.net.hosts import HostPolicy, host_policy
+from harness.net.hosts import file_policy
 from harness.net.samples import PNG_1X1
 from harness.net.tls import policy
 from harness.suites.contract.traffic import StopRun, TaskBudgetSpent, Traffic, exchange_evidence, repro_of
@@ -428,7 +428,7 @@ class Prober:
                 "against nothing and fails", key="relative"), where, exchange_evidence(created),
                 repro_of(created))
             return
-        refused = HostPolicy(self.traffic.base_url, host_policy().file_hosts).refusal(upload_url)
+        refused = file_policy(self.traffic.base_url).refusal(upload_url)
         if refused is not None:
             self.skipped.append(f"upload: the upload URL: {refused}")
             return
@@ -442,7 +442,7 @@ class Prober:
                 key=f"put-{put.status}"), where, exchange_evidence(put), repro_of(put))
             return
         if isinstance(uri, str) and uri.startswith(("http://", "https://")):
-            refused = HostPolicy(self.traffic.base_url, host_policy().file_hosts).refusal(uri)
+            refused = file_policy(self.traffic.base_url).refusal(uri)
             if refused is not None:
                 self.skipped.append(f"upload: the file's uri: {refused}")
                 return

@@ -31,7 +31,7 @@ from harness.checks.thresholds import (
 from harness.contract import Lifecycle, Limits
 from harness.findings import SuiteResult
 from harness.history import HISTORY_FILE
-from harness.net.hosts import host_policy
+from harness.net.hosts import file_policy
 from harness.net.tls import policy
 from harness.redaction import redact
 from harness.settings import DEFAULT_MAX_TASKS, Settings, is_loopback
@@ -142,7 +142,7 @@ def run_load(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: Limit
             limit_groups=options.limit_groups, run_token=secrets.token_hex(4),
             apps=options.apps if options.apps is not None else reference_apps(),
             apps_builtin=options.apps_builtin, ca_bundle=str(tls.ca_bundle) if tls.ca_bundle else None,
-            insecure=tls.insecure, file_hosts=sorted(host_policy().file_hosts)).to_json()))
+            insecure=tls.insecure, file_hosts=sorted(file_policy(base_url).file_hosts)).to_json()))
     deadline = options.deadline_s or 60.0
     drain = deadline + 5.0
     plan = {
