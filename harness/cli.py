@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
 import sys
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from harness import __version__
-from harness.argtypes import port, positive_float, positive_int
+from harness.argtypes import duration_arg, port, positive_float, positive_int
 from harness.exit_codes import EPILOG, ExitCode
 from harness.findings import SEVERITY_RANK, RunResult
 from harness.redaction import redact
@@ -36,20 +35,20 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
                        "budgets, [apps.<role>] tables naming the target's own apps, [thresholds]")
     group.add_argument("--base-url", help="target API; without it a reference server is started "
                        "on a free loopback port (env HARNESS_BASE_URL)")
-    group.add_argument("--api-key", action="append", dest="api_keys", default=[],
+    group.add_argument("--api-key", action="append", dest="api_keys",
                        metavar="KEY", help="repeatable; the first is primary, the second is used "
                        "for isolation checks (env HARNESS_API_KEYS, comma-separated, or "
                        "INFERENCE_API_KEY)")
-    group.add_argument("--rate-window", type=positive_float, metavar="S",
+    group.add_argument("--rate-window", type=duration_arg, metavar="S",
                        help="the target's rate-limit window in seconds when it is not the "
                        "contract's 60 (a self-started reference server uses 2)")
     group.add_argument("--max-tasks", type=positive_int, metavar="N",
                        help="budget of billable runs the suites may create (default 500; 20,000 on "
                        "a self-started reference server)")
-    group.add_argument("--allow-host", action="append", dest="allow_hosts", default=[],
+    group.add_argument("--allow-host", action="append", dest="allow_hosts",
                        metavar="HOST", help="non-loopback host that task-creating suites may "
                        "target (repeatable)")
-    group.add_argument("--allow-file-host", action="append", dest="allow_file_hosts", default=[],
+    group.add_argument("--allow-file-host", action="append", dest="allow_file_hosts",
                        metavar="HOST", help="a host besides the target's where its upload URLs and file "
                        "URIs may be fetched (storage elsewhere; repeatable)")
     tls = group.add_mutually_exclusive_group()
@@ -57,7 +56,7 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
                      help="PEM file of a CA to trust when verifying the target's TLS certificate")
     tls.add_argument("--insecure", action="store_true", default=None,
                      help="do not verify the target's TLS certificate (said in the report's settings)")
-    group.add_argument("--deadline", type=positive_float, metavar="S",
+    group.add_argument("--deadline", type=duration_arg, metavar="S",
                        help="per-task deadline in seconds (default 60)")
 
 
@@ -72,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=port, default=8000, help="0 picks a free port")
     serve.add_argument("--api-key", action="append", dest="api_keys", default=[],
-                       metavar="KEY", help="repeatable (env HARNESS_API_KEYS); with none, one "
+                       metavar="KEY", help="repeatable (env HARNESS_API_KEYS or INFERENCE_API_KEY); "
+                       "with none, one "
                        "is generated and printed once")
     serve.add_argument("--rate-window", type=positive_float, metavar="S",
                        help="rate-limit window in seconds (contract: 60)")
@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="run every suite against a target and write a report")
     _add_target_options(check)
-    check.add_argument("--suite", action="append", dest="suites", default=[], choices=SUITE_NAMES,
+    check.add_argument("--suite", action="append", dest="suites", choices=SUITE_NAMES,
                        help="run only this suite (repeatable; default: all)")
     _add_run_options(check)
     for suite in SUITES.values():
@@ -147,17 +147,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", dest="out_dir", type=Path, metavar="DIR",
+    parser.add_argument("--out-dir", "--out", dest="out_dir", type=Path, metavar="DIR",
                         help="parent folder of run folders (default reports/)")
     parser.add_argument("--speed", type=positive_float, metavar="F",
                         help="speed of a self-started reference server (default 10)")
-    parser.add_argument("--fault", action="append", dest="faults", default=[], metavar="NAME",
+    parser.add_argument("--fault", action="append", dest="faults", metavar="NAME",
                         help="start the self-started reference server with this fault "
                         "(to see the harness catch it)")
     parser.add_argument("--lifecycle", type=Path, metavar="FILE",
                         help="lifecycle contract (default contracts/lifecycle.yaml; "
                         "contracts/lifecycle-docs.yaml checks the documented table)")
-    parser.add_argument("--fail-on", choices=("error", "warning", "info"), default="error",
+    parser.add_argument("--fail-on", choices=("error", "warning", "info"),
                         help="the lowest finding severity that fails the run (exit 1); lower ones "
                         "are reported only (default error)")
     parser.add_argument("--seed", type=int, help="seed of every random choice (the lifecycle plan, "
@@ -177,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _init(args)
     if args.command in SUITES:
         return _run(args, [args.command])
-    return _run(args, args.suites or list(SUITE_NAMES))
+    return _run(args, list(SUITE_NAMES))
 
 
 def _fail(code: int, message: str) -> int:
@@ -189,9 +189,9 @@ def _serve(args: argparse.Namespace) -> int:
     from harness.server.app import ServerConfig
     from harness.server.faults import Faults, UnknownFault
     from harness.server.serve import serve
+    from harness.settings import api_keys_from_env
 
-    keys = list(args.api_keys) or [
-        k.strip() for k in os.environ.get("HARNESS_API_KEYS", "").split(",") if k.strip()]
+    keys = list(args.api_keys) or api_keys_from_env()
     generated = None
     if not keys:
         generated = "inf_" + secrets.token_urlsafe(18)
@@ -238,13 +238,11 @@ def _progress(message: str) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Any:
-    from harness.settings import load_settings
+    from harness.settings import load_settings, setting_names
 
-    names = ("base_url", "api_keys", "rate_window", "max_tasks", "allow_hosts", "out_dir", "speed",
-             "deadline", "ca_bundle", "insecure", "allow_file_hosts")
     config = getattr(args, "config", None)
-    return load_settings({k: getattr(args, k, None) for k in names}, toml_path=config,
-                         required=config is not None)
+    return load_settings({name: getattr(args, name, None) for name in setting_names()},
+                         toml_path=config, required=config is not None)
 
 
 def _run(args: argparse.Namespace, suites: list[str]) -> int:
@@ -259,10 +257,11 @@ def _run(args: argparse.Namespace, suites: list[str]) -> int:
                 return code
     except ConfigError as exc:
         return _fail(EXIT_USAGE, str(exc))
-    options = {name: SUITES[name].options(args) for name in suites}
+    if args.command not in SUITES:
+        suites = list(settings.suites) or suites
+    options = {name: SUITES[name].options(settings) for name in suites}
     try:
-        result, run_dir = execute(settings, suites, args.faults, _progress, args.lifecycle, options,
-                                  args.seed)
+        result, run_dir = execute(settings, suites, _progress, options)
     except RunError as exc:
         return _fail(exc.code, str(exc))
     except KeyboardInterrupt:
@@ -281,7 +280,7 @@ def _run(args: argparse.Namespace, suites: list[str]) -> int:
         lines.append(f"  {finding.check}{where}: {finding.message}")
     lines += [f"billable runs created: {billable}", f"report: {run_dir}"]
     print(redact("\n".join(lines)))
-    return _verdict(result, args.fail_on)
+    return _verdict(result, settings.fail_on)
 
 
 def _verdict(result: RunResult, fail_on: str) -> int:

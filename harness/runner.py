@@ -118,13 +118,14 @@ def _skipped(every: tuple[str, ...], outcome: SuiteResult) -> dict[str, str]:
     return {check: outcome.skipped.get(check, default) for check in every if check not in ran}
 
 
-def execute(settings: Settings, suites: list[str], faults: list[str], progress: Progress,
-            lifecycle_path: Path | None = None, options: Mapping[str, Any] | None = None,
-            seed: int | None = None) -> tuple[RunResult, Path]:
+def execute(settings: Settings, suites: list[str], progress: Progress,
+            options: Mapping[str, Any] | None = None) -> tuple[RunResult, Path]:
     """Run `suites` in registry order against the target; write the run folder; return it.
 
-    `options` maps a suite's name to what its `Suite.options` made of the flags (default: none).
+    `options` maps a suite's name to what its `Suite.options` made of the settings (default: the
+    suite's own reading of the settings).
     """
+    faults, lifecycle_path, seed = settings.faults, settings.lifecycle, settings.seed
     unknown = [name for name in suites if name not in SUITES]
     if unknown:
         raise RunError(ExitCode.USAGE, f"unknown suite {unknown[0]!r} (known: {', '.join(SUITES)})")
@@ -157,7 +158,8 @@ def execute(settings: Settings, suites: list[str], faults: list[str], progress: 
                 if name not in suites:
                     continue
                 current = name
-                result.suites.append(_run_suite(suite, ctx, options.get(name), progress))
+                chosen = options[name] if name in options else suite.options(ready)
+                result.suites.append(_run_suite(suite, ctx, chosen, progress))
                 current = None
         except KeyboardInterrupt:
             # Children got the same SIGINT; write and render what ran, then tell the CLI.

@@ -265,3 +265,21 @@ def test_ctrl_c_stops_children_and_writes_the_partial_run(tmp_path: Path) -> Non
     assert results["suites"]["smoke"]["status"] == "passed"
     assert results["suites"]["lifecycle"]["error"] == "interrupted by the user"
     assert (run_dir / "index.html").is_file() and (run_dir / "summary.md").is_file()
+
+
+def test_load_reads_its_budget_and_options_from_the_environment_and_the_file(
+        tmp_path: Path, start_server: StartServer) -> None:
+    (tmp_path / "harness.toml").write_text('[load]\nscenarios = ["run_wait"]\nduration = "2s"\n'
+                                           "users = 3\n")
+    with start_server(rate_window=2.0) as srv:
+        env = {"HARNESS_API_KEYS": ",".join(srv.keys), "HARNESS_BASE_URL": srv.url,
+               "HARNESS_RATE_WINDOW": "2", "HARNESS_MAX_TASKS": "8", "HARNESS_OUT_DIR": "out"}
+        result = harness("load", env=env, cwd=tmp_path)
+    assert result.returncode in (0, 1), result.stdout + result.stderr
+    (run_dir,) = (tmp_path / "out").iterdir()
+    results = json.loads((run_dir / "results.json").read_text())
+    settings = results["settings"]
+    assert settings["users"] == 3 and settings["scenarios"] == ["run_wait"] and settings["duration"] == 2.0
+    created = results["suites"]["load"]["metrics"]["tasks_created"]
+    # The budget of 8 covers the preflight's runs too (one per mapped app): the load suite got 3.
+    assert settings["preflight_runs"] == 5 and 1 <= created <= 3

@@ -48,8 +48,8 @@ class Suite(ABC):
         """Add the suite's own flags; `standalone` is True under `harness <name>`."""
         return None
 
-    def options(self, args: argparse.Namespace) -> Any:
-        """The suite's options from parsed flags (a missing flag means the default)."""
+    def options(self, settings: Settings) -> Any:
+        """The suite's options, from the run's settings (flags, variables and file merged)."""
         return None
 
     @abstractmethod

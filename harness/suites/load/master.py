@@ -36,8 +36,9 @@ from locust.env import Environment  # noqa: E402
 from locust.log import setup_logging  # noqa: E402
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV, StatsCSVFileWriter  # noqa: E402
 
+from harness.settings import api_keys_from_env  # noqa: E402
 from harness.suites.load import users as user_module  # noqa: E402
-from harness.suites.load.config import LoadConfig, keys_from_env  # noqa: E402
+from harness.suites.load.config import LoadConfig  # noqa: E402
 from harness.suites.load.scenarios import SCENARIOS, resolve  # noqa: E402
 from harness.suites.load.session import session_of  # noqa: E402
 
@@ -154,7 +155,7 @@ def run(plan: RunPlan) -> int:
     session.library = True
     hooks: Any = events
     hooks.init.fire(environment=env, runner=runner, web_ui=None)
-    keys = len(keys_from_env())
+    keys = len(api_keys_from_env())
     phases: list[dict[str, Any]] = []
     tasks_left: int | None = None
     try:

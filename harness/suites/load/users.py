@@ -178,6 +178,9 @@ class ApiUser(FastHttpUser):
     def on_start(self) -> None:
         session = self.hs = session_of(self.environment)
         if session.refused:
+            # The runner's quit is already scheduled and ends this greenlet quietly; a StopUser
+            # here would be logged with a traceback.
+            gevent.sleep(60.0)
             raise StopUser()
         try:
             self.key_index = session.assign_key()
