@@ -46,6 +46,15 @@ def _curl(method: str, path: str, body: dict[str, Any] | None = None) -> str:
     return command
 
 
+ENDPOINTS = [
+    {"endpoint": "get_task", "requests": 4289, "rps": 141.0, "errors": 0, "p50": 0.668, "p90": 2.35,
+     "p95": 3.22, "p99": 5.14, "max": 34.3},
+    {"endpoint": "stream_sse", "requests": 686, "rps": 22.5, "errors": 2, "p50": 1.2, "p90": 2.0,
+     "p95": 2.5, "p99": 4.0, "max": 9.0, "ttfe_p50": 3.0, "ttfe_p95": 7.5, "terminal_p50": 180.0,
+     "terminal_p95": 410.0},
+]
+
+
 def make_result(extra_findings: int = 0) -> RunResult:
     """A run with findings in every suite, one suite in error, and keys where they must not stay."""
     smoke = SuiteResult(
@@ -89,7 +98,7 @@ def make_result(extra_findings: int = 0) -> RunResult:
         name="lifecycle", status="failed",
         checks=["LC-KNOWN-STATUS", "LC-NO-REGRESSION", "LC-REALTIME-TERMINAL", "LC-NO-LOST-TASK",
                 "LC-SETUP-WARMTH"],
-        metrics={"tasks_created": 60, "observations": 612, "observers": 3,
+        metrics={"seed": 3485578087, "tasks_created": 60, "observations": 612, "observers": 3,
                  "setup_warm_rate": 0.82, "latency_ms": {"get": {"p50": 3.1, "p99": 18.0}}},
         duration_s=28.7,
         findings=[
@@ -123,7 +132,10 @@ def make_result(extra_findings: int = 0) -> RunResult:
     load = SuiteResult(
         name="load", status="failed",
         checks=["LD-ERROR-RATE", "LD-P95-LATENCY", "LD-THROUGHPUT"],
-        metrics={"users": 32, "rps": 842.5, "p95_ms": 212.0, "errors": 17, "tasks_created": 300},
+        metrics={"users": 32, "rps": 842.5, "p95_ms": 212.0, "errors": 17, "tasks_created": 300,
+                 "scenarios": {"mixed": {"hdr": {"get_task": "HISTFAAAAB94nJNpmSzMwMDAyQABzFCaEUwy",
+                                                 },
+                                         "endpoints": ENDPOINTS}}},
         duration_s=60.3,
         findings=[
             Finding(check="LD-P95-LATENCY", suite="load",
@@ -298,6 +310,17 @@ def test_summary_is_one_screen_with_the_findings(run_dir: Path) -> None:
     assert len(summary.splitlines()) <= 50
     for name in ("smoke", "conformance", "lifecycle", "ratelimit", "load"):
         assert re.search(rf"^\| {name} \|", summary, re.M)
+    assert "seed=3485578087" in summary  # pasteable into --seed
+    assert "### Load `mixed` per endpoint" in summary
+    assert "| `get_task` | 4,289 | 141 | 0 | 0.668 | 2.35 | 3.22 | 5.14 | 34.3 | — | — |" in summary
+    assert "| `stream_sse` | 686 | 22.5 | 2 | 1.2 | 2 | 2.5 | 4 | 9 | 7.5 | 410 |" in summary
+
+
+def test_the_page_has_the_endpoint_table_and_no_histogram_blobs(run_dir: Path) -> None:
+    page = (run_dir / "index.html").read_text()
+    assert 'id="endpoints"' in page and "<code>stream_sse</code>" in page
+    assert "HISTFAAAAB94" not in page  # the encoded histograms stay in results.json
+    assert "HISTFAAAAB94" in (run_dir / "results.json").read_text()
 
 
 def test_summary_caps_the_findings(tmp_path: Path) -> None:
