@@ -133,6 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--base-url", default="https://api.example.com", help="the target to write in")
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
 
+    compare = sub.add_parser("compare", help="compare two run folders: per endpoint and percentile "
+                             "(noise-aware), checks and findings; writes compare.md and compare.json")
+    compare.add_argument("baseline_run", type=Path, metavar="BASELINE_RUN")
+    compare.add_argument("new_run", type=Path, metavar="NEW_RUN")
+    _add_regression_gate(compare)
+    compare.add_argument("--out", type=Path, metavar="DIR",
+                         help="where to write compare.md and compare.json (default NEW_RUN)")
+
     report = sub.add_parser("report", help="render summary.md, junit.xml and index.html of a run "
                             "folder again from its results.json and observations.jsonl")
     report.add_argument("run_dir", type=Path, metavar="RUN_DIR")
@@ -144,6 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--heartbeat-bound", type=positive_float, default=15.0, metavar="S",
                          help="longest allowed silence on a stream (default 15)")
     return parser
+
+
+def _add_regression_gate(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-regression", action="append", dest="max_regression", metavar="STAT=N%",
+                        help="repeatable gate: how far a statistic may move the wrong way, e.g. "
+                        "p95=10%% or rps=-5%% (default p95=10%%, p99=20%%, rps=-10%%)")
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -160,6 +174,10 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fail-on", choices=("error", "warning", "info"),
                         help="the lowest finding severity that fails the run (exit 1); lower ones "
                         "are reported only (default error)")
+    parser.add_argument("--baseline", type=Path, metavar="RUN_DIR",
+                        help="compare this run with an earlier run folder at its end (compare.md, "
+                        "compare.json in the run folder); a regression exits 1")
+    _add_regression_gate(parser)
     parser.add_argument("--seed", type=int, help="seed of every random choice (the lifecycle plan, "
                         "schemathesis' cases): the same seed, contract and versions send the same "
                         "cases (default: random, written to results.json)")
@@ -175,6 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(args)
     if args.command == "init":
         return _init(args)
+    if args.command == "compare":
+        return _compare(args)
     if args.command in SUITES:
         return _run(args, [args.command])
     return _run(args, list(SUITE_NAMES))
@@ -279,8 +299,45 @@ def _run(args: argparse.Namespace, suites: list[str]) -> int:
         where = f" [task {finding.task_id}]" if finding.task_id else ""
         lines.append(f"  {finding.check}{where}: {finding.message}")
     lines += [f"billable runs created: {billable}", f"report: {run_dir}"]
+    code = _verdict(result, settings.fail_on)
+    if settings.baseline is not None and not result.interrupted:
+        regressed, line = _compare_runs(settings.baseline, run_dir, settings.max_regression, run_dir)
+        lines.append(line)
+        if regressed and code == EXIT_OK:
+            code = EXIT_FINDINGS
     print(redact("\n".join(lines)))
-    return _verdict(result, settings.fail_on)
+    return code
+
+
+def _compare_runs(baseline: Path, new: Path, gates: list[str], out: Path) -> tuple[bool, str]:
+    """Compare two run folders, write compare.* into `out`; (regressed, one line for the terminal)."""
+    from harness.compare.gates import DEFAULT_GATES, parse_gates
+    from harness.compare.judge import compare
+    from harness.compare.render import write_comparison
+    from harness.report.results import read_results
+
+    comparison = compare(read_results(baseline / "results.json"), read_results(new / "results.json"),
+                         parse_gates([*DEFAULT_GATES, *gates]))
+    written = write_comparison(comparison, out)
+    moved = len(comparison.regressions) + len(comparison.broken_checks)
+    what = f"{moved} regression(s)" if comparison.regressed else "no regression"
+    return comparison.regressed, f"compared with {baseline}: {what}; {written[0]}"
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from harness.compare.gates import GateError
+    from harness.report.results import ResultsError
+
+    for folder in (args.baseline_run, args.new_run):
+        if not (folder / "results.json").is_file():
+            return _fail(EXIT_USAGE, f"{folder}: not a run folder (no results.json)")
+    try:
+        regressed, line = _compare_runs(args.baseline_run, args.new_run, args.max_regression or [],
+                                        args.out or args.new_run)
+    except (GateError, ResultsError) as exc:
+        return _fail(EXIT_USAGE, str(exc))
+    print(line)
+    return EXIT_FINDINGS if regressed else EXIT_OK
 
 
 def _verdict(result: RunResult, fail_on: str) -> int:

@@ -86,6 +86,10 @@ class Settings(BaseModel):
                                                          "severity that fails the run (exit 1)")
     seed: int | None = Field(default=None, description="seed of every random choice (default: random, "
                              "written to results.json)")
+    baseline: Path | None = Field(default=None, description="a run folder to compare this run with at "
+                                  "its end (compare.md, compare.json; a regression exits 1)")
+    max_regression: list[str] = Field(default_factory=list, description="regression gates, e.g. "
+                                      "p95=10% or rps=-5% (default p95=10%, p99=20%, rps=-10%)")
     # [apps.<role>] tables: the target profile (harness/profile.py); None = the reference apps.
     apps: dict[str, AppRole] | None = Field(default=None, description="the target profile: [apps.<role>] "
                                             "tables (HARNESS_APPS: the same as JSON)")
@@ -140,6 +144,21 @@ class Settings(BaseModel):
             return thresholds_from_value(value)
         except ThresholdError as exc:
             raise ValueError(str(exc)) from None
+
+    @field_validator("max_regression")
+    @classmethod
+    def _gates(cls, value: list[str]) -> list[str]:
+        from harness.compare.gates import parse_gates
+
+        parse_gates(value)
+        return value
+
+    @field_validator("baseline")
+    @classmethod
+    def _baseline(cls, value: Path | None) -> Path | None:
+        if value is not None and not (value / "results.json").is_file():
+            raise ValueError(f"{value}: not a run folder (no results.json)")
+        return value
 
     @field_validator("scenarios")
     @classmethod

@@ -283,3 +283,18 @@ def test_load_reads_its_budget_and_options_from_the_environment_and_the_file(
     created = results["suites"]["load"]["metrics"]["tasks_created"]
     # The budget of 8 covers the preflight's runs too (one per mapped app): the load suite got 3.
     assert settings["preflight_runs"] == 5 and 1 <= created <= 3
+
+
+def test_check_compares_with_a_baseline_at_its_end(tmp_path: Path, server: ReferenceServer) -> None:
+    env = {"HARNESS_API_KEYS": ",".join(server.keys)}
+    args = ["check", "--base-url", server.url, "--rate-window", "2", "--suite", "smoke"]
+    first = harness(*args, "--out", str(tmp_path / "a"), env=env, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    (baseline,) = (tmp_path / "a").iterdir()
+    second = harness(*args, "--out", str(tmp_path / "b"), "--baseline", str(baseline), env=env, cwd=tmp_path)
+    assert second.returncode == 0 and f"compared with {baseline}: no regression" in second.stdout
+    (run_dir,) = (tmp_path / "b").iterdir()
+    assert json.loads((run_dir / "compare.json").read_text())["regressed"] is False
+    assert "no load numbers to compare" in (run_dir / "compare.md").read_text()
+    missing = harness(*args, "--baseline", str(tmp_path / "nowhere"), env=env, cwd=tmp_path)
+    assert missing.returncode == 2 and "not a run folder" in missing.stderr
