@@ -142,10 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="where to write compare.md and compare.json (default NEW_RUN)")
 
     report = sub.add_parser("report", help="render summary.md, junit.xml and index.html of a run "
-                            "folder again from its results.json and observations.jsonl")
+                            "folder again from its results.json and its history")
     report.add_argument("run_dir", type=Path, metavar="RUN_DIR")
 
-    history = sub.add_parser("check-history", help="check a history file (observations.jsonl)")
+    history = sub.add_parser("check-history", help="check a history file (observations.jsonl, or .gz)")
     history.add_argument("file", type=Path, metavar="FILE")
     history.add_argument("--lifecycle", type=Path, metavar="FILE",
                          help="lifecycle contract (default contracts/lifecycle.yaml)")

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from harness.contract import load_lifecycle, load_limits
 from harness.exit_codes import ExitCode
 from harness.findings import RunResult, SuiteResult
+from harness.history import compress_history
 from harness.net.hosts import set_file_hosts
 from harness.net.preflight import PreflightError, preflight, preflight_apps
 from harness.net.reference import ReferenceServerError, fresh_keys, reference_server
@@ -169,6 +170,7 @@ def execute(settings: Settings, suites: list[str], progress: Progress,
                                                  error="interrupted by the user"))
             progress("interrupted; writing the run folder")
         result.finished_at = None if result.interrupted else now_rfc3339()
+        compress_history(run_dir)
         write_results(result, run_dir, ready.api_keys)
         progress("rendering the report")
         from harness.report.render import render_run  # matplotlib: import only when needed

@@ -11,6 +11,7 @@ import pytest
 
 from harness.net.reference import ReferenceServer
 from tests.conftest import StartServer
+from tests.files import file_text, folder_texts
 
 
 def harness(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
@@ -53,8 +54,11 @@ def test_check_on_a_self_started_server_is_clean(tmp_path: Path) -> None:
     assert results["suites"]["smoke"]["status"] == "passed"
     assert [name for name, suite in results["suites"].items() if suite["status"] == "passed"] == [
         "contract", "smoke", "lifecycle", "load", "ratelimit"]
-    assert {"summary.md", "junit.xml", "index.html", "observations.jsonl"} <= {
+    assert {"summary.md", "junit.xml", "index.html", "observations.jsonl.gz"} <= {
         p.name for p in run_dir.iterdir()}
+    # Each observation stored once: no plain, per-phase or per-worker copy beside the run's history.
+    assert [p.name for p in run_dir.rglob("observations*")] == ["observations.jsonl.gz"]
+    assert sum(p.stat().st_size for p in run_dir.rglob("*") if p.is_file()) < 5_000_000
     # The generated keys (inf_...) appear in no file of the run folder.
     assert "inf_" not in every_file_text(run_dir).replace("inf_harness_not_a_real_key", "")
     assert results["target"].startswith("http://127.0.0.1:")
@@ -75,7 +79,7 @@ def test_check_with_a_fault_exits_1_and_keeps_keys_out(tmp_path: Path, server: R
 
 
 def every_file_text(run_dir: Path) -> str:
-    return "\n".join(p.read_text(errors="replace") for p in run_dir.rglob("*") if p.is_file())
+    return "\n".join(folder_texts(run_dir).values())
 
 
 def test_a_faulty_target_given_by_url_shows_in_all_four_outputs(tmp_path: Path,
@@ -126,10 +130,10 @@ def test_lifecycle_command_writes_a_history_and_check_history_reads_it(tmp_path:
                      "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     (run_dir,) = (tmp_path / "out").iterdir()
-    history = run_dir / "observations.jsonl"
+    history = run_dir / "observations.jsonl.gz"
     results = json.loads((run_dir / "results.json").read_text())
     assert list(results["suites"]) == ["lifecycle"]
-    assert results["suites"]["lifecycle"]["metrics"]["observations"] == len(history.read_text().splitlines())
+    assert results["suites"]["lifecycle"]["metrics"]["observations"] == len(file_text(history).splitlines())
     again = harness("check-history", str(history), cwd=tmp_path)
     assert again.returncode == 0 and "0 findings" in again.stdout
 

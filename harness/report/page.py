@@ -232,9 +232,9 @@ def _findings(result: RunResult) -> str:
 
 
 def _charts(charts: Sequence[Chart], stats: HistoryStats) -> str:
-    intro = (f"From <code>observations.jsonl</code>: {stats.observations:,} observations, "
-             f"{stats.requests:,} requests." if stats.observations else
-             "No <code>observations.jsonl</code> in the run folder (or it was empty).")
+    intro = (f"From the history (<code>observations.jsonl.gz</code>): {stats.observations:,} "
+             f"observations, {stats.requests:,} requests." if stats.observations else
+             "No history (<code>observations.jsonl.gz</code>) in the run folder (or it was empty).")
     if stats.error:
         intro += f' <span class="suite-error">Reading stopped early: {escape(stats.error)}</span>'
     if stats.skipped:
@@ -269,6 +269,6 @@ def render_page(result: RunResult, stats: HistoryStats, charts: Sequence[Chart])
             + _header(result, stats) + "<main>" + _suites(result) + _endpoints(result) + _findings(result)
             + _charts(charts, stats) + _settings(result) + "</main>"
             f"<footer>Rendered by harness {escape(__version__)} at {escape(now_rfc3339())} from "
-            "results.json and observations.jsonl; re-render with <code>harness report RUN_DIR</code>."
+            "results.json and the history; re-render with <code>harness report RUN_DIR</code>."
             f"</footer><script>{_JS}</script></body></html>\n")
 

@@ -1,4 +1,4 @@
-"""Render a run folder: results.json (+ observations.jsonl) -> summary.md, junit.xml, index.html.
+"""Render a run folder: results.json (+ the history) -> summary.md, junit.xml, index.html.
 
 `render_run(run_dir)` works from the files alone (what `harness report RUN_DIR` calls);
 `render_result(result, run_dir, secrets)` writes results.json first, then renders from it.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from harness.contract import Lifecycle, contracts_dir, load_lifecycle
 from harness.findings import RunResult
-from harness.history import HISTORY_FILE
+from harness.history import history_in
 from harness.redaction import redact
 from harness.report.charts import all_charts
 from harness.report.junit import render_junit
@@ -58,12 +58,13 @@ def render_outputs(result: RunResult, run_dir: Path, secrets_to_hide: Sequence[s
                    lifecycle: Lifecycle | None = None) -> list[Path]:
     """Write summary.md, junit.xml and index.html for `result` into `run_dir`.
 
-    Charts come from `run_dir/observations.jsonl` when it exists. Every output is scrubbed of
-    `secrets_to_hide` as a last line of defence (results.json should already be clean).
+    Charts come from the run's history (`observations.jsonl` or `.gz`) when it exists. Every
+    output is scrubbed of `secrets_to_hide` as a last line of defence (results.json should
+    already be clean).
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     lifecycle = lifecycle or lifecycle_of(result)
-    stats = collect(run_dir / HISTORY_FILE, lifecycle.terminal if lifecycle else ())
+    stats = collect(history_in(run_dir), lifecycle.terminal if lifecycle else ())
     charts = all_charts(stats, lifecycle)
     texts = {
         "summary.md": render_summary(result, str(run_dir / "index.html")),

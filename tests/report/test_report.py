@@ -24,6 +24,7 @@ from harness.report.render import lifecycle_of, render_result, render_run
 from harness.report.results import SCHEMA_PATH, ResultsError, read_results, write_results
 from harness.report.stats import collect
 from harness.report.summary import MAX_FINDINGS
+from tests.files import folder_texts
 
 DATA = Path(__file__).parents[1] / "data"
 JUNIT_XSD = DATA / "junit-10.xsd"
@@ -489,9 +490,8 @@ def test_index_html_renders_in_headless_chromium(run_dir: Path, browser: Any) ->
     shot = run_dir / "screenshot.png"
     assert browser.save_screenshot(str(shot))
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
-    for path in run_dir.rglob("*"):
-        if path.is_file():
-            assert KEY.encode() not in path.read_bytes()
+    for text in folder_texts(run_dir).values():
+        assert KEY not in text
 
 
 def test_the_schema_doc_describes_every_field_and_its_example_validates() -> None:

@@ -407,7 +407,9 @@ def test_master_and_a_local_worker(load_server: ReferenceServer, tmp_path: Path)
     scenario = result.metrics["scenarios"]["mixed"]
     assert scenario["requests"] > 0 and scenario["workers"] == 1
     phase = tmp_path / "load" / "mixed"
-    assert (phase / "observations.w0.jsonl").exists()
+    # The worker's lines were merged into the run's history and stored nowhere else.
+    assert not list(phase.glob("observations*")) and scenario["observations"] > 0
+    assert len((tmp_path / "observations.jsonl").read_text().splitlines()) == scenario["observations"]
     summary = json.loads((phase / "summary.json").read_text())
     assert summary["role"] == "master" and all(w["done"] for w in summary["workers"])
 

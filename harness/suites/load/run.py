@@ -68,6 +68,7 @@ def _relay(stream: Any, progress: Progress, lines: list[str]) -> None:
 
 
 def _append_history(phase_dirs: list[Path], target: Path) -> int:
+    """Move each phase's history to the end of the run's (the phase copy goes: stored once)."""
     count = 0
     with target.open("a", encoding="utf-8") as out:
         for phase_dir in phase_dirs:
@@ -78,6 +79,7 @@ def _append_history(phase_dirs: list[Path], target: Path) -> int:
                 for line in handle:
                     out.write(line)
                     count += 1
+            path.unlink()
     return count
 
 
