@@ -111,6 +111,20 @@ def load_phases(result: RunResult) -> dict[str, dict[str, Any]]:
     return {}
 
 
+def _rows(phase: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The phase's per-endpoint rows; a run from before the tables has them rebuilt."""
+    from harness.suites.load.endpoints import endpoint_rows
+
+    rows = phase.get("endpoints")
+    if not isinstance(rows, list):
+        found = phase.get("by_request")
+        by_request: dict[str, Any] = found if isinstance(found, dict) else {}
+        rows = endpoint_rows({k: int(v.get("requests", 0)) for k, v in by_request.items()},
+                             {k: int(v.get("errors", 0)) for k, v in by_request.items()},
+                             phase.get("latency_ms") or {}, float(phase.get("duration_s") or 0.0))
+    return {str(r["endpoint"]): r for r in rows if isinstance(r, dict) and "endpoint" in r}
+
+
 def estimate(histogram: Any, stat: str) -> Estimate:
     """The percentile of an HDR histogram (µs) in ms, with its 99 % order-statistic interval."""
     n = int(histogram.get_total_count())
@@ -136,12 +150,12 @@ def _latency_verdict(stat: str, base: Estimate, new: Estimate, gate: Gate | None
     tolerance = gate.tolerance if gate else 0.0
     if base.value is None or new.value is None:
         return "insufficient data"
+    if not (_enough(base.samples, stat) and _enough(new.samples, stat)):
+        return "insufficient data"
     if base.low is None or base.high is None or new.low is None or new.high is None:
         base_low = base_high = base.value
         new_low = new_high = new.value
     else:
-        if not (_enough(base.samples, stat) and _enough(new.samples, stat)):
-            return "insufficient data"
         base_low, base_high, new_low, new_high = base.low, base.high, new.low, new.high
     if gate is not None and new_low > base_high * (1.0 + tolerance):
         return "regressed"
@@ -174,8 +188,7 @@ def compare(baseline: RunResult, new: RunResult, gates: dict[str, Gate]) -> Comp
         out.notes.append(f"no load numbers to compare: {missing} ran the load suite")
     for scenario in sorted(set(base_phases) & set(new_phases)):
         b_phase, n_phase = base_phases[scenario], new_phases[scenario]
-        b_rows = {r["endpoint"]: r for r in b_phase.get("endpoints", []) if isinstance(r, dict)}
-        n_rows = {r["endpoint"]: r for r in n_phase.get("endpoints", []) if isinstance(r, dict)}
+        b_rows, n_rows = _rows(b_phase), _rows(n_phase)
         b_hdr, n_hdr = HdrSet.decode(b_phase.get("hdr") or {}), HdrSet.decode(n_phase.get("hdr") or {})
         for endpoint in sorted(set(b_rows) | set(n_rows)):
             if endpoint not in b_rows or endpoint not in n_rows:

@@ -124,3 +124,17 @@ def test_the_compare_command(tmp_path: Path) -> None:
     assert bad_gate.returncode == 2 and "STAT=N%" in bad_gate.stderr
     not_a_run = _harness("compare", str(tmp_path), str(slow))
     assert not_a_run.returncode == 2 and "not a run folder" in not_a_run.stderr
+
+
+def test_a_run_from_before_the_tables_is_rebuilt_from_its_metrics() -> None:
+    base, new = _run("a", _samples(1, 2000)), _run("b", _samples(2, 2000, scale=1.5))
+    for run in (base, new):
+        phase = run.suites[0].metrics["scenarios"]["mixed"]
+        row = phase.pop("endpoints")[0]
+        del phase["hdr"]
+        phase.update({"by_request": {"get_task": {"requests": row["requests"], "errors": 0}},
+                      "latency_ms": {"get_task": {k: row[k] for k in ("p50", "p90", "p95", "p99", "max")}},
+                      "duration_s": 20.0})
+    found = compare(base, new, GATES)
+    assert {(s.stat, s.verdict) for s in found.stats if s.stat in ("p95", "rps")} == {
+        ("p95", "regressed"), ("rps", "unchanged")}
