@@ -83,7 +83,7 @@ def target(settings: Settings, faults: list[str], progress: Progress,
 
 def _run_suite(suite: Suite, ctx: Context, options: Any, progress: Progress) -> SuiteResult:
     """One suite, its crash turned into a result; the budget left is updated."""
-    started = time.monotonic()
+    started, wall = time.monotonic(), time.time()
     progress(f"suite {suite.name}: started")
     try:
         outcome = suite.run(ctx, options)
@@ -95,6 +95,7 @@ def _run_suite(suite: Suite, ctx: Context, options: Any, progress: Progress) -> 
         outcome.error = ("nothing was judged (no task created, no answer seen): a run that "
                          "tested nothing is not a pass")
     outcome.skipped = _skipped(suite.all_checks(), outcome)
+    outcome.started, outcome.ended = round(wall, 3), round(time.time(), 3)
     ctx.tasks_left -= int(outcome.metrics.get("tasks_created", 0))
     progress(f"suite {suite.name}: {outcome.status}, {len(outcome.findings)} finding(s)")
     return outcome

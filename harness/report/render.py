@@ -65,7 +65,9 @@ def render_outputs(result: RunResult, run_dir: Path, secrets_to_hide: Sequence[s
     run_dir.mkdir(parents=True, exist_ok=True)
     lifecycle = lifecycle or lifecycle_of(result)
     stats = collect(history_in(run_dir), lifecycle.terminal if lifecycle else ())
-    charts = all_charts(stats, lifecycle)
+    bands = [(s.name, s.started, s.ended) for s in result.suites
+             if s.started is not None and s.ended is not None]
+    charts = all_charts(stats, lifecycle, bands)
     texts = {
         "summary.md": render_summary(result, str(run_dir / "index.html")),
         "junit.xml": render_junit(result),

@@ -146,6 +146,9 @@ def make_result(extra_findings: int = 0) -> RunResult:
     for i in range(extra_findings):
         load.findings.append(Finding(check="LD-ERROR-RATE", suite="load", task_id=f"tsk_x{i:03d}",
                                      message=f"extra finding number {i}"))
+    # The history below starts at 2025-01-01T00:00:00Z: smoke's and ratelimit's times are shaded.
+    smoke.started, smoke.ended = 1_735_689_600.0, 1_735_689_602.0
+    ratelimit.started, ratelimit.ended = 1_735_689_602.0, 1_735_689_605.0
     return RunResult(run_id="20250101T000000Z-abc123", target=TARGET,
                      started_at="2025-01-01T00:00:00Z", finished_at="2025-01-01T00:02:22Z",
                      settings={"base_url": TARGET, "max_tasks": 500, "rate_window": 2.0,
@@ -315,6 +318,15 @@ def test_summary_is_one_screen_with_the_findings(run_dir: Path) -> None:
     assert "### Load `mixed` per endpoint" in summary
     assert "| `get_task` | 4,289 | 141 | 0 | 0.668 | 2.35 | 3.22 | 5.14 | 34.3 | — | — |" in summary
     assert "| `stream_sse` | 686 | 22.5 | 2 | 1.2 | 2 | 2.5 | 4 | 9 | 7.5 | 410 |" in summary
+
+
+def test_time_charts_shade_each_suite(run_dir: Path) -> None:
+    page = (run_dir / "index.html").read_text()
+    for chart in ("chart-latency", "chart-throughput", "chart-ratelimit"):
+        start = page.index(f'id="{chart}"')
+        svg = page[start:page.index("</svg>", start)]
+        assert ">smoke<" in svg and ">ratelimit<" in svg, chart
+        assert ">lifecycle<" not in svg  # no times recorded: no band
 
 
 def test_the_page_has_the_endpoint_table_and_no_histogram_blobs(run_dir: Path) -> None:
