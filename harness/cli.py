@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import secrets
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -174,6 +173,12 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fail-on", choices=("error", "warning", "info"),
                         help="the lowest finding severity that fails the run (exit 1); lower ones "
                         "are reported only (default error)")
+    noise = parser.add_mutually_exclusive_group()
+    noise.add_argument("-q", "--quiet", action="store_true", default=None,
+                       help="progress: warnings and errors only (the summary is still printed)")
+    noise.add_argument("-v", "--verbose", action="store_true", default=None,
+                       help="progress: also debug lines (e.g. the load processes' own log); on a "
+                       "terminal a live line shows suite, phase, requests, rate, errors and p95")
     parser.add_argument("--baseline", type=Path, metavar="RUN_DIR",
                         help="compare this run with an earlier run folder at its end (compare.md, "
                         "compare.json in the run folder); a regression exits 1")
@@ -253,10 +258,6 @@ def _serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _progress(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {redact(message)}", file=sys.stderr, flush=True)
-
-
 def _settings(args: argparse.Namespace) -> Any:
     from harness.settings import load_settings, setting_names
 
@@ -280,8 +281,11 @@ def _run(args: argparse.Namespace, suites: list[str]) -> int:
     if args.command not in SUITES:
         suites = list(settings.suites) or suites
     options = {name: SUITES[name].options(settings) for name in suites}
+    from harness.terminal import Terminal
+
     try:
-        result, run_dir = execute(settings, suites, _progress, options)
+        with Terminal(verbosity=-1 if settings.quiet else 1 if settings.verbose else 0) as terminal:
+            result, run_dir = execute(settings, suites, terminal.message, options)
     except RunError as exc:
         return _fail(exc.code, str(exc))
     except KeyboardInterrupt:

@@ -17,6 +17,7 @@ from harness.net.hosts import set_file_hosts
 from harness.net.preflight import PreflightError, preflight, preflight_apps
 from harness.net.reference import ReferenceServerError, fresh_keys, reference_server
 from harness.net.tls import TlsPolicy, set_policy
+from harness.progress import meter
 from harness.redaction import redact, set_secrets
 from harness.report.results import new_run_id, now_rfc3339, write_results
 from harness.settings import DEFAULT_MAX_TASKS, NO_KEY, Settings, is_loopback
@@ -85,11 +86,14 @@ def _run_suite(suite: Suite, ctx: Context, options: Any, progress: Progress) -> 
     """One suite, its crash turned into a result; the budget left is updated."""
     started, wall = time.monotonic(), time.time()
     progress(f"suite {suite.name}: started")
+    meter().start_suite(suite.name)
     try:
         outcome = suite.run(ctx, options)
     except Exception as exc:  # a suite crash is a result, not a traceback for the user
         outcome = SuiteResult(name=suite.name, status="error", error=f"{type(exc).__name__}: {exc}",
                               duration_s=round(time.monotonic() - started, 3))
+    finally:
+        meter().start_suite(None)
     if outcome.status == "passed" and not suite.judged_something(outcome):
         outcome.status = "error"
         outcome.error = ("nothing was judged (no task created, no answer seen): a run that "

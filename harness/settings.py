@@ -84,6 +84,9 @@ class Settings(BaseModel):
                               "suites (default: all)")
     fail_on: Literal["error", "warning", "info"] = Field(default="error", description="the lowest finding "
                                                          "severity that fails the run (exit 1)")
+    quiet: bool = Field(default=False, description="progress: warnings and errors only (no live line)")
+    verbose: bool = Field(default=False, description="progress: also the debug lines (e.g. the load "
+                          "processes' own log)")
     seed: int | None = Field(default=None, description="seed of every random choice (default: random, "
                              "written to results.json)")
     baseline: Path | None = Field(default=None, description="a run folder to compare this run with at "
@@ -197,6 +200,12 @@ class Settings(BaseModel):
         if not value > 0:
             raise ValueError("must be > 0")
         return value
+
+    @model_validator(mode="after")
+    def _verbosity(self) -> Settings:
+        if self.quiet and self.verbose:
+            raise ValueError("quiet and verbose exclude each other")
+        return self
 
     @model_validator(mode="after")
     def _tls(self) -> Settings:

@@ -302,3 +302,13 @@ def test_check_compares_with_a_baseline_at_its_end(tmp_path: Path, server: Refer
     assert "no load numbers to compare" in (run_dir / "compare.md").read_text()
     missing = harness(*args, "--baseline", str(tmp_path / "nowhere"), env=env, cwd=tmp_path)
     assert missing.returncode == 2 and "not a run folder" in missing.stderr
+
+
+def test_quiet_prints_only_the_summary(tmp_path: Path, server: ReferenceServer) -> None:
+    env = {"HARNESS_API_KEYS": ",".join(server.keys)}
+    result = harness("smoke", "--base-url", server.url, "--rate-window", "2", "-q", "--out",
+                     str(tmp_path / "out"), env=env, cwd=tmp_path)
+    assert result.returncode == 0 and "smoke: passed" in result.stdout
+    assert "suite smoke: started" not in result.stderr and result.stderr.strip() == ""
+    both = harness("smoke", "-q", "-v", cwd=tmp_path)
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr

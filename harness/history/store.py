@@ -16,6 +16,7 @@ from typing import TextIO
 from pydantic_core import from_json as _from_json
 
 from harness.history.record import Observation
+from harness.progress import meter
 from harness.redaction import redact
 
 # The one name of a run's history file (and of each load phase's merged history).
@@ -49,6 +50,10 @@ class HistoryWriter:
             self._file.write(line)
             self._file.flush()
             self.count += 1
+        recv, send = observation.recv_ns, observation.send_ns
+        latency = (recv - send) / 1e6 if recv is not None and send is not None else None
+        http = observation.http
+        meter().observe(latency, observation.outcome != "ok" or http is None or http >= 500)
 
     def close(self) -> None:
         with self._lock:

@@ -33,6 +33,7 @@ from harness.findings import SuiteResult
 from harness.history import HISTORY_FILE
 from harness.net.hosts import file_policy
 from harness.net.tls import policy
+from harness.progress import meter
 from harness.redaction import redact
 from harness.settings import DEFAULT_MAX_TASKS, ENV_NAMES, Settings, is_loopback, settings_env
 from harness.suites.load.analysis import CHECKS, analyse_phases
@@ -44,6 +45,16 @@ SUITE = "load"
 Progress = Callable[[str], None]
 
 
+def _absorb(event: dict[str, Any]) -> None:
+    """A child's tick: its counters become the live figures (whatever type the JSON gave)."""
+    def number(name: str) -> float | None:
+        value = event.get(name)
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+    requests, errors = number("requests"), number("errors")
+    meter().absorb(int(requests or 0), int(errors or 0), number("rps"), number("p95_ms"))
+
+
 def _relay(stream: Any, progress: Progress, lines: list[str]) -> None:
     for raw in stream:
         line = raw.rstrip("\n")
@@ -51,11 +62,15 @@ def _relay(stream: Any, progress: Progress, lines: list[str]) -> None:
         try:
             event = json.loads(line)
         except ValueError:
+            progress(f"debug: load: {line}")
             continue
         if not isinstance(event, dict):
             continue
         kind = event.get("event")
-        if kind == "phase":
+        if kind == "tick":
+            _absorb(event)
+        elif kind == "phase":
+            meter().set_phase(str(event.get("scenario")))
             progress(f"load {event.get('scenario')}: {event.get('users')} users for "
                      f"{event.get('duration_s')} s in {event.get('workers')} process(es)")
         elif kind == "phase_done":
