@@ -57,6 +57,12 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
                      help="do not verify the target's TLS certificate (said in the report's settings)")
     group.add_argument("--deadline", type=duration_arg, metavar="S",
                        help="per-task deadline in seconds (default 60)")
+    group.add_argument("--suite-deadline", type=duration_arg, metavar="T",
+                       help="longest one suite may take (default 1h): past it the suite stops with "
+                       "a <ID>-DEADLINE finding and the run goes on")
+    group.add_argument("--run-deadline", type=duration_arg, metavar="T",
+                       help="longest the whole run may take, preflight included (default 2h); "
+                       "suites it leaves no time for are skipped; the run folder is always written")
 
 
 def build_parser() -> argparse.ArgumentParser:

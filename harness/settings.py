@@ -73,6 +73,10 @@ class Settings(BaseModel):
                            "every report's settings)")
     deadline: float = Field(default=60.0, gt=0, description="seconds a task may take before it counts "
                             "as lost")
+    suite_deadline: float = Field(default=3600.0, gt=0, description="longest a suite may take (60, 20m, "
+                                  "1h); past it the suite stops with a <ID>-DEADLINE finding")
+    run_deadline: float = Field(default=7200.0, gt=0, description="longest the whole run may take, "
+                                "preflight included; suites it leaves no time for are skipped")
     out_dir: Path = Field(default=Path("reports"), description="parent folder of run folders")
     speed: float = Field(default=10.0, gt=0, description="speed of a self-started reference server")
     faults: list[str] = Field(default_factory=list, description="named faults of a self-started "
@@ -130,7 +134,8 @@ class Settings(BaseModel):
     # Set by the runner, never by a user: billable runs the preflight made (reported).
     preflight_runs: int = Field(default=0, json_schema_extra={"internal": True})
 
-    @field_validator("deadline", "rate_window", "duration", "poll_interval", mode="before")
+    @field_validator("deadline", "rate_window", "duration", "poll_interval", "suite_deadline",
+                     "run_deadline", mode="before")
     @classmethod
     def _seconds(cls, value: Any) -> Any:
         return parse_duration(value) if isinstance(value, str) else value

@@ -31,6 +31,7 @@ from harness.checks.thresholds import (
 from harness.contract import Lifecycle, Limits
 from harness.findings import SuiteResult
 from harness.history import HISTORY_FILE
+from harness.net.deadline import capped, check_deadline
 from harness.net.hosts import file_policy
 from harness.net.tls import policy
 from harness.progress import meter
@@ -188,11 +189,12 @@ def run_load(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: Limit
     relay.start()
     try:
         try:
-            code = process.wait(timeout=budget_s)
+            code = process.wait(timeout=capped(budget_s))
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
             code = -1
+            check_deadline()  # the run's or the suite's deadline cut it: that is the finding
         relay.join(timeout=5)
     finally:
         # Ctrl-C included: what the children wrote is redacted before the run folder is rendered.
