@@ -96,6 +96,8 @@ def test_a_faulty_target_given_by_url_shows_in_all_four_outputs(tmp_path: Path,
     (run_dir,) = (tmp_path / "out").iterdir()
     for name in ("results.json", "summary.md", "junit.xml", "index.html"):
         assert "ST-UPLOAD-ROUNDTRIP" in (run_dir / name).read_text(), name
+    har = json.loads((run_dir / "failures.har").read_text())
+    assert any(e["comment"].startswith("ST-UPLOAD-ROUNDTRIP") for e in har["log"]["entries"])
     text = every_file_text(run_dir)
     assert all(key not in text for key in srv.keys)
 

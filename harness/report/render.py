@@ -6,15 +6,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from harness.contract import Lifecycle, contracts_dir, load_lifecycle
 from harness.findings import RunResult
-from harness.history import history_in
+from harness.history import history_in, read_history
 from harness.redaction import redact
 from harness.report.charts import all_charts
+from harness.report.har import failures_har
 from harness.report.junit import render_junit
 from harness.report.page import render_page
 from harness.report.results import read_results, write_results
@@ -22,6 +24,7 @@ from harness.report.stats import collect
 from harness.report.summary import render_summary
 
 OUTPUTS = ("summary.md", "junit.xml", "index.html")
+HAR_FILE = "failures.har"  # written when the run has findings
 
 
 def lifecycle_of(result: RunResult) -> Lifecycle | None:
@@ -73,6 +76,10 @@ def render_outputs(result: RunResult, run_dir: Path, secrets_to_hide: Sequence[s
         "junit.xml": render_junit(result),
         "index.html": render_page(result, stats, charts),
     }
+    if result.findings:
+        history = history_in(run_dir)
+        har = failures_har(result, read_history(history) if history.is_file() else None)
+        texts[HAR_FILE] = json.dumps(har, indent=1, ensure_ascii=False, default=str)
     return [_write(run_dir / name, redact(text, secrets_to_hide)) for name, text in texts.items()]
 
 

@@ -227,7 +227,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_history(folder / "observations.jsonl")
     write_results(make_result(), folder, [KEY, OTHER_KEY])
     written = render_run(folder)
-    assert {p.name for p in written} == {"summary.md", "junit.xml", "index.html"}
+    assert {p.name for p in written} == {"summary.md", "junit.xml", "index.html", "failures.har"}
     return folder
 
 
@@ -320,6 +320,39 @@ def test_summary_is_one_screen_with_the_findings(run_dir: Path) -> None:
     assert "| `stream_sse` | 686 | 22.5 | 2 | 1.2 | 2 | 2.5 | 4 | 9 | 7.5 | 410 |" in summary
 
 
+HAR_SCHEMA = {  # the required parts of HAR 1.2 that viewers rely on
+    "type": "object", "required": ["log"],
+    "properties": {"log": {"type": "object", "required": ["version", "creator", "entries"], "properties": {
+        "entries": {"type": "array", "items": {
+            "type": "object", "required": ["startedDateTime", "time", "request", "response", "cache",
+                                           "timings"],
+            "properties": {
+                "request": {"type": "object", "required": ["method", "url", "httpVersion", "cookies",
+                                                           "headers", "queryString", "headersSize",
+                                                           "bodySize"]},
+                "response": {"type": "object", "required": ["status", "statusText", "httpVersion",
+                                                            "cookies", "headers", "content",
+                                                            "redirectURL", "headersSize", "bodySize"]},
+                "timings": {"type": "object", "required": ["send", "wait", "receive"]}}}}}}}}
+
+
+def test_failures_har_holds_the_exchanges_behind_the_findings(run_dir: Path) -> None:
+    har = json.loads((run_dir / "failures.har").read_text())
+    jsonschema.validate(har, HAR_SCHEMA)
+    entries = har["log"]["entries"]
+    comments = {e["comment"].split(":", 1)[0] for e in entries}
+    assert {"ST-POLL-ORDER", "ST-AUTH-REQUIRED"} <= comments, comments
+    workers = next(e for e in entries if e["comment"].startswith("ST-AUTH-REQUIRED"))
+    assert workers["request"]["url"] == f"{TARGET}/workers" and workers["response"]["status"] == 200
+    # The task findings name: its observations from the history, as requests on the target.
+    history = [e for e in entries if "LC-NO-REGRESSION" in e["comment"]]
+    assert history and all(e["request"]["url"].startswith(f"{TARGET}/tasks") or
+                           e["request"]["url"] == f"{TARGET}/apps/run" for e in history)
+    assert any(e["request"]["url"] == f"{TARGET}/tasks/tsk_0005" for e in history)
+    assert all(e["request"]["url"].startswith(("http://", "https://")) for e in entries)
+    assert KEY not in json.dumps(har) and OTHER_KEY not in json.dumps(har)
+
+
 def test_time_charts_shade_each_suite(run_dir: Path) -> None:
     page = (run_dir / "index.html").read_text()
     for chart in ("chart-latency", "chart-throughput", "chart-ratelimit"):
@@ -339,7 +372,8 @@ def test_the_page_has_the_endpoint_table_and_no_histogram_blobs(run_dir: Path) -
 def test_summary_caps_the_findings(tmp_path: Path) -> None:
     paths = render_result(make_result(extra_findings=25), tmp_path / "run")
     summary = (tmp_path / "run" / "summary.md").read_text()
-    assert {p.name for p in paths} == {"results.json", "summary.md", "junit.xml", "index.html"}
+    assert {p.name for p in paths} == {"results.json", "summary.md", "junit.xml", "index.html",
+                                       "failures.har"}
     rows = [line for line in summary.splitlines() if re.match(r"^\| `[A-Z]{2}-", line)]
     assert len(rows) == MAX_FINDINGS
     assert f"and {10 + 25 - MAX_FINDINGS} more" in summary
