@@ -394,10 +394,15 @@ class Engine:
                 continue
             private = free_private.get(task.owner, []) if task.infra != "cloud" else []
             cloud = free_cloud if task.infra != "private" else []
-            free = private + cloud
             if task.workers is not None:
                 wanted = set(task.workers)
-                free = [w for w in free if w.id in wanted]
+                private = [w for w in private if w.id in wanted]
+                cloud = [w for w in cloud if w.id in wanted]
+            # private_first: a free private worker if there is one (a warm cloud worker does not
+            # outrank it), else cloud.
+            free = private or cloud if task.infra == "private_first" else private + cloud
+            if task.infra == "private_first" and Fault.PRIVATE_FIRST_TO_CLOUD in self.faults:
+                free = cloud or private
             if not free:
                 still.append(task)
                 continue
