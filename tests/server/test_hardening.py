@@ -9,11 +9,13 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from harness.net.client import ApiClient
+from harness.server.config import BODY_TIMEOUT_ENV
 from harness.server.files import FileGone, FileStore
 from tests.conftest import StartServer
 from tests.server.test_api import assert_problem, data, run, wait_terminal
@@ -185,3 +187,28 @@ def test_slow_silent_and_oversized_requests_are_cut_off(start_server: StartServe
         took, answer = trickling.result()
         assert 8 < took < 14 and answer.startswith(b"HTTP/1.1 408 "), answer
         assert httpx.get(f"{srv.url}/healthz").status_code == 200
+
+
+# -- a body sent a byte at a time -----------------------------------------------------------------
+
+
+def test_a_dripping_body_is_cut_off_with_408(start_server: StartServer,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(BODY_TIMEOUT_ENV, "1")  # 1 s, plus 1 s per MiB declared
+    with start_server() as srv, ApiClient(srv.url, srv.keys[0]) as api:
+        record = data(api.create_file("drip.bin", "application/octet-stream", 100))[0]
+        upload = urlsplit(record["upload_url"]).path
+        heads = [f"PUT {upload} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n",
+                 f"POST /apps/run HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {srv.keys[0]}\r\n"
+                 "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"]
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            socks = [connect(srv.url) for _ in heads]
+            for sock, head in zip(socks, heads, strict=True):
+                sock.sendall(head.encode())
+            results = list(pool.map(lambda s: read_until_closed(s, True), socks))
+        for took, answer in results:
+            assert took < 4 and answer.startswith(b"HTTP/1.1 408 "), (took, answer)
+            assert b'"request_timeout"' in answer and b"application/problem+json" in answer
+        # A body that arrives on time is taken as before.
+        stored = api.put_bytes(record["upload_url"], b"x" * 100, "application/octet-stream")
+        assert stored.status_code == 200 and data(stored)["uploaded"] is True
