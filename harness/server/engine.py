@@ -51,8 +51,10 @@ class Worker:
     task_id: str | None = None
     warm_app: str | None = None
     warm_setup: str | None = None
+    warm_owner: str = ""  # the key of the last run here (its setup's fingerprint is keyed by it)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, viewer: str) -> dict[str, Any]:
+        """The worker as `viewer` (a key) sees it."""
         return {
             "id": self.id,
             "pool": self.pool,
@@ -61,7 +63,7 @@ class Worker:
             # setups carry secrets (tokens) that other keys must not read.
             "warm": {
                 "app": self.warm_app,
-                "setup": ({"fingerprint": setup_fingerprint(self.warm_setup)}
+                "setup": ({"fingerprint": setup_fingerprint(self.warm_setup, self.warm_owner, viewer)}
                           if self.warm_setup else None),
             },
         }
@@ -457,6 +459,7 @@ class Engine:
                 self._record(task, SETTING_UP, f"setting up with {setup}", LOG_SETUP)
                 await self._wait(task, SETUP_S)
                 worker.warm_setup = setup
+            worker.warm_owner = task.owner
             self._record(task, RUNNING, "running", LOG_RUN)
             if Fault.SPONTANEOUS_CANCEL in self.faults and task.ordinal % 4 == 0:
                 self.cancel(task)

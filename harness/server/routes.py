@@ -228,7 +228,7 @@ class ReferenceApi:
         return self.ok(dump(data))
 
     async def workers(self, request: Request, key: str) -> Response:
-        return self.ok(dump([w.to_dict() for w in self.engine.visible_workers(key)]))
+        return self.ok(dump([w.to_dict(key) for w in self.engine.visible_workers(key)]))
 
     async def list_files(self, request: Request, key: str) -> Response:
         return self.ok(dump([record.to_dict() for record in self.files.owned(key, 1000)]))

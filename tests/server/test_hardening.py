@@ -28,14 +28,21 @@ def test_workers_show_another_keys_setup_only_as_a_fingerprint(start_server: Sta
             ApiClient(srv.url, srv.keys[0]) as owner, ApiClient(srv.url, srv.keys[1]) as other:
         body = {"app": "infsh/echo", "setup": {"hf_token": "SECRET-OF-K1"}, "input": {"message": "m"}}
         wait_terminal(owner, run(owner, body)["id"])
+        mine = data(owner.workers())[0]["warm"]["setup"]
         seen = other.workers()
         assert "SECRET-OF-K1" not in seen.text and "hf_token" not in seen.text
-        fingerprint = data(seen)[0]["warm"]["setup"]["fingerprint"]
-        # The same setup gives the same fingerprint, so warmth stays comparable.
+        theirs = data(seen)[0]["warm"]["setup"]
+        assert set(theirs) == {"fingerprint"} and theirs != mine  # keyed per viewing key too
+        # The owner's own equal setups show equal fingerprints, so its warmth stays comparable.
+        wait_terminal(owner, run(owner, body)["id"])
+        assert data(owner.workers())[0]["warm"]["setup"] == mine
+        # The other key runs a right guess and a wrong one: neither fingerprint matches the one
+        # it saw, so comparing confirms nothing.
         wait_terminal(other, run(other, body)["id"])
-        assert data(other.workers())[0]["warm"]["setup"] == {"fingerprint": fingerprint}
-        wait_terminal(other, run(other, {**body, "setup": {"hf_token": "other"}})["id"])
-        assert data(other.workers())[0]["warm"]["setup"] != {"fingerprint": fingerprint}
+        right = data(other.workers())[0]["warm"]["setup"]
+        wait_terminal(other, run(other, {**body, "setup": {"hf_token": "wrong"}})["id"])
+        wrong = data(other.workers())[0]["warm"]["setup"]
+        assert theirs not in (right, wrong) and right != wrong
 
 
 # -- item 11: JSON bodies are capped ------------------------------------------------------------
