@@ -178,14 +178,18 @@ class ApiUser(FastHttpUser):
         super().__init__(environment)
 
     def on_start(self) -> None:
+        # Unusable (a refused plan, no key): `iterate` stops the user. StopUser raised here
+        # would be logged by Locust with a traceback.
         session = self.hs = session_of(self.environment)
-        if session.refused:
-            raise StopUser()
+        self._unusable = bool(session.refused)
+        if self._unusable:
+            return
         try:
             self.key_index = session.assign_key()
         except Abort as exc:
             log.error("harness: %s", exc)
-            raise StopUser() from exc
+            self._unusable = True
+            return
         self.observer = session.new_observer()
         self._intended = 0
         self._conns = 0
@@ -212,7 +216,7 @@ class ApiUser(FastHttpUser):
     @task
     def iterate(self) -> None:
         session = self.hs
-        if session.draining or session.refused:
+        if self._unusable or session.draining or session.refused:
             raise StopUser()
         intended = 0
         if session.arrivals is not None and not self.limit_user:
