@@ -19,9 +19,9 @@ BODY = b'{"success":true,"data":[],"messages":[]}'
 def _serve(conn: socket.socket, request: Request, stop: threading.Event) -> None:
     if request.path == "/body-drip":
         send_all(conn, b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
-        drip(conn, stop, every_s=0.2)
+        drip(conn, stop, every_s=0.1)
     elif request.path == "/head-drip":
-        drip(conn, stop, b"H", every_s=0.2)  # a status line that never ends
+        drip(conn, stop, b"H", every_s=0.1)  # a status line that never ends
     elif request.path == "/close":
         send_all(conn, answer(200, BODY, {"Connection": "close"}))
     else:
@@ -37,18 +37,18 @@ def _send(lane: Lane, path: str) -> tuple[object, float]:
 @pytest.mark.parametrize("path", ["/body-drip", "/head-drip"])
 def test_a_dripping_answer_ends_at_the_lane_deadline(path: str) -> None:
     with raw_server(_serve, keep_alive=True) as url:
-        lane = Lane(Target.parse(url), "inf_lane_key", "key1", "o", timeout=1.0)
+        lane = Lane(Target.parse(url), "inf_lane_key", "key1", "o", timeout=0.5)
         exchange, took = _send(lane, path)
         lane.close()
-    assert exchange.error == "TimeoutError: the answer took more than 1 s", exchange  # type: ignore[attr-defined]
-    assert 0.9 < took < 2.0, took  # the drip's 0.2 s reads each renewed a per-read timeout before
+    assert exchange.error == "TimeoutError: the answer took more than 0.5 s", exchange  # type: ignore[attr-defined]
+    assert 0.45 < took < 1.5, took  # the drip's 0.1 s reads each renewed a per-read timeout before
 
 
 def test_keep_alive_and_closing_answers_are_read_whole() -> None:
     with raw_server(_serve, keep_alive=True) as url:
-        lane = Lane(Target.parse(url), "inf_lane_key", "key1", "o", timeout=1.0)
+        lane = Lane(Target.parse(url), "inf_lane_key", "key1", "o", timeout=0.5)
         first, _ = _send(lane, "/tasks")
-        time.sleep(1.2)  # longer than the deadline: the next answer has its own
+        time.sleep(0.6)  # longer than the deadline: the next answer has its own
         second, _ = _send(lane, "/tasks")
         closing, _ = _send(lane, "/close")
         after, _ = _send(lane, "/tasks")

@@ -60,8 +60,8 @@ def test_isolation_is_skipped_with_one_key(server: ReferenceServer) -> None:
     assert "ST-ISOLATION" not in result.checks and result.findings == []
 
 
-def test_placement_is_judged_for_a_role_with_infra_and_skipped_without(start_server: StartServer,
-                                                                        server: ReferenceServer) -> None:
+def test_placement_is_judged_for_a_role_with_infra_and_skipped_without(server: ReferenceServer) -> None:
+    # The fault is caught on the reference apps by test_fault_is_caught[private-first-to-cloud].
     echo = {"app": "infsh/echo", "input": {"message": "hi"}}
     bare = run_smoke(server.url, server.keys, load_lifecycle(), limits_for_tests(),
                      SmokeOptions(deadline_s=20, profile=Profile(roles={"quick": AppRole(**echo)})))
@@ -71,9 +71,3 @@ def test_placement_is_judged_for_a_role_with_infra_and_skipped_without(start_ser
     good = run_smoke(server.url, server.keys, load_lifecycle(), limits_for_tests(),
                      SmokeOptions(deadline_s=20, profile=placed))
     assert "ST-WORKER-PLACEMENT" in good.checks and good.findings == [], [f.message for f in good.findings]
-    with start_server(faults=["private-first-to-cloud"]) as srv:
-        bad = run_smoke(srv.url, srv.keys, load_lifecycle(), limits_for_tests(),
-                        SmokeOptions(deadline_s=20, profile=placed))
-    (finding,) = [f for f in bad.findings if f.check == "ST-WORKER-PLACEMENT"]
-    assert "private_first ran on the cloud worker" in finding.message
-    assert finding.evidence["free_private_before"]

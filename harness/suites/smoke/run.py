@@ -210,18 +210,19 @@ def _placed_app(run: _Run, body: dict[str, Any], label: str,
     return task
 
 
-# On the reference server: echo on each infra, the private run pinned to one private worker.
+# On the reference server: echo on private_first, then pinned to one private worker (the other
+# smoke runs are on cloud, the default).
 PLACEMENT_RUN = {"app": "infsh/echo", "input": {"message": "placement"}}
 
 
 def _check_placement(run: _Run) -> None:
-    """Reference server only (the profile's roles set no infra): one run per infra."""
+    """Reference server only (the profile's roles set no infra): private_first, then `workers`."""
     view = _workers_now(run)
     if isinstance(view, str):
         run.unplaced.append(view)
         return
     private = sorted(w for w, pool in view.pools.items() if pool == "private")
-    bodies = [{**PLACEMENT_RUN, "infra": "private_first"}, {**PLACEMENT_RUN, "infra": "cloud"}]
+    bodies = [{**PLACEMENT_RUN, "infra": "private_first"}]
     if private:
         bodies.append({**PLACEMENT_RUN, "infra": "private", "workers": private[:1]})
     for body in bodies:
