@@ -112,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--header-timeout", type=positive_float, default=10.0, metavar="S",
                        help="close a connection whose request headers are not complete within S "
                        "seconds (408; default 10)")
+    serve.add_argument("--body-timeout", type=positive_float, default=10.0, metavar="S",
+                       help="a request body must arrive within S seconds plus 1 s per MiB declared, else "
+                       "408 and the connection closes (default 10)")
     serve.add_argument("--max-header-bytes", type=positive_int, default=64 * 1024, metavar="N",
                        help="request headers above N bytes answer 431 (default 65536)")
     serve.add_argument("--idle-timeout", type=positive_int, default=5, metavar="S",
@@ -254,7 +257,8 @@ def _serve(args: argparse.Namespace) -> int:
         max_upload_bytes=args.max_upload_bytes, app_names=app_names, max_body_bytes=args.max_body_bytes,
         max_files_per_request=args.max_files_per_request, max_files_per_key=args.max_files_per_key,
         max_stored_bytes_per_key=args.max_stored_bytes_per_key, header_timeout=args.header_timeout,
-        max_header_bytes=args.max_header_bytes, idle_timeout=args.idle_timeout)
+        max_header_bytes=args.max_header_bytes, idle_timeout=args.idle_timeout,
+        body_timeout=args.body_timeout)
     try:
         serve(config, args.host, args.port, generated_key=generated)
     except OSError as exc:

@@ -13,6 +13,9 @@ import httpx
 from harness.net import deadline
 
 READ_CAP = 16 * 2**20  # bytes of one answer the harness holds at most
+ANSWER_DEADLINE_S = 30.0  # seconds for one whole answer (head and body), unless a caller says less
+# Seconds a task stream may stay silent: twice the contract's longest heartbeat interval (15 s).
+STREAM_IDLE_S = 30.0
 
 
 def bounded_request(client: httpx.Client, method: str, url: str, deadline_s: float, *,

@@ -11,7 +11,7 @@ import httpx
 
 from harness.checks.envelope import data_of
 from harness.net import deadline
-from harness.net.bounded import bounded_request
+from harness.net.bounded import ANSWER_DEADLINE_S, bounded_request
 from harness.net.decoders import NdjsonDecoder, SseDecoder, StreamEvent
 from harness.net.hosts import file_policy
 from harness.net.tls import policy
@@ -63,7 +63,7 @@ def response_data(response: httpx.Response) -> Any:
 class ApiClient:
     """One key's view of a target. Every method returns the raw httpx.Response."""
 
-    def __init__(self, base_url: str, api_key: str | None, timeout: float = 30.0,
+    def __init__(self, base_url: str, api_key: str | None, timeout: float = ANSWER_DEADLINE_S,
                  transport: httpx.BaseTransport | None = None) -> None:
         headers = {"Content-Type": "application/json", "User-Agent": "inference-harness/0.1"}
         if api_key is not None:

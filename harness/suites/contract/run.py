@@ -143,11 +143,19 @@ def run_conformance(base_url: str, keys: list[str], lifecycle: Lifecycle, limits
         "lifecycle": lifecycle.name,
         "stopped": stopped,
     }
-    if prober is not None and prober.skipped:
-        metrics["probes_skipped"] = prober.skipped
+    skipped: dict[str, str] = {}
+    if prober is not None:
+        if prober.skipped:
+            metrics["probes_skipped"] = prober.skipped
+        ran = {f.check for f in findings}
+        for check, why in prober.unjudged(stopped).items():
+            if check in checks and check not in ran:
+                checks.remove(check)
+                skipped[check] = why
     if stats.errors:
         metrics["schemathesis_errors"] = stats.errors
     if stats.no_negative:
         metrics["negative_given_up"] = stats.no_negative  # 50 draws, none schema-violating
     return SuiteResult(name=SUITE, status="failed" if findings else "passed", checks=checks,
-                       metrics=metrics, findings=findings, duration_s=round(duration, 3))
+                       metrics=metrics, findings=findings, duration_s=round(duration, 3),
+                       skipped=skipped)

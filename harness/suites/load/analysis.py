@@ -92,9 +92,12 @@ class Analysis:
     checks: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # check id -> why it judged nothing
+    refused: list[str] = field(default_factory=list)  # why workers refused the master's plan
 
     @property
     def status(self) -> SuiteStatus:
+        if self.refused:
+            return "error"  # part of the load asked for never ran: whatever else, not a pass
         return "failed" if self.findings else "passed"
 
     def find(self, check: str, message: str, evidence: dict[str, Any] | None = None,
@@ -300,6 +303,10 @@ def analyse_phases(phase_dirs: list[Path], thresholds: list[str], lifecycle: Lif
         silent = [w for w in workers if not w.get("done")]
         if silent:
             result.notes.append(f"{phase.scenario}: {len(silent)} worker(s) sent no final report")
+        refused = [w["refused"] for w in workers if w.get("refused")]
+        if refused:
+            result.refused += refused
+            result.notes.append(f"{phase.scenario}: {len(refused)} worker(s) refused the plan: {refused[0]}")
     report = check_history(chain.from_iterable(p.observations() for p in phases), lifecycle,
                            invariant_options)
     for finding in report.findings:
