@@ -6,6 +6,7 @@ from harness.history.record import (
     Observation,
     Outcome,
     StreamKind,
+    key_label,
     rate_limit_facts,
     task_digest,
 )
@@ -22,4 +23,4 @@ from harness.history.store import (
 
 __all__ = ["COMPRESSED_HISTORY_FILE", "HISTORY_FILE", "RATE_LIMIT_FIELDS", "Channel", "HistoryError",
            "HistoryWriter", "Observation", "Outcome", "StreamKind", "compress_history", "history_in",
-           "rate_limit_facts", "read_history", "task_digest", "worker_history_file"]
+           "key_label", "rate_limit_facts", "read_history", "task_digest", "worker_history_file"]

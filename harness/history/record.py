@@ -18,6 +18,12 @@ Outcome = Literal["ok", "timeout", "error"]
 StreamKind = Literal["update", "heartbeat", "close", "invalid"]
 
 
+def key_label(index: int) -> str:
+    """The one name of the run's `index`-th key (0-based) in histories and reports: key1, key2, ...
+    Never the key itself."""
+    return f"key{index + 1}"
+
+
 @dataclass(slots=True)
 class Observation:
     """What one client saw in one request or one stream event.

@@ -220,7 +220,7 @@ def _phase(tmp_path: Path, kind: str, limit: int = 4) -> Phase:
     return Phase(kind, kind, tmp_path, {}, PhaseMetrics(), 4.0, 2.0, {"get": limit})
 
 
-def _obs(http: int, remaining: int | None, reset: int, wall: float, key: str = "k1",
+def _obs(http: int, remaining: int | None, reset: int, wall: float, key: str = "key1",
          **extra: Any) -> Observation:
     ex: dict[str, Any] = {"rl_group": "get", "rl_limit": 4, "rl_reset": reset, **extra}
     if remaining is not None:
@@ -311,7 +311,7 @@ def test_every_flow_scenario_is_clean(load_server: ReferenceServer, tmp_path: Pa
     assert len(lines) == metrics["observations_appended"] > 0
     observations = list(read_history(tmp_path / "observations.jsonl"))
     assert {o.channel for o in observations} >= {"run", "get", "status", "ndjson", "sse"}
-    assert all(o.key in ("k1", "k2") for o in observations if o.channel == "run")
+    assert all(o.key in ("key1", "key2") for o in observations if o.channel == "run")
     _no_keys_leaked(tmp_path, load_server.keys)
 
 

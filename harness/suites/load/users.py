@@ -27,7 +27,7 @@ from geventhttpclient.url import URL
 from locust import FastHttpUser, constant, task
 from locust.exception import CatchResponseError, StopUser
 
-from harness.history import Observation, Outcome
+from harness.history import Observation, Outcome, key_label
 from harness.net.bounded import ANSWER_DEADLINE_S
 from harness.net.hosts import HostPolicy, origin_of
 from harness.profile import with_file
@@ -94,7 +94,7 @@ class RoundTrip:
     @property
     def key_label(self) -> str | None:
         """The key as the history names it; None when the request carried other headers."""
-        return f"k{self.key + 1}" if self.request.headers is None else None
+        return key_label(self.key) if self.request.headers is None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -520,7 +520,7 @@ class ApiUser(FastHttpUser):
         if opened.code != 200:
             self._stream_refused(task_id, fmt, key, opened)
             return StreamResult()
-        log = StreamLog(self.hs, task_id, fmt, self.observer, f"k{key + 1}", conn, opened.send_ns,
+        log = StreamLog(self.hs, task_id, fmt, self.observer, key_label(key), conn, opened.send_ns,
                         opened.wall)
         read_stream(opened.response._response, log, deadline_ns)
         failure = log.finish()
@@ -581,7 +581,7 @@ class ApiUser(FastHttpUser):
         session.record(Observation(task_id, self.observer, fmt, opened.send_ns,
                                    opened.head_ns if answered else None, opened.wall,
                                    opened.code if answered else None,
-                                   outcome="ok" if answered else "error", key=f"k{key + 1}"))
+                                   outcome="ok" if answered else "error", key=key_label(key)))
 
 
 # -- scenario users ------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from harness.checks.ratelimit import (
     reset_problem,
 )
 from harness.contract import Limits
+from harness.history import key_label
 from harness.net.deadline import check_deadline
 from harness.net.lanes import Lane, Target
 from harness.suites.ratelimit.options import UPLOAD_SPEC, RateLimitOptions
@@ -75,7 +76,7 @@ class Session:
             if len(self.keys) > 1 else {}
 
     def _lane(self, key_index: int, observer: str) -> Lane:
-        return Lane(self.target, self.keys[key_index], f"key{key_index + 1}", observer,
+        return Lane(self.target, self.keys[key_index], key_label(key_index), observer,
                      self.options.timeout_s)
 
     def all_lanes(self) -> list[Lane]:
