@@ -66,6 +66,7 @@ class Fault(StrEnum):
     SPARSE_RATE_HEADERS = "sparse-rate-headers"
     PENALTY_WINDOW = "penalty-window"
     PRIVATE_FIRST_TO_CLOUD = "private-first-to-cloud"
+    STALLS = "stalls"
 
 
 FAULTS: dict[Fault, str] = {
@@ -130,6 +131,8 @@ FAULTS: dict[Fault, str] = {
         "A key refused with 429 in a group stays refused in that group for the next window.",
     Fault.PRIVATE_FIRST_TO_CLOUD:
         "infra private_first takes a free cloud worker even when one of the key's private workers is free.",
+    Fault.STALLS: "Task reads stall: in the first second of every three, GET /tasks/{id} and its /status "
+                  "answer only when the second ends (a hiccup a closed-model load test hides).",
 }
 
 

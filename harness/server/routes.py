@@ -27,6 +27,8 @@ from harness.server.schemas import FilesRequest, RunRequest, parse_body, validat
 from harness.server.streaming import TaskStream, wants_sse
 
 ANONYMOUS = "anonymous"
+# Fault `stalls`: reads arriving in the first STALL_S of every STALL_PERIOD_S wait until it ends.
+STALL_S, STALL_PERIOD_S = 1.0, 3.0
 
 Handler = Callable[[Request, str], Awaitable[Response]]
 
@@ -39,6 +41,7 @@ class ReferenceApi:
         self.config = config
         self.contract = contract
         self.faults = Faults(config.faults)
+        self.started = time.monotonic()
         self.catalog = renamed_catalog(config.app_names)
         self.keys = set(config.keys)
         self.limiter = FixedWindowLimiter(
@@ -182,9 +185,17 @@ class ReferenceApi:
             return self.ok(dump({**self.engine.public_task(task), "status": 2}))
         return self.ok(self.engine.task_json(task))
 
+    async def _stall(self) -> None:
+        """Fault `stalls`: a read arriving in the first second of every three waits until it ends."""
+        phase = (time.monotonic() - self.started) % STALL_PERIOD_S
+        if phase < STALL_S:
+            await asyncio.sleep(STALL_S - phase)
+
     async def get_task(self, request: Request, key: str) -> Response:
         if Fault.SLOW_READS in self.faults:
             await asyncio.sleep(0.05)
+        if Fault.STALLS in self.faults:
+            await self._stall()
         task = self._owned_task(request, key)
         if Fault.READ_AFTER_WRITE_DELAY in self.faults and time.time() - task.created < 0.3:
             raise ApiError(404, "task_not_found", f"task {task.id} not found")
@@ -195,6 +206,8 @@ class ReferenceApi:
     async def get_status(self, request: Request, key: str) -> Response:
         if Fault.SLOW_READS in self.faults:
             await asyncio.sleep(0.05)
+        if Fault.STALLS in self.faults:
+            await self._stall()
         task = self._owned_task(request, key)
         data = self.engine.public_task(task)
         older = self._regressed_status(task)
