@@ -65,6 +65,7 @@ class Fault(StrEnum):
     GROUPS_BLOCK_TOGETHER = "groups-block-together"
     SPARSE_RATE_HEADERS = "sparse-rate-headers"
     PENALTY_WINDOW = "penalty-window"
+    PRIVATE_FIRST_TO_CLOUD = "private-first-to-cloud"
 
 
 FAULTS: dict[Fault, str] = {
@@ -127,6 +128,8 @@ FAULTS: dict[Fault, str] = {
     Fault.SPARSE_RATE_HEADERS: "Every 10th admitted answer carries no X-RateLimit-* headers.",
     Fault.PENALTY_WINDOW:
         "A key refused with 429 in a group stays refused in that group for the next window.",
+    Fault.PRIVATE_FIRST_TO_CLOUD:
+        "infra private_first takes a free cloud worker even when one of the key's private workers is free.",
 }
 
 

@@ -26,10 +26,12 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import secrets
 import socket
 import time
 import weakref
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -43,11 +45,13 @@ from harness.checks.envelope import data_of
 from harness.contract import load_lifecycle
 from harness.history import Observation, worker_history_file
 from harness.redaction import redact, set_secrets
-from harness.suites.load.config import LoadConfig, keys_from_env
+from harness.settings import ConfigError, api_keys_from_env, load_settings
+from harness.suites.load.config import LoadConfig, default_load_dir
 from harness.suites.load.facts import Digest, status_fields, task_fields
 from harness.suites.load.metrics import PhaseMetrics
 from harness.suites.load.open_model import Arrivals, SlotFeed
 from harness.suites.load.pacing import BudgetPacer, Share, TaskBudget
+from harness.suites.load.plan_auth import master_token, plan_refusal, sign
 
 log = logging.getLogger("harness.load")
 _SESSIONS: weakref.WeakKeyDictionary[Environment, LoadSession] = weakref.WeakKeyDictionary()
@@ -85,16 +89,24 @@ class LoadSession:
 
     def __init__(self, environment: Environment) -> None:
         self.environment = environment
-        self.config = LoadConfig.from_env(scenario=_PLAIN_SCENARIO[0])
-        self.keys = keys_from_env()
+        self.refused: str | None = None
+        try:
+            settings = load_settings({})
+            self.config = LoadConfig.from_settings(settings, scenario=_PLAIN_SCENARIO[0])
+            self.keys = list(settings.api_keys)
+        except ConfigError as exc:  # refused in on_init, with exit code 2 (not a traceback)
+            self.config = LoadConfig(scenario=_PLAIN_SCENARIO[0],
+                                     out_dir=os.environ.get("HARNESS_LOAD_DIR") or str(default_load_dir()))
+            self.keys = api_keys_from_env()
+            self.refused = f"bad configuration: {exc}"
         self._own = self.config  # this machine's own settings: a master's plan cannot widen them
+        self._token = master_token()  # signs the plans a master sends; a worker checks them
         set_secrets(self.keys)  # this process writes history lines and Locust's files
         self.lifecycle = load_lifecycle()
         self.terminal = frozenset(self.lifecycle.terminal)
         self.codes = {name: code for code, name in self.lifecycle.statuses.items()}
         self.token = secrets.token_hex(2)
         self.library = False
-        self.refused: str | None = None
         self.tests = 0
         self.plain_findings = 0
         self._user_seq = 0
@@ -321,9 +333,12 @@ class LoadSession:
         if self.role != "worker" and not self.library:
             if self.environment.host is None and self.config.base_url:
                 self.environment.host = self.config.base_url
-            reason = self.config.guard_error(self.environment.host)
+            reason = self.refused or self.config.guard_error(self.environment.host)
             if reason is not None:
                 self.refused = reason
+                # Locust builds its users before the scheduled quit; they need a host to be built
+                # and never send a byte (on_start waits for the quit). `.invalid` never resolves.
+                self.environment.host = self.environment.host or "http://refused.invalid"
                 log.error("harness: refusing to load: %s", reason)
                 self.environment.process_exit_code = 2
                 gevent.spawn_later(0.1, runner.quit)
@@ -334,12 +349,17 @@ class LoadSession:
         if self.role == "worker":
             options = self.environment.parsed_options
             plan = getattr(options, "harness_plan", None) if options is not None else None
-            if plan:
+            mac = getattr(options, "harness_plan_mac", None) if options is not None else None
+            refusal = plan_refusal(str(plan) if plan else None, mac, self._token)
+            if refusal is None and plan:
                 self.config, refusal = LoadConfig.from_json(str(plan)).as_worker_of_this_machine(
                     self._own)
-                if refusal is not None:
-                    self.refused = refusal
-                    log.error("harness: this worker refuses the master's plan: %s", refusal)
+            if refusal is not None:
+                self.refused = refusal
+                # Only to answer the master under its run's token (it then ends at once and
+                # reports the refusal); nothing of the refused plan is run.
+                self.config = replace(self.config, run_token=_run_token_of(plan))
+                log.error("harness: this worker refuses the master's plan: %s", refusal)
         self._reset_phase()
         if self.role == "master":
             self.config.workers = max(1, int(self.runner.worker_count))
@@ -350,15 +370,20 @@ class LoadSession:
             if options is None:
                 options = self.environment.parsed_options = argparse.Namespace()
             options.harness_plan = self.config.to_json()
+            # The plan's HMAC with the shared token (never the token itself), for workers that check.
+            options.harness_plan_mac = sign(options.harness_plan, self._token) if self._token else ""
         elif self.role == "local":
             self.config.workers = 1
             if not self.config.run_token:
                 self.config.run_token = secrets.token_hex(4)
         self._apply_share()
         if self.role == "worker" and not self.refused:
-            reason = self.config.guard_error(self.environment.host)
+            reason = self.refused or self.config.guard_error(self.environment.host)
             if reason is not None:
                 self.refused = reason
+                # Locust builds its users before the scheduled quit; they need a host to be built
+                # and never send a byte (on_start waits for the quit). `.invalid` never resolves.
+                self.environment.host = self.environment.host or "http://refused.invalid"
                 log.error("harness: refusing to load: %s", reason)
         if self.role != "worker":
             self.phase_dir = phase_dir_for(self.config, self.tests)
@@ -419,7 +444,8 @@ class LoadSession:
             self.runner._send_stats()  # Locust's own stats of the last seconds, before "done"
         self.runner.send_message("harness_done", {
             "run": self.config.run_token, "index": self.share.index, "host": socket.gethostname(),
-            "clock": time.monotonic_ns() - time.time_ns(), "metrics": self.metrics.to_dict()})
+            "clock": time.monotonic_ns() - time.time_ns(), "metrics": self.metrics.to_dict(),
+            "refused": self.refused})
 
     # -- master side -----------------------------------------------------------------------
 
@@ -485,7 +511,10 @@ class LoadSession:
                 clock = int(done.get("clock", my_clock))
                 if abs(clock - my_clock) > 1_000_000_000:  # another machine: rebase its monotonic clock
                     shifts[index] = my_clock - clock
-                workers.append({"index": index, "host": done.get("host"), "done": True})
+                workers.append({"index": index, "host": done.get("host"), "done": True,
+                                "refused": done.get("refused")})
+                if done.get("refused"):
+                    log.warning("harness: worker %s refused the plan: %s", node_id, done["refused"])
             missing = sorted(self._expected - set(self._worker_done))
             for node_id in missing:
                 workers.append({"index": int(self.runner.get_worker_index(node_id)), "done": False})
@@ -529,6 +558,15 @@ class LoadSession:
                  len(result.findings), phase_dir)
         for finding in result.findings[:20]:
             log.warning("harness: %s %s", finding.check, finding.message)
+
+
+def _run_token_of(plan: object) -> str:
+    """The run token of a plan's JSON text ("" if there is none to read)."""
+    try:
+        token = json.loads(str(plan)).get("run_token", "") if plan else ""
+    except (ValueError, AttributeError):
+        return ""
+    return token if isinstance(token, str) else ""
 
 
 # -- listeners on Locust's global events ---------------------------------------------------
