@@ -17,9 +17,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Debian's chromium + chromium-driver for the report's headless-browser test.
+# Debian's chromium + chromium-driver for the report's headless-browser test, and Prism (npm, into
+# .tools/) for tests/peers/test_prism.py; each test skips with the reason when its install failed.
 test: install
 	-scripts/ensure-chromium.sh
+	-scripts/install-prism.sh >/dev/null
 	$(PY) -m pytest -q -n 3 --dist worksteal $(ARGS)
 
 # The built wheel alone in a fresh virtual environment (slow: installs every dependency).

@@ -302,11 +302,51 @@ def test_run_app_links() -> None:
     response = resolve(operations()["POST /apps/run"]["responses"]["200"])
     links = {resolve(link)["operationId"]: resolve(link) for link in response["links"].values()}
     ids = {op["operationId"] for op in operations().values()}
-    for target in ("getTask", "getTaskStatus", "streamTask", "cancelTask"):
+    for target in ("getTask", "getTaskStatus", "streamTask", "cancelTask", "deleteTask", "listTasks"):
         assert target in links, f"no link to {target}"
     for target, link in links.items():
         assert target in ids
-        assert link["parameters"] == {"id": "$response.body#/data/id"}
+        wanted = {} if target == "listTasks" else {"id": "$response.body#/data/id"}
+        assert link.get("parameters", {}) == wanted
+
+
+def _links() -> list[tuple[str, str, dict[str, Any]]]:
+    """(source operation, target operationId, link) of every link in the contract."""
+    out = []
+    for label, op in operations().items():
+        for response in op["responses"].values():
+            for link in resolve(response).get("links", {}).values():
+                out.append((label, resolve(link)["operationId"], resolve(link)))
+    return out
+
+
+def test_every_operation_is_on_a_link() -> None:
+    """Stateful tools reach only operations that links connect (contracts/README.md, peer tools)."""
+    by_id = {op["operationId"]: label for label, op in operations().items()}
+    linked = {source for source, _, _ in _links()} | {by_id[target] for _, target, _ in _links()}
+    assert linked == set(operations())
+
+
+def test_upload_workflow_links() -> None:
+    """POST /files -> PUT upload -> GET file: the uri serves bytes only after the upload."""
+    links = {(source, target): link for source, target, link in _links()}
+    upload = links[("POST /files", "uploadFileContent")]["parameters"]["token"]
+    assert upload.startswith("$response.body#/data/0/upload_url#regex:")
+    assert ("POST /files", "downloadFile") not in links
+    download = links[("PUT /upload/{token}", "downloadFile")]["parameters"]
+    assert download["id"] == "$response.body#/data/id"
+    assert download["filename"].startswith("$response.body#/data/uri#regex:")
+    pattern = re.compile(upload.split("#regex:", 1)[1])
+    assert pattern.search("http://127.0.0.1:8080/upload/tok_1-x").group(1) == "tok_1-x"  # type: ignore[union-attr]
+    name = re.compile(download["filename"].split("#regex:", 1)[1])
+    assert name.search("https://api.example/files/file_1/image.png").group(1) == "image.png"  # type: ignore[union-attr]
+
+
+def test_run_app_documents_per_app_validation() -> None:
+    """A schema-valid RunRequest may get 422: the app's own input schema is the target's."""
+    response = resolve(operations()["POST /apps/run"]["responses"]["422"])
+    assert "app's own input" in response["description"]
+    assert "422" in operations()["POST /apps/run"]["description"]
 
 
 def test_stream_media_types() -> None:

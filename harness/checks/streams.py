@@ -17,7 +17,7 @@ from harness.checks.envelope import task_of_update
 from harness.checks.issues import Issue
 from harness.checks.responses import sdk_status_hazard, status_problem
 from harness.contract import Lifecycle
-from harness.net.decoders import StreamEvent
+from harness.net.decoders import NdjsonDecoder, SseDecoder, StreamEvent
 
 Requested = Literal["ndjson", "sse", "default"]
 SEPARATORS = {b"\xe2\x80\xa8": "U+2028", b"\xe2\x80\xa9": "U+2029", b"\xc2\x85": "U+0085"}
@@ -45,6 +45,23 @@ class StreamCapture:
     @property
     def updates(self) -> list[tuple[float, StreamEvent]]:
         return [(t, e) for t, e in self.events if e.kind == "update"]
+
+
+def capture_of(body: bytes, *, requested: Requested, task_id: str, label: str, status: int,
+               content_type: str, cut: bool) -> StreamCapture:
+    """A capture of a stream read whole by someone else (schemathesis): the server closed it,
+    unless the reader `cut` it short (then its last line may be incomplete and is left out)."""
+    cap = StreamCapture(requested, task_id, label, status=status, content_type=content_type,
+                        closed=not cut, timed_out=cut)
+    if status != 200:
+        cap.body = body
+        return cap
+    sse = content_type.split(";", 1)[0].strip().lower() == "text/event-stream"
+    decoder = SseDecoder() if sse else NdjsonDecoder()
+    cap.events = [(0.0, event) for event in decoder.feed(body)]
+    if not sse and not cut:
+        cap.partial = body[body.rfind(b"\n") + 1:]
+    return cap
 
 
 class StreamLineSchema:

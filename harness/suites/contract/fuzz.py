@@ -10,6 +10,11 @@ Every request goes through a requests.Session that asks Traffic for its slot (pa
 rate-limit group, task budget, deadline), reads the whole body within a deadline (streams are
 cut at `stream_cap_s`), and has the project rules judge the answer. schemathesis' own checks
 run on every answer; their failures become CT- findings.
+
+schemathesis is set up as peers get it: contracts/schemathesis.toml (per-app input validation,
+the contract's links only) and its extension `harness.peers.schemathesis_hooks` (NDJSON and SSE
+deserializers, the stream check). The hooks' per-response checks are left out here: Traffic
+already judges every answer with the same rules.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import importlib
 import itertools
 import time
+import tomllib
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,14 +36,17 @@ from hypothesis.errors import FailedHealthCheck, Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.core.failures import Failure, FailureGroup
 from schemathesis.core.result import Ok
+from schemathesis.core.transport import STREAM_CUT_SHORT_ATTRIBUTE
 from schemathesis.generation.hypothesis.reporting import ignore_hypothesis_output
 from schemathesis.generation.stateful import run_state_machine_as_test
 from schemathesis.specs.openapi.checks import ignored_auth
 
 from harness.checks.issues import Issue
 from harness.checks.responses import Exchange
+from harness.contract import Lifecycle, Limits, contracts_dir
 from harness.net.bounded import READ_CAP
 from harness.net.tls import policy
+from harness.peers import schemathesis_hooks
 from harness.suites.contract.traffic import (
     StopRun,
     TaskBudgetSpent,
@@ -75,9 +84,8 @@ FAILURE_IDS = {
     "UnsupportedMethodResponse": "CT-UNSUPPORTED-METHOD",
     "AllowHeaderMismatch": "CT-UNSUPPORTED-METHOD",
 }
-# A schema-valid run can still be refused with 422: the app's own input schema, worker ids and
-# file URIs are checked by the target, not by RunRequest (contract: ValidationFailed).
-RUN_POSITIVE_STATUSES = ["2xx", "401", "403", "404", "409", "422", "429"]
+# The hooks' checks Traffic already runs on every answer (the same rules, judged once).
+JUDGED_BY_TRAFFIC = tuple(name for name in schemathesis_hooks.CHECK_IDS if name != "harness_stream")
 
 
 @dataclass
@@ -90,6 +98,8 @@ class FuzzOptions:
     request_timeout_s: float = 10.0
     stream_cap_s: float = 2.0
     seed: int = 0  # the same seed, schema and schemathesis version give the same cases
+    lifecycle: Lifecycle | None = None  # what the hooks' stream check judges by (None: contracts/)
+    limits: Limits | None = None
 
 
 @dataclass
@@ -160,6 +170,9 @@ class _PacedSession(requests.Session):  # type: ignore[misc]
                     f"the response body broke off after {sum(map(len, chunks))} bytes") from None
             cut = True
         if cut:
+            # The deserializers and the stream check read this: the last line may be unfinished,
+            # and a stream cut before its end is not judged on its end.
+            setattr(response, STREAM_CUT_SHORT_ATTRIBUTE, True)
             response.close()
             if not streaming and received > MAX_BODY_BYTES:
                 raise requests.exceptions.ConnectionError(
@@ -191,17 +204,22 @@ def _header(value: Any) -> str:
     return ", ".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)
 
 
+def peer_config() -> dict[str, Any]:
+    """contracts/schemathesis.toml: what peers are told about the contract (one source)."""
+    with (contracts_dir() / "schemathesis.toml").open("rb") as fh:
+        return tomllib.load(fh)
+
+
 def _config(base_url: str, key: str, options: FuzzOptions) -> Any:
-    return schemathesis.Config.from_dict({
-        "base-url": base_url,
-        "headers": {"Authorization": f"Bearer {key}"},
-        "request-timeout": options.request_timeout_s,
-        # Unknown query parameters are ignored by HTTP APIs, and the contract does not forbid them;
-        # the key is set by the suite, and missing or wrong keys are probed by ignored_auth.
-        "generation": {"allow-extra-parameters": False, "with-security-parameters": False},
-        "operations": [{"include-operation-id": "runApp", "checks": {
-            "positive_data_acceptance": {"expected-statuses": RUN_POSITIVE_STATUSES}}}],
-    })
+    config = peer_config()
+    config.pop("hooks", None)  # imported above; the module is named for the CLI
+    generation = config.setdefault("generation", {})
+    # Unknown query parameters are ignored by HTTP APIs, and the contract does not forbid them;
+    # the key is set by the suite, and missing or wrong keys are probed by ignored_auth.
+    generation.update({"allow-extra-parameters": False, "with-security-parameters": False})
+    config.update({"base-url": base_url, "headers": {"Authorization": f"Bearer {key}"},
+                   "request-timeout": options.request_timeout_s})
+    return schemathesis.Config.from_dict(config)
 
 
 class _Driver:
@@ -217,6 +235,7 @@ class _Driver:
         self.session = _PacedSession(traffic, options.request_timeout_s, options.stream_cap_s)
         self.session.verify = policy().requests_verify()
         self.session.trust_env = False  # no proxy or netrc credentials from the environment
+        schemathesis_hooks.configure(options.lifecycle, options.limits)
         self.schema = schemathesis.openapi.from_path(schema_path, config=_config(base_url, key, options))
         self.stats = FuzzStats()
         self.auth_verified: set[str] = set()
@@ -292,9 +311,7 @@ class _Driver:
             return  # reported as CT-RATE-LIMITED by Traffic, not a contract failure
         label = case.operation.label
         try:
-            # schemathesis' ignored_auth re-sends outside any session we control (no pacing, no read
-            # deadline): the same probe is made here instead, through the paced session.
-            case.validate_response(response, headers=dict(self.headers), excluded_checks=[ignored_auth],
+            case.validate_response(response, headers=dict(self.headers), excluded_checks=EXCLUDED,
                                    transport_kwargs=self.transport_kwargs())
         except FailureGroup as group:
             for failure in group.exceptions:
@@ -333,7 +350,8 @@ class _Driver:
                     exchange_evidence(ex), repro_of(ex))
 
     def _failure(self, failure: Failure, case: Any, response: Any) -> None:
-        check = FAILURE_IDS.get(type(failure).__name__, "CT-RESPONSE-SCHEMA")
+        check = getattr(failure, "check", None) or FAILURE_IDS.get(type(failure).__name__,
+                                                                   "CT-RESPONSE-SCHEMA")
         if type(failure).__name__ == "JsonSchemaError" and "header" in (failure.title or "").lower():
             check = "CT-RESPONSE-HEADERS"
         ex = _exchange(response, self.traffic)
@@ -453,7 +471,7 @@ class _Driver:
                 try:
                     case.validate_response(response, headers=dict(driver.headers),
                                            transport_kwargs=driver.transport_kwargs(),
-                                           excluded_checks=[ignored_auth], recorder=self.recorder)
+                                           excluded_checks=EXCLUDED, recorder=self.recorder)
                 except FailureGroup as group:
                     for failure in group.exceptions:
                         driver._failure(failure, case, response)
@@ -477,6 +495,11 @@ class _Driver:
                 raise StopRun from None
             if "_Stop" not in repr(exc):
                 self._note_error(f"stateful: {type(exc).__name__}: {str(exc)[:200]}")
+
+
+# schemathesis' ignored_auth re-sends outside any session we control (no pacing, no read deadline):
+# the same probe is made by _probe_auth instead, through the paced session.
+EXCLUDED = [ignored_auth, *(getattr(schemathesis_hooks, name) for name in JUDGED_BY_TRAFFIC)]
 
 
 def _phase_of(case: Any) -> str | None:

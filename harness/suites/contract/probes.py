@@ -493,6 +493,17 @@ class Prober:
                 key=f"read-after-write-{ex.status}"), "GET /tasks/{id}", exchange_evidence(ex),
                 repro_of(ex))
             return
+        read = data_of(parse_json(ex.body)[1]) if ex is not None else None
+        app = self.options.apps["quick"]["app"]
+        if ex is not None and isinstance(read, dict) and (read.get("id"), read.get("app")) != (task_id, app):
+            # A stateless target (a mock such as Prism serving the contract's examples) answers
+            # every id with the same made-up task: the task just created is not found.
+            self.traffic.collector.add(Issue(
+                "CT-RESOURCE-AVAILABILITY", f"GET /tasks/{{id}} right after POST /apps/run of {app} "
+                f"answered another task (id {read.get('id')!r}, app {read.get('app')!r}): the created "
+                "task is not found; the target keeps no state (a mock serving examples?)",
+                key="read-after-write-other"), "GET /tasks/{id}", exchange_evidence(ex), repro_of(ex))
+            return
         if self._final(task_id) is None:
             return
         deleted = self.http.call("DELETE", f"/tasks/{task_id}")

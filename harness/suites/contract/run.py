@@ -102,7 +102,8 @@ def run_conformance(base_url: str, keys: list[str], lifecycle: Lifecycle, limits
                 max_examples=options.max_examples, stateful_examples=options.max_examples,
                 stateful_steps=options.stateful_steps, coverage_cap=options.coverage_cap,
                 phases=options.phases, request_timeout_s=options.request_timeout_s,
-                stream_cap_s=options.fuzz_stream_cap_s, seed=seed), note)
+                stream_cap_s=options.fuzz_stream_cap_s, seed=seed, lifecycle=lifecycle, limits=limits),
+                note)
             stopped = stats.stopped
         else:
             checks = [c for c in checks if c not in SCHEMATHESIS_CHECKS]
