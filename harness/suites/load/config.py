@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from harness import __version__
 from harness.contract import load_limits
 from harness.profile import Profile
 from harness.settings import DEFAULT_MAX_TASKS, Settings, is_loopback, load_settings
@@ -80,6 +81,7 @@ class LoadConfig:
     ca_bundle: str | None = None
     insecure: bool = False
     file_hosts: list[str] = field(default_factory=list)  # besides the target's origin (--allow-file-host)
+    harness_version: str = __version__  # a worker runs only plans of its own version
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -87,7 +89,8 @@ class LoadConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LoadConfig:
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        # A plan without a version comes from an older master: unknown, never this one.
+        return cls(**{"harness_version": "", **{k: v for k, v in data.items() if k in names}})
 
     @classmethod
     def from_json(cls, text: str) -> LoadConfig:
@@ -130,6 +133,10 @@ class LoadConfig:
         the plan, or None. The worker's keys go only where the worker itself allows."""
         plan = replace(self, allow_hosts=list(own.allow_hosts), file_hosts=list(own.file_hosts),
                        insecure=own.insecure, ca_bundle=own.ca_bundle)
+        if self.harness_version != own.harness_version:
+            # Users, records and checks change between versions: mixed figures would mislead.
+            return plan, (f"the master runs harness {self.harness_version or '(unknown)'}, this worker "
+                          f"{own.harness_version}: install the same version on every machine")
         if self.insecure and not own.insecure:
             return plan, ("the master asks for TLS without verification; this worker was not started "
                           "with --insecure")
