@@ -33,6 +33,8 @@ CHECKS = {
     "LD-THRESHOLD": "every configured SLO threshold holds",
     "LD-UPLOAD-ROUNDTRIP": "under load, a file uploaded and passed through an app downloads "
                            "unchanged",
+    "LD-CONTRACT-UNDER-LOAD": "under load (contract_mix), the sampled answers to the contract's own "
+                              "generated requests are ones the contract documents",
     "LD-AT-LIMIT-NO-429": "a key paced exactly at its documented budget is never refused",
     "LD-AT-LIMIT-REACHED": "the at-limit run filled whole windows (otherwise it proves little)",
     "LD-OVER-LIMIT-SHED": "at twice the budget the excess is refused with 429",
@@ -334,6 +336,18 @@ def analyse_phases(phase_dirs: list[Path], thresholds: list[str], lifecycle: Lif
                     "uploads came back different from the bytes uploaded",
                     {"samples": overall.samples.get("upload_mismatch", [])},
                     repro="harness load --scenario upload")
+    checked = overall.counts.get("contract_checked", 0)
+    violations = overall.counts.get("contract_violations", 0)
+    if not checked:
+        result.checks.remove("LD-CONTRACT-UNDER-LOAD")
+        result.skipped["LD-CONTRACT-UNDER-LOAD"] = "no contract_mix phase ran (or it judged no answer)"
+    elif violations:
+        found = overall.samples.get("contract", [])
+        example = found[0].get("problem", "?") if found else "?"
+        result.find("LD-CONTRACT-UNDER-LOAD", f"{violations} of {checked} sampled answers under load are "
+                    f"not what the contract documents; e.g. {example}",
+                    {"checked": checked, "violations": violations, "samples": found},
+                    repro="harness load --scenario contract_mix")
     results: list[ThresholdResult] = evaluate(parsed, view_of(overall, duration),
                                               {k: v for k, v in views.items()})
     for item in results:

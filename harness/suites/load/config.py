@@ -82,6 +82,8 @@ class LoadConfig:
     insecure: bool = False
     file_hosts: list[str] = field(default_factory=list)  # besides the target's origin (--allow-file-host)
     harness_version: str = __version__  # a worker runs only plans of its own version
+    # contract_mix: the contract's generated requests (harness/suites/load/contract_cases.py).
+    contract_cases: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))

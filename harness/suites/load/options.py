@@ -38,6 +38,7 @@ class LoadOptions:
     apps: dict[str, dict[str, Any]] | None = None  # scenario -> run body; None: the reference apps
     apps_builtin: bool = True
     config: Path | None = None  # the run's settings file: the load processes read it too
+    seed: int | None = None  # contract_mix: the seed its requests are generated with
 
 
     @classmethod
@@ -51,7 +52,7 @@ class LoadOptions:
                    allow_hosts=list(settings.allow_hosts),
                    limit_groups=list(dict.fromkeys(settings.limit_groups)), master=settings.master,
                    master_bind_host=settings.master_bind, master_port=settings.master_port,
-                   expect_workers=settings.expect_workers, config=settings.config)
+                   expect_workers=settings.expect_workers, config=settings.config, seed=settings.seed)
 
 
 def threshold_arg(text: str) -> str:

@@ -57,3 +57,26 @@ class Request:
 def json_payload(body: Any) -> bytes:
     """A JSON request body, compact and ASCII-only."""
     return _dumps(body).encode()
+
+
+_CONTRACT_ROUTES: dict[tuple[str, tuple[int, ...]], Route] = {}
+# Operation -> (history channel, metric, rate-limit group) of the contract_mix scenario.
+_CONTRACT_CHANNELS: dict[str, tuple[Channel, str, str | None]] = {
+    "POST /apps/run": ("run", "run", "run"), "GET /tasks": ("list", "list", "get"),
+    "GET /tasks/{id}": ("get", "get_task", "get"), "GET /tasks/{id}/status": ("status", "status", "get"),
+    "POST /tasks/{id}/cancel": ("cancel", "cancel", "get"),
+    "DELETE /tasks/{id}": ("delete", "delete", "get"), "POST /files": ("files", "create_file", "upload"),
+}
+
+
+def contract_route(operation: str, documented: set[int]) -> Route:
+    """The route of a replayed contract case: every documented status but 429 and 5xx is an
+    answer, not an error (a generated app name's 404, a refused input's 422)."""
+    expected = tuple(sorted(c for c in documented if c != 429 and c < 500 and not 200 <= c < 300))
+    key = (operation, expected)
+    route = _CONTRACT_ROUTES.get(key)
+    if route is None:
+        channel, metric, group = _CONTRACT_CHANNELS[operation]
+        method, _, template = operation.partition(" ")
+        route = _CONTRACT_ROUTES[key] = Route(channel, metric, method, template, group, expected)
+    return route

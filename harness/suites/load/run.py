@@ -145,6 +145,12 @@ def run_load(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: Limit
     phase_dirs: list[Path] = []
     configs = []
     tls = policy()
+    cases: list[dict[str, Any]] = []
+    if any(s.name == "contract_mix" for s in phases):
+        from harness.suites.load.contract_cases import generate_cases
+
+        cases = generate_cases(options.seed if options.seed is not None else 0)
+        note(f"load: {len(cases)} requests generated from the contract for contract_mix")
     for scenario in phases:
         phase_dir = load_dir / scenario.name
         phase_dirs.append(phase_dir)
@@ -156,7 +162,8 @@ def run_load(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: Limit
             limit_groups=options.limit_groups, run_token=secrets.token_hex(4),
             apps=options.apps if options.apps is not None else reference_apps(),
             apps_builtin=options.apps_builtin, ca_bundle=str(tls.ca_bundle) if tls.ca_bundle else None,
-            insecure=tls.insecure, file_hosts=sorted(file_policy(base_url).file_hosts)).to_json()))
+            insecure=tls.insecure, file_hosts=sorted(file_policy(base_url).file_hosts),
+            contract_cases=cases if scenario.name == "contract_mix" else []).to_json()))
     deadline = options.deadline_s or 60.0
     drain = deadline + 5.0
     plan = {

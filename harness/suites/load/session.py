@@ -33,7 +33,7 @@ import time
 import weakref
 from dataclasses import replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import gevent  # type: ignore[import-untyped]
 from locust import events
@@ -42,7 +42,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from pydantic_core import from_json as _from_json
 
 from harness.checks.envelope import data_of
-from harness.contract import load_lifecycle
+from harness.contract import contracts_dir, load_lifecycle
 from harness.history import Observation, worker_history_file
 from harness.redaction import redact, set_secrets
 from harness.settings import ConfigError, api_keys_from_env, load_settings
@@ -51,6 +51,9 @@ from harness.suites.load.facts import Digest, status_fields, task_fields
 from harness.suites.load.metrics import PhaseMetrics
 from harness.suites.load.open_model import Arrivals, SlotFeed
 from harness.suites.load.pacing import BudgetPacer, Share, TaskBudget
+
+if TYPE_CHECKING:
+    from harness.checks.documented import DocumentedAnswers
 from harness.suites.load.plan_auth import master_token, plan_refusal, sign
 
 log = logging.getLogger("harness.load")
@@ -61,6 +64,21 @@ DONE_WAIT_S = 20.0
 
 
 _PLAIN_SCENARIO = ["locust"]
+
+
+def _documented_answers() -> DocumentedAnswers:
+    """The contract's documented answers (one per process: the schema is parsed once)."""
+    global _DOCUMENTED
+    if _DOCUMENTED is None:
+        import yaml
+
+        from harness.checks.documented import DocumentedAnswers
+
+        _DOCUMENTED = DocumentedAnswers(yaml.safe_load((contracts_dir() / "openapi.yaml").read_text()))
+    return _DOCUMENTED
+
+
+_DOCUMENTED: DocumentedAnswers | None = None
 
 
 def set_scenario(name: str) -> None:
@@ -94,6 +112,10 @@ class LoadSession:
             settings = load_settings({})
             self.config = LoadConfig.from_settings(settings, scenario=_PLAIN_SCENARIO[0])
             self.keys = list(settings.api_keys)
+            if _PLAIN_SCENARIO[0] == "contract_mix":  # plain `locust -f`: generate them here
+                from harness.suites.load.contract_cases import generate_cases
+
+                self.config.contract_cases = generate_cases(settings.seed or 0)
         except ConfigError as exc:  # refused in on_init, with exit code 2 (not a traceback)
             self.config = LoadConfig(scenario=_PLAIN_SCENARIO[0],
                                      out_dir=os.environ.get("HARNESS_LOAD_DIR") or str(default_load_dir()))
@@ -139,6 +161,10 @@ class LoadSession:
         self._expected: set[str] = set()
         self._done_sent = False
         self._finalized = False
+        self._case_seq = 0
+        self.documented: DocumentedAnswers | None = None
+        if self.config.contract_cases:
+            self.documented = _documented_answers()
 
     @property
     def runner(self) -> Any:
@@ -226,6 +252,23 @@ class LoadSession:
             except (UnicodeDecodeError, ValueError):
                 return None
         return data_of(doc)
+
+    def next_case_offset(self) -> int:
+        """Where a new contract_mix user starts in the cases (users spread over them)."""
+        self._case_seq += 1
+        return (self._case_seq * 7 + self.share.index * 13) % max(1, len(self.config.contract_cases))
+
+    def judge_contract(self, operation: str, answer: Any) -> None:
+        """One sampled answer of contract_mix judged against the contract (LD-CONTRACT-UNDER-LOAD)."""
+        assert self.documented is not None
+        self.metrics.count("contract_checked")
+        content_type = str((answer.headers or {}).get("content-type", "")) if answer.headers else ""
+        problem = self.documented.problem(operation, answer.code, content_type, answer.content or b"")
+        if problem is not None:
+            self.metrics.count("contract_violations")
+            body = (answer.content or b"")[:300].decode("utf-8", "replace")
+            self.metrics.sample("contract", {"operation": operation, "status": answer.code,
+                                             "problem": problem, "body": body})
 
     def digest(self, kind: str, content: bytes, memo: bool) -> tuple[Any, Digest]:
         """(data, its Observation fields) of a task or status body.

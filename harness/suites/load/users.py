@@ -46,6 +46,7 @@ from harness.suites.load.routes import (
     UPLOAD,
     Request,
     Route,
+    contract_route,
     json_payload,
 )
 from harness.suites.load.session import Abort, LoadSession, session_of
@@ -611,6 +612,55 @@ class PollUser(ApiUser):
             return
         task_id, run_send, deadline = started
         self.poll(task_id, deadline, run_send, status_first=True)
+
+
+class ContractMixUser(ApiUser):
+    """contract_mix: the contract's generated requests (harness/suites/load/contract_cases.py)
+    replayed in turn; one answer in SAMPLE_EVERY judged against the contract."""
+
+    SAMPLE_EVERY = 4
+    NEW_TASK_EVERY = 20  # iterations between two tasks of the user's own, for the task paths
+
+    def on_start(self) -> None:
+        super().on_start()
+        self._case = self.hs.next_case_offset()
+        self._task: str | None = None
+        self._answers = 0
+
+    def scenario(self) -> None:
+        session = self.hs
+        cases = session.config.contract_cases
+        if not cases or session.documented is None:
+            session.metrics.count("no_contract_cases")
+            raise StopUser()
+        if self._task is None or self._case % self.NEW_TASK_EVERY == 0:
+            started = self.start_app("poll")
+            if started is not None:
+                self._task = started[0]
+        case = cases[self._case % len(cases)]
+        self._case += 1
+        operation = str(case["operation"])
+        method, _, template = operation.partition(" ")
+        own = "{id}" in template and self._task is not None
+        path = template.replace("{id}", str(self._task)) if own else str(case["path"])
+        query = "&".join(f"{k}={v}" for k, v in (case.get("query") or {}).items()
+                         if isinstance(v, str | int | float) and not isinstance(v, bool))
+        route = contract_route(operation, session.documented.statuses(operation))
+        body = case.get("body")
+        payload = json_payload(body) if body is not None else (b"" if method == "POST" else None)
+        if operation == "POST /apps/run" and not session.budget.take():
+            session.metrics.count("budget_exhausted")
+            raise StopUser()
+        answer = self.call(Request(route, f"{path}?{query}" if query else path, payload,
+                                   task_id=self._task if "{id}" in template else None))
+        if operation == "POST /apps/run":
+            if 200 <= answer.code < 300 and isinstance(answer.data, dict):
+                session.metrics.count("tasks_created")
+            elif answer.code != 0:
+                session.budget.refund()
+        self._answers += 1
+        if answer.code and self._answers % self.SAMPLE_EVERY == 0:
+            session.judge_contract(operation, answer)
 
 
 class SseUser(ApiUser):
