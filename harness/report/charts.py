@@ -379,9 +379,56 @@ def time_to_terminal_chart(stats: HistoryStats, lifecycle: Lifecycle | None) -> 
     return Chart(chart_id, title, _svg(fig, chart_id), note)
 
 
+EndpointTable = tuple[str, Sequence[dict[str, Any]]]  # scenario, its per-endpoint rows
+
+
+def _finite(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
+        and np.isfinite(value) and value > 0 else np.nan
+
+
+def endpoint_chart(tables: Sequence[EndpointTable]) -> Chart:
+    """p50 / p95 / p99 per endpoint of each load phase, and the streams' own times."""
+    chart_id = "chart-endpoints"
+    title = "Load latency per endpoint (p50, p95, p99; streams: first event, terminal)"
+    rows = [(scenario, row) for scenario, table in tables for row in table if isinstance(row, dict)]
+    if not rows:
+        return Chart(chart_id, title, None, "No data: no load phase ran.")
+    labels = [f"{scenario} · {row.get('endpoint')}" for scenario, row in rows]
+    series = [("p50", "#4285f4"), ("p95", "#fbbc04"), ("p99", RED)]
+    streams = [(label, row) for label, (_, row) in zip(labels, rows, strict=True) if "ttfe_p50" in row]
+    with _style():
+        fig = _figure(9.5, 1.2 + 0.32 * len(rows) + (0.9 + 0.32 * len(streams) if streams else 0))
+        axes = fig.subplots(2 if streams else 1, 1, squeeze=False,
+                            height_ratios=[len(rows), max(1, len(streams))] if streams else None)[:, 0]
+        y = np.arange(len(rows))
+        height = 0.8 / len(series)
+        for index, (stat, color) in enumerate(series):
+            axes[0].barh(y + index * height, [_finite(row.get(stat)) for _, row in rows], height,
+                         color=color, label=stat)
+        axes[0].set_yticks(y + height, labels)
+        axes[0].invert_yaxis()
+        axes[0].set_xscale("log")
+        axes[0].set_xlabel("ms (log scale)")
+        axes[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        if streams:
+            ys = np.arange(len(streams))
+            for index, (stat, color) in enumerate((("ttfe_p95", "#34a853"), ("terminal_p95", "#8e24aa"))):
+                axes[1].barh(ys + index * 0.4, [_finite(row.get(stat)) for _, row in streams], 0.4,
+                             color=color, label={"ttfe_p95": "first event p95",
+                                                 "terminal_p95": "terminal p95"}[stat])
+            axes[1].set_yticks(ys + 0.2, [label for label, _ in streams])
+            axes[1].invert_yaxis()
+            axes[1].set_xscale("log")
+            axes[1].set_xlabel("ms from the stream's opening (log scale)")
+            axes[1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return Chart(chart_id, title, _svg(fig, chart_id),
+                 f"{len(rows)} endpoint(s) in {len(tables)} phase(s); HDR percentiles, 3 significant digits.")
+
+
 def all_charts(stats: HistoryStats, lifecycle: Lifecycle | None,
-               bands: Sequence[Band] = ()) -> list[Chart]:
+               bands: Sequence[Band] = (), endpoints: Sequence[EndpointTable] = ()) -> list[Chart]:
     """Every chart; time charts shade each suite's `bands`."""
     return [latency_chart(stats, bands), throughput_chart(stats, bands),
-            rate_limit_chart(stats, bands),
+            rate_limit_chart(stats, bands), endpoint_chart(endpoints),
             transitions_chart(stats, lifecycle), time_to_terminal_chart(stats, lifecycle)]

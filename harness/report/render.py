@@ -16,6 +16,7 @@ from harness.findings import RunResult
 from harness.history import history_in, read_history
 from harness.redaction import redact
 from harness.report.charts import all_charts
+from harness.report.common import endpoint_tables
 from harness.report.har import failures_har
 from harness.report.junit import render_junit
 from harness.report.page import render_page
@@ -70,7 +71,7 @@ def render_outputs(result: RunResult, run_dir: Path, secrets_to_hide: Sequence[s
     stats = collect(history_in(run_dir), lifecycle.terminal if lifecycle else ())
     bands = [(s.name, s.started, s.ended) for s in result.suites
              if s.started is not None and s.ended is not None]
-    charts = all_charts(stats, lifecycle, bands)
+    charts = all_charts(stats, lifecycle, bands, endpoint_tables(result))
     texts = {
         "summary.md": render_summary(result, str(run_dir / "index.html")),
         "junit.xml": render_junit(result),

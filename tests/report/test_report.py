@@ -353,6 +353,13 @@ def test_failures_har_holds_the_exchanges_behind_the_findings(run_dir: Path) -> 
     assert KEY not in json.dumps(har) and OTHER_KEY not in json.dumps(har)
 
 
+def test_the_endpoint_chart_draws_the_tables(run_dir: Path) -> None:
+    page = (run_dir / "index.html").read_text()
+    start = page.index('id="chart-endpoints"')
+    svg = page[start:page.index("</svg>", start)]
+    assert "mixed · get_task" in svg and "mixed · stream_sse" in svg and "first event p95" in svg
+
+
 def test_time_charts_shade_each_suite(run_dir: Path) -> None:
     page = (run_dir / "index.html").read_text()
     for chart in ("chart-latency", "chart-throughput", "chart-ratelimit"):
@@ -430,7 +437,9 @@ def test_a_run_without_history_says_no_data(tmp_path: Path) -> None:
     page = (tmp_path / "index.html").read_text()
     for chart_id in CHART_IDS:
         assert f'id="{chart_id}" data-has-data="false"' in page
-    assert "<svg" not in page and page.count('class="nodata"') >= 5
+    # Only the endpoint chart draws: it comes from results.json, not from the history.
+    assert page.count("<svg") == 1 and 'id="chart-endpoints" data-has-data="true"' in page
+    assert page.count('class="nodata"') >= 5
 
 
 def test_a_torn_or_broken_history_still_renders(tmp_path: Path) -> None:
@@ -464,7 +473,7 @@ def test_rendering_a_few_thousand_observations_stays_small(tmp_path: Path) -> No
     write_results(make_result(), tmp_path, [])
     render_run(tmp_path)
     page = (tmp_path / "index.html").read_text()
-    assert page.count("<svg") == len(CHART_IDS)
+    assert page.count("<svg") == len(CHART_IDS) + 1  # and the endpoint chart
     assert len(page) < 3_000_000
 
 
