@@ -40,12 +40,12 @@ class ConfigError(Exception):
     """Bad configuration: the CLI exits with code 2."""
 
 
-def _suite(name: str, default: Any, text: str) -> Any:
+def _suite(name: str, default: Any, text: str, ge: float | None = None, gt: float | None = None) -> Any:
     """A field of one suite's options (a list default is copied for each instance)."""
     extra: dict[str, Any] = {"suite": name}
     if isinstance(default, list):
         return Field(default_factory=lambda: list(default), description=text, json_schema_extra=extra)
-    return Field(default, description=text, json_schema_extra=extra)
+    return Field(default, description=text, json_schema_extra=extra, ge=ge, gt=gt)
 
 
 class Settings(BaseModel):
@@ -105,26 +105,26 @@ class Settings(BaseModel):
                                   "`;`-separated)")
     # Suite options.
     max_examples: int = _suite("contract", 20, "schemathesis examples per operation and mode, and "
-                               "stateful scenarios (0: the suite's probes and rules only)")
-    clients: int = _suite("lifecycle", 8, "concurrent observers")
-    tasks: int = _suite("lifecycle", 24, "tasks the lifecycle suite creates")
+                               "stateful scenarios (0: the suite's probes and rules only)", ge=0)
+    clients: int = _suite("lifecycle", 8, "concurrent observers", ge=1)
+    tasks: int = _suite("lifecycle", 24, "tasks the lifecycle suite creates", ge=1)
     scenarios: list[str] = _suite("load", ["mixed"], "load scenarios, one phase each (over_limit runs last)")
-    users: int = _suite("load", 10, "concurrent users per phase (the pool in the open model)")
-    spawn_rate: float = _suite("load", 10.0, "users started per second")
+    users: int = _suite("load", 10, "concurrent users per phase (the pool in the open model)", ge=1)
+    spawn_rate: float = _suite("load", 10.0, "users started per second", gt=0)
     duration: float = _suite("load", 30.0, "length of each load phase (60, 60s, 2m, 1h30m)")
     arrival_rate: float | None = _suite("load", None, "open model: iterations started per second "
                                         "(5, 5/s, 300/m)")
     poll_interval: float | None = _suite("load", None, "seconds between a load user's polls (default: "
                                          "from the read budget)")
     processes: int = _suite("load", 1, "processes on this machine that run load users (N > 1: a "
-                            "Locust master and N-1 local workers)")
+                            "Locust master and N-1 local workers)", ge=1)
     limit_groups: list[Literal["run", "get", "upload"]] = _suite(
         "load", [], "rate-limit groups the at/over-limit scenarios drive (default all)")
     master: bool = _suite("load", False, "also wait for load workers from other machines")
     master_bind: str = _suite("load", "*", "with master: the interface to listen on")
-    master_port: int = _suite("load", 5557, "the Locust master's port")
+    master_port: int = _suite("load", 5557, "the Locust master's port", ge=1)
     master_host: str | None = _suite("load", None, "with `harness load --worker`: the master's host")
-    expect_workers: int = _suite("load", 1, "with master: workers from other machines to wait for")
+    expect_workers: int = _suite("load", 1, "with master: workers from other machines to wait for", ge=1)
     load_dir: Path | None = _suite("load", None, "`locust -f` only: folder for histories, metrics and "
                                    "the summary (default reports/locust-<time>)")
     groups: list[Literal["run", "get", "upload"]] = _suite("ratelimit", list(RATE_GROUPS),
@@ -183,27 +183,6 @@ class Settings(BaseModel):
         unknown = [name for name in value if name not in SUITES]
         if unknown:
             raise ValueError(f"unknown suite {unknown[0]!r} (known: {', '.join(SUITES)})")
-        return value
-
-    @field_validator("users", "processes", "expect_workers", "clients", "tasks", "master_port")
-    @classmethod
-    def _positive(cls, value: int) -> int:
-        if value < 1:
-            raise ValueError("must be >= 1")
-        return value
-
-    @field_validator("max_examples")
-    @classmethod
-    def _non_negative(cls, value: int) -> int:
-        if value < 0:
-            raise ValueError("must be >= 0")
-        return value
-
-    @field_validator("spawn_rate")
-    @classmethod
-    def _positive_rate(cls, value: float) -> float:
-        if not value > 0:
-            raise ValueError("must be > 0")
         return value
 
     @model_validator(mode="after")
