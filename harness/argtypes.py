@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from harness.units import parse_duration, parse_rate
+
 
 def positive_float(text: str) -> float:
     try:
@@ -41,3 +43,19 @@ def port(text: str) -> int:
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"port out of range: {text!r}")
     return value
+
+
+def duration_arg(text: str) -> float:
+    """`60`, `60s`, `2m`, `1h30m` -> seconds."""
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def rate_arg(text: str) -> float:
+    """`5`, `5/s`, `300/m` -> per second."""
+    try:
+        return parse_rate(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from harness.profile import ROLES
 
-HEADER = '''# harness.toml: settings for `harness check` and the suite commands (flags and HARNESS_*
-# variables override what is here). Keys never go in this file: pass them with --api-key or
+HEADER = '''# harness.toml: settings for `harness check`, the suite commands and `locust -f`. Each key
+# is also a flag (--max-tasks) and a variable (HARNESS_MAX_TASKS), which override what is here;
+# docs/configuration.md lists them all. Keys never go in this file: pass them with --api-key or
 # HARNESS_API_KEYS / INFERENCE_API_KEY.
 
 # base_url = "{base_url}"
@@ -30,6 +31,21 @@ EXAMPLES = {
     "flow": 'app = "acme/caption-flow"\ninput = { message = "hi" }',
 }
 
+SUITE_TABLES = '''
+# Suite options (each also a flag and a HARNESS_* variable of the same name):
+# [load]
+# scenarios = ["mixed"]      # run_wait, fire_and_forget_poll, stream_sse, upload, at_limit, ...
+# users = 10
+# duration = "30s"
+# limit_groups = ["get", "upload"]   # leave out "run" on a real target: each slot is a billable task
+# [ratelimit]
+# groups = ["run", "get", "upload"]
+# [lifecycle]
+# tasks = 24
+# [contract]
+# max_examples = 20
+'''
+
 THRESHOLDS = '''
 # SLO gates of the load suite (also --threshold):
 # [thresholds]
@@ -45,5 +61,6 @@ def config_template(base_url: str = "https://api.example.com") -> str:
     for role, what in ROLES.items():
         body = "\n".join(f"# {line}" for line in EXAMPLES[role].splitlines())
         parts.append(f"\n# [apps.{role}]   # {what}\n{body}\n")
+    parts.append(SUITE_TABLES)
     parts.append(THRESHOLDS)
     return "".join(parts)

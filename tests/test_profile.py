@@ -144,10 +144,13 @@ def test_init_writes_a_commented_file_that_becomes_a_full_profile(tmp_path: Path
     assert tomllib.loads(target.read_text()) == {}  # everything commented out
     again = harness("init", str(target), cwd=tmp_path)
     assert again.returncode == 2 and "exists" in again.stderr
-    uncommented = re.sub(r"^# ?(?=\[|app|input|setup|base_url|allow_hosts|get_task|errors)", "",
-                         target.read_text(), flags=re.M)
+    keys = "app|input|setup|base_url|allow_hosts|get_task|errors|scenarios|users|duration|groups|" \
+           "limit_groups|tasks|max_examples|max_tasks|deadline|rate_window"
+    uncommented = re.sub(rf"^# ?(?=\[|(?:{keys}) )", "", target.read_text(), flags=re.M)
     settings = load_settings({}, env={}, toml_path=_write(tmp_path / "u.toml", uncommented))
     assert set(settings.profile.roles) == set(ROLES) and settings.base_url == "https://api.acme.dev"
+    assert settings.limit_groups == ["get", "upload"] and settings.max_examples == 20
+    assert settings.thresholds == ["get_task.p95<200ms", "errors<0.1%"]
 
 
 def _write(path: Path, text: str) -> Path:

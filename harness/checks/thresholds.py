@@ -20,9 +20,7 @@ Grammar: `[SCENARIO:]METRIC[.STAT] OP NUMBER[UNIT]`, OP one of `< <= > >= == !=`
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 REQUEST_METRICS = ("run", "get_task", "status", "stream_ndjson", "stream_sse", "create_file",
@@ -200,33 +198,26 @@ def evaluate(thresholds: list[Threshold], overall: MetricsView,
     return results
 
 
-def thresholds_from_toml(path: Path) -> list[str]:
-    """Thresholds from harness.toml: a list of expressions, or a k6-like table.
+def thresholds_from_value(raw: object) -> list[str]:
+    """Thresholds as a settings file or variable gives them: one expression, a list, or a k6-like table.
 
-    Either `thresholds = ["get_task.p95<200ms", "errors<0.1%"]` (top level or under
-    `[harness]`), or a `[thresholds]` table whose keys are metrics and values conditions:
-    `get_task = ["p95<200ms", "p99<1s"]`, `errors = "<0.1%"`.
+    A table's keys are metrics and its values conditions: `get_task = ["p95<200ms", "p99<1s"]`,
+    `errors = "<0.1%"`. Every expression is parsed: a typo raises ThresholdError.
     """
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        return []
-    except tomllib.TOMLDecodeError as exc:
-        raise ThresholdError(f"{path}: {exc}") from exc
-    section = data.get("harness", data)
-    raw = section.get("thresholds", data.get("thresholds"))
     if raw is None:
         return []
     if isinstance(raw, str):
-        return [raw]
-    if isinstance(raw, list):
-        return [str(item) for item in raw]
-    if isinstance(raw, dict):
-        out: list[str] = []
+        out = [part.strip() for part in raw.split(";") if part.strip()]
+    elif isinstance(raw, list):
+        out = [str(item).strip() for item in raw if str(item).strip()]
+    elif isinstance(raw, dict):
+        out = []
         for metric, conditions in raw.items():
             for condition in conditions if isinstance(conditions, list) else [conditions]:
                 text = str(condition).strip()
                 joiner = "" if text[:1] in "<>=!" else "."
                 out.append(f"{metric}{joiner}{text}")
-        return out
-    raise ThresholdError(f"{path}: thresholds must be a list of expressions or a table")
+    else:
+        raise ThresholdError("thresholds must be an expression, a list of expressions or a table")
+    parse_thresholds(out)
+    return out

@@ -10,6 +10,7 @@ from typing import Any, Literal
 import httpx
 
 from harness.checks.envelope import data_of
+from harness.net import deadline
 from harness.net.bounded import ANSWER_DEADLINE_S, bounded_request
 from harness.net.decoders import NdjsonDecoder, SseDecoder, StreamEvent
 from harness.net.hosts import file_policy
@@ -131,6 +132,8 @@ class ApiClient:
         `on_event` is called for each event as it is decoded (before the next read).
         """
         decoder: NdjsonDecoder | SseDecoder = NdjsonDecoder() if fmt == "ndjson" else SseDecoder()
+        deadline.check_deadline()
+        deadline_s = deadline.capped(deadline_s)
         start = time.monotonic()
         end = start + deadline_s
         # A silent server is cut by the read timeout, an endless one by the deadline check.

@@ -2,24 +2,7 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-
-BODY_TIMEOUT_ENV = "HARNESS_SERVE_BODY_TIMEOUT"
-
-
-def body_timeout_from_env(env: Mapping[str, str] = os.environ) -> float:
-    """Seconds a request body may take to arrive (plus 1 s per MiB): `HARNESS_SERVE_BODY_TIMEOUT`,
-    else 10. (An environment variable until `harness serve` gets a flag for it.)"""
-    value = env.get(BODY_TIMEOUT_ENV, "").strip()
-    try:
-        seconds = float(value) if value else 10.0
-    except ValueError:
-        raise ValueError(f"{BODY_TIMEOUT_ENV} must be a number of seconds, not {value!r}") from None
-    if not seconds > 0:
-        raise ValueError(f"{BODY_TIMEOUT_ENV} must be positive, not {value!r}")
-    return seconds
 
 
 @dataclass
@@ -52,7 +35,7 @@ class ServerConfig:
     max_body_bytes: int = 1024 * 1024
     # A request body (JSON or upload) not all in within this many seconds, plus 1 s per MiB,
     # answers 408: a client dripping its body cannot hold a request open.
-    body_timeout: float = field(default_factory=body_timeout_from_env)
+    body_timeout: float = 10.0  # seconds a request body may take to arrive, plus 1 s per MiB
     # New name -> a built-in app's name: the app answers only to the new name (a target whose
     # apps are not called infsh/*, to prove the harness's target profile).
     app_names: dict[str, str] = field(default_factory=dict)

@@ -43,13 +43,15 @@ class Suite(ABC):
 
     name: str
     help: str
+    # The check that the suite ended within its deadline (the runner judges it: harness/runner.py).
+    deadline_check: str
 
     def add_arguments(self, parser: argparse.ArgumentParser, standalone: bool) -> None:
         """Add the suite's own flags; `standalone` is True under `harness <name>`."""
         return None
 
-    def options(self, args: argparse.Namespace) -> Any:
-        """The suite's options from parsed flags (a missing flag means the default)."""
+    def options(self, settings: Settings) -> Any:
+        """The suite's options, from the run's settings (flags, variables and file merged)."""
         return None
 
     @abstractmethod

@@ -15,7 +15,6 @@ import httpx
 import pytest
 
 from harness.net.client import ApiClient
-from harness.server.config import BODY_TIMEOUT_ENV
 from harness.server.files import FileGone, FileStore
 from tests.conftest import StartServer
 from tests.server.test_api import assert_problem, data, run, wait_terminal
@@ -199,10 +198,9 @@ def test_slow_silent_and_oversized_requests_are_cut_off(start_server: StartServe
 # -- a body sent a byte at a time -----------------------------------------------------------------
 
 
-def test_a_dripping_body_is_cut_off_with_408(start_server: StartServer,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(BODY_TIMEOUT_ENV, "1")  # 1 s, plus 1 s per MiB declared
-    with start_server() as srv, ApiClient(srv.url, srv.keys[0]) as api:
+def test_a_dripping_body_is_cut_off_with_408(start_server: StartServer) -> None:
+    # 1 s, plus 1 s per MiB declared.
+    with start_server(extra_args=["--body-timeout", "1"]) as srv, ApiClient(srv.url, srv.keys[0]) as api:
         record = data(api.create_file("drip.bin", "application/octet-stream", 100))[0]
         upload = urlsplit(record["upload_url"]).path
         heads = [f"PUT {upload} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n",

@@ -21,21 +21,23 @@ from harness.checks.thresholds import (
     ThresholdError,
     evaluate,
     parse_threshold,
-    thresholds_from_toml,
+    thresholds_from_value,
 )
 from harness.contract import load_lifecycle, load_limits
 from harness.findings import SuiteResult
 from harness.history import Observation, read_history
 from harness.history.merge import merge_histories
 from harness.net.reference import ReferenceServer, fresh_keys, reference_server
+from harness.settings import ConfigError, load_settings
 from harness.suites.load.analysis import Analysis, Phase, check_limits
-from harness.suites.load.config import LoadConfig, parse_duration, parse_rate
+from harness.suites.load.config import LoadConfig
 from harness.suites.load.hdr import HdrSet, new_histogram, summarize
 from harness.suites.load.metrics import PhaseMetrics
 from harness.suites.load.pacing import BudgetPacer, Share, SlotSchedule, TaskBudget
 from harness.suites.load.plan_auth import TOKEN_ENV
 from harness.suites.load.run import LoadOptions, run_load
 from harness.suites.load.scenarios import phase_order
+from harness.units import parse_duration, parse_rate
 
 WINDOW = 2.0
 FLOWS = ["run_wait", "fire_and_forget_poll", "stream_sse", "upload", "mixed"]
@@ -77,18 +79,19 @@ def test_threshold_evaluation() -> None:
     assert "BREACHED" in results[1].describe() and "no samples" in results[8].describe()
 
 
-def test_thresholds_from_toml(tmp_path: Path) -> None:
+def test_thresholds_from_a_file(tmp_path: Path) -> None:
     listed = tmp_path / "list.toml"
     listed.write_text('[harness]\nthresholds = ["get_task.p95<200ms", "errors<0.1%"]\n')
-    assert thresholds_from_toml(listed) == ["get_task.p95<200ms", "errors<0.1%"]
+    assert load_settings({}, {}, listed).thresholds == ["get_task.p95<200ms", "errors<0.1%"]
     table = tmp_path / "table.toml"
     table.write_text('[thresholds]\nget_task = ["p95<200ms", "p99<1s"]\nerrors = "<0.1%"\n'
                      '"mixed:status" = ["max<2s"]\n')
-    found = thresholds_from_toml(table)
+    found = load_settings({}, {}, table).thresholds
     assert found == ["get_task.p95<200ms", "get_task.p99<1s", "errors<0.1%", "mixed:status.max<2s"]
-    for text in found:
-        parse_threshold(text)
-    assert thresholds_from_toml(tmp_path / "missing.toml") == []
+    assert thresholds_from_value("run.p95<1s; errors<1%") == ["run.p95<1s", "errors<1%"]
+    with pytest.raises(ThresholdError):
+        thresholds_from_value({"get_task": "p95<<200ms"})
+    assert load_settings({}, {}, tmp_path / "missing.toml").thresholds == []
 
 
 def test_rates_and_durations() -> None:
@@ -270,8 +273,7 @@ def load_server() -> Iterator[ReferenceServer]:
 def _run(server_url: str, keys: list[str], tmp_path: Path, scenarios: list[str],
          **options: Any) -> SuiteResult:
     limits = load_limits().model_copy(update={"window_seconds": WINDOW})
-    base: dict[str, Any] = {"users": 4, "duration_s": 1.5, "deadline_s": 5.0, "max_tasks": 5000,
-                            "toml_thresholds": False}
+    base: dict[str, Any] = {"users": 4, "duration_s": 1.5, "deadline_s": 5.0, "max_tasks": 5000}
     return run_load(server_url, keys, load_lifecycle(), limits, tmp_path,
                     LoadOptions(scenarios=scenarios, **{**base, **options}))
 
@@ -396,7 +398,7 @@ def test_an_unknown_limit_group_is_refused(tmp_path: Path) -> None:
     assert result.status == "error" and "unknown rate-limit group 'reads'" in (result.error or "")
     # The same choice for plain `locust -f`, from the environment.
     assert LoadConfig.from_env({"HARNESS_LIMIT_GROUPS": "get, upload"}).limit_groups == ["get", "upload"]
-    with pytest.raises(ValueError, match="unknown group 'reads'"):
+    with pytest.raises(ConfigError, match=r"limit_groups.0 \(from HARNESS_LIMIT_GROUPS\)"):
         LoadConfig.from_env({"HARNESS_LIMIT_GROUPS": "reads"})
 
 
@@ -410,7 +412,9 @@ def test_master_and_a_local_worker(load_server: ReferenceServer, tmp_path: Path,
     scenario = result.metrics["scenarios"]["mixed"]
     assert scenario["requests"] > 0 and scenario["workers"] == 1
     phase = tmp_path / "load" / "mixed"
-    assert (phase / "observations.w0.jsonl").exists()
+    # The worker's lines were merged into the run's history and stored nowhere else.
+    assert not list(phase.glob("observations*")) and scenario["observations"] > 0
+    assert len((tmp_path / "observations.jsonl").read_text().splitlines()) == scenario["observations"]
     summary = json.loads((phase / "summary.json").read_text())
     assert summary["role"] == "master" and all(w["done"] for w in summary["workers"])
 
@@ -428,10 +432,10 @@ def test_task_budget_and_unknown_key(load_server: ReferenceServer, tmp_path: Pat
 def test_bad_options_and_guard(tmp_path: Path) -> None:
     limits = load_limits()
     bad = run_load("http://127.0.0.1:9", ["k"], load_lifecycle(), limits, tmp_path,
-                   LoadOptions(thresholds=["get_task.p95<"], toml_thresholds=False))
+                   LoadOptions(thresholds=["get_task.p95<"]))
     assert bad.status == "error" and "threshold" in (bad.error or "")
     remote = run_load("https://api.example.com", ["k"], load_lifecycle(), limits, tmp_path,
-                      LoadOptions(toml_thresholds=False))
+                      LoadOptions())
     assert remote.status == "error" and "not loopback" in (remote.error or "")
     assert LoadConfig(allow_hosts=["api.example.com"]).guard_error("https://api.example.com") is None
 
@@ -458,3 +462,18 @@ def test_api_paths_take_the_pooled_client_with_the_same_bytes() -> None:
     assert heads[0] == heads[1] and "Authorization: Bearer inf_probe_key" in heads[0]
     assert heads[4] == heads[5] and "Content-Length: 11" in heads[4]
     assert "Content-Type" not in heads[-2] and "Content-Length" not in heads[-2]
+
+
+def test_plain_locust_reads_the_same_settings_as_the_harness(tmp_path: Path) -> None:
+    toml = tmp_path / "ci.toml"
+    toml.write_text('max_tasks = 12\ndeadline = "90s"\nthresholds = ["errors<1%"]\n'
+                    "[apps.quick]\napp = 'acme/echo'\ninput = { message = 'hi' }\n"
+                    '[load]\narrival_rate = "120/m"\nload_dir = "here"\n')
+    env = {"HARNESS_CONFIG": str(toml), "HARNESS_ALLOW_HOSTS": "api.example.com",
+           "INFERENCE_API_KEY": "inf_sdk"}
+    config = LoadConfig.from_env(env)
+    assert (config.max_tasks, config.deadline_s, config.arrival_rate) == (12, 90.0, 2.0)
+    assert config.thresholds == ["errors<1%"] and config.out_dir == "here"
+    assert config.apps["poll"]["app"] == "acme/echo" and not config.apps_builtin
+    assert config.guard_error("https://api.example.com") is None
+    assert "inf_sdk" not in config.to_json()

@@ -75,4 +75,15 @@ def test_a_locustfile_refuses_a_remote_target(tmp_path: Path) -> None:
     done = subprocess.run([LOCUST, "-f", "locustfiles/run_wait.py", "--headless", "-u", "1", "-t", "2s"],
                           cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
-    assert "not loopback" in done.stdout + done.stderr
+    assert "not loopback" in done.stdout + done.stderr and "Traceback" not in done.stdout + done.stderr
+
+
+def test_a_locustfile_refuses_a_bad_setting_in_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "HARNESS_BASE_URL": "http://127.0.0.1:9", "HARNESS_API_KEYS": "inf_x",
+           "HARNESS_LOAD_DIR": str(tmp_path), "HARNESS_DURATION": "soon"}
+    done = subprocess.run([LOCUST, "-f", "locustfiles/run_wait.py", "--headless", "-u", "1", "-t", "2s"],
+                          cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60)
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    assert "setting duration (from HARNESS_DURATION)" in output and "Traceback" not in output
+    assert not list(PROJECT.glob("*.json*")), "a refused run wrote into the working directory"

@@ -8,9 +8,10 @@ from typing import Any
 from harness.argtypes import non_negative_int
 from harness.findings import SuiteResult
 from harness.profile import Profile
+from harness.settings import Settings
 from harness.suites.base import Context, Suite
 
-DEFAULT_MAX_EXAMPLES = 20
+DEFAULT_MAX_EXAMPLES = Settings.model_fields["max_examples"].default
 
 
 def probe_apps(profile: Profile) -> dict[str, dict[str, Any]]:
@@ -25,6 +26,7 @@ def probe_apps(profile: Profile) -> dict[str, dict[str, Any]]:
 
 class ContractSuite(Suite):
     name = "contract"
+    deadline_check = "CT-DEADLINE"
     help = "check a target against contracts/openapi.yaml (schemathesis + the checks it lacks)"
 
     def add_arguments(self, parser: argparse.ArgumentParser, standalone: bool) -> None:
@@ -33,9 +35,8 @@ class ContractSuite(Suite):
                            help="schemathesis examples per operation and mode, and stateful scenarios "
                            f"(default {DEFAULT_MAX_EXAMPLES}; 0 = the suite's probes and rules only)")
 
-    def options(self, args: argparse.Namespace) -> int:
-        given = getattr(args, "max_examples", None)
-        return DEFAULT_MAX_EXAMPLES if given is None else int(given)
+    def options(self, settings: Settings) -> int:
+        return settings.max_examples
 
     def all_checks(self) -> tuple[str, ...]:
         from harness.checks.issues import CHECKS

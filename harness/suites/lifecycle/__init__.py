@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from harness.argtypes import positive_int
 from harness.findings import SuiteResult
+from harness.settings import Settings
 from harness.suites.base import Context, Suite
 
 
@@ -18,18 +19,18 @@ class LifecycleFlags:
 
 class LifecycleSuite(Suite):
     name = "lifecycle"
+    deadline_check = "LC-DEADLINE"
     help = "drive tasks through every channel at once and check the history of what every client saw"
 
     def add_arguments(self, parser: argparse.ArgumentParser, standalone: bool) -> None:
         group = parser.add_argument_group("lifecycle options")
         group.add_argument("--clients", type=positive_int, metavar="N",
-                           help="concurrent observers (default 8)")
+                           help="concurrent observers (default 8; HARNESS_CLIENTS)")
         group.add_argument("--tasks", type=positive_int, metavar="N",
                            help="tasks to create (default 24)")
 
-    def options(self, args: argparse.Namespace) -> LifecycleFlags:
-        return LifecycleFlags(clients=getattr(args, "clients", None) or LifecycleFlags.clients,
-                              tasks=getattr(args, "tasks", None) or LifecycleFlags.tasks)
+    def options(self, settings: Settings) -> LifecycleFlags:
+        return LifecycleFlags(clients=settings.clients, tasks=settings.tasks)
 
     def all_checks(self) -> tuple[str, ...]:
         from harness.checks.lifecycle import CHECKS

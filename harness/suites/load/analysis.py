@@ -22,6 +22,7 @@ from harness.checks.thresholds import MetricsView, ThresholdResult, evaluate, pa
 from harness.contract import Lifecycle
 from harness.findings import Finding, SuiteStatus
 from harness.history import HISTORY_FILE, Observation, read_history
+from harness.suites.load.endpoints import endpoint_rows
 from harness.suites.load.metrics import PhaseMetrics
 from harness.suites.load.scenarios import SCENARIOS
 
@@ -266,6 +267,9 @@ def _scenario_metrics(phase: Phase) -> dict[str, Any]:
         "counts": dict(sorted(m.counts.items())),
         "error_reasons": dict(sorted(m.reasons.items())),
         "latency_ms": m.hdr.summaries(),
+        "endpoints": endpoint_rows(m.requests, m.errors, m.hdr.summaries(), phase.duration_s),
+        # The histograms themselves: `harness compare` judges distributions, not single numbers.
+        "hdr": m.hdr.encode(),
         "observations": phase.summary.get("observations"),
         "locust": phase.summary.get("locust"),
     }

@@ -1,30 +1,16 @@
-"""What a load phase needs to know, from the environment (`locust -f`) or a plan file (library).
+"""What a load phase needs to know: from the settings (`locust -f`) or a plan file (library).
+
+`locust -f locustfiles/...` reads the one settings model (harness/settings.py): the same
+`HARNESS_*` variables and harness.toml (or `HARNESS_CONFIG`) as the `harness` command, the
+`[apps.<role>]` profile included. docs/configuration.md lists every setting.
 
 API keys never enter a plan, a message or a report: every process reads them from its own
 environment (`HARNESS_API_KEYS`, comma-separated, else `INFERENCE_API_KEY`).
-
-Environment variables (all optional except a key and a URL):
-
-| Variable | Meaning | Default |
-|---|---|---|
-| `HARNESS_BASE_URL` | target base URL (or Locust's `--host`) | none |
-| `HARNESS_API_KEYS` | comma-separated keys; users take them round-robin | `INFERENCE_API_KEY` |
-| `HARNESS_RATE_WINDOW` | rate-limit window in seconds (a scaled test server) | contracts/limits.yaml |
-| `HARNESS_DEADLINE` | seconds a task may take before it counts as lost | 60 |
-| `HARNESS_MAX_TASKS` | tasks this load run may create (all processes together) | 500 |
-| `HARNESS_POLL_INTERVAL` | seconds between polls | from the read budget |
-| `HARNESS_ARRIVAL_RATE` | open model: iterations per second (`5`, `5/s`, `300/m`) | closed model |
-| `HARNESS_LOAD_DIR` | folder for histories, metrics and the summary | `reports/locust-<time>` |
-| `HARNESS_THRESHOLDS` | `;`-separated thresholds (`get_task.p95<200ms;errors<0.1%`) | none |
-| `HARNESS_ALLOW_HOSTS` | comma-separated non-loopback hosts that may be loaded | none |
-| `HARNESS_LIMIT_GROUPS` | comma-separated rate-limit groups the at/over-limit scenarios drive | all |
 """
 
 from __future__ import annotations
 
 import json
-import os
-import re
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -33,50 +19,29 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from harness.contract import load_limits
-from harness.settings import is_loopback
-
-_RATE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(?:/\s*(s|sec|second|m|min|minute|h|hour))?\s*$")
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|h|m|s)?")
+from harness.profile import Profile
+from harness.settings import DEFAULT_MAX_TASKS, Settings, is_loopback, load_settings
 
 
-def parse_rate(text: str) -> float:
-    """`5`, `5/s`, `300/m`, `2/h` -> per second."""
-    match = _RATE.match(text)
-    if match is None:
-        raise ValueError(f"rate {text!r}: expected N/s, N/m or N/h")
-    value = float(match[1])
-    unit = (match[2] or "s")[0]
-    per_second = value / {"s": 1.0, "m": 60.0, "h": 3600.0}[unit]
-    if per_second <= 0:
-        raise ValueError(f"rate {text!r} must be positive")
-    return per_second
-
-
-def parse_duration(text: str) -> float:
-    """`60`, `60s`, `2m`, `1h30m`, `500ms` -> seconds."""
-    text = text.strip()
-    pos, total = 0, 0.0
-    for match in _DURATION.finditer(text):
-        if match.start() != pos:
-            break
-        total += float(match[1]) * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[match[2] or "s"]
-        pos = match.end()
-    if not text or pos != len(text) or total <= 0:
-        raise ValueError(f"duration {text!r}: expected e.g. 60, 60s, 2m, 1h30m")
-    return total
-
-
-def keys_from_env(env: Mapping[str, str] | None = None) -> list[str]:
-    env = os.environ if env is None else env
-    keys = [k.strip() for k in env.get("HARNESS_API_KEYS", "").split(",") if k.strip()]
-    if not keys and env.get("INFERENCE_API_KEY", "").strip():
-        keys = [env["INFERENCE_API_KEY"].strip()]
-    return keys
+def default_load_dir(parent: Path = Path("reports")) -> Path:
+    """Where a plain `locust -f` run writes when no folder is set: a new one per run."""
+    return parent / time.strftime("locust-%Y%m%dT%H%M%SZ", time.gmtime())
 
 
 def default_limits() -> tuple[float, dict[str, int]]:
     limits = load_limits()
     return limits.window_seconds, {name: g.limit for name, g in limits.groups.items()}
+
+
+def scenario_apps(profile: Profile) -> tuple[dict[str, dict[str, Any]] | None, bool]:
+    """Each scenario's run body from the profile (None: the reference apps), and whether built in."""
+    if profile.builtin:
+        return None, True
+    quick, file = profile.get("quick"), profile.get("file")
+    apps = {name: quick.body() for name in ("run_wait", "poll", "sse", "limit")} if quick else {}
+    if file is not None and file.takes_file:
+        apps["upload"] = file.body()
+    return apps, False
 
 
 def reference_apps() -> dict[str, dict[str, Any]]:
@@ -141,37 +106,23 @@ class LoadConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, scenario: str = "locust") -> LoadConfig:
-        env = os.environ if env is None else env
+        """The phase the settings of this process describe (variables, then harness.toml)."""
+        return cls.from_settings(load_settings({}, env), scenario)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, scenario: str = "locust") -> LoadConfig:
         window, limits = default_limits()
-        config = cls(scenario=scenario, window_s=window, limits=limits)
-        if env.get("HARNESS_BASE_URL"):
-            config.base_url = env["HARNESS_BASE_URL"].rstrip("/")
-        if env.get("HARNESS_RATE_WINDOW"):
-            config.window_s = float(env["HARNESS_RATE_WINDOW"])
-        if env.get("HARNESS_DEADLINE"):
-            config.deadline_s = parse_duration(env["HARNESS_DEADLINE"])
-        if env.get("HARNESS_MAX_TASKS"):
-            config.max_tasks = int(env["HARNESS_MAX_TASKS"])
-        if env.get("HARNESS_POLL_INTERVAL"):
-            config.poll_interval_s = parse_duration(env["HARNESS_POLL_INTERVAL"])
-        if env.get("HARNESS_ARRIVAL_RATE"):
-            config.arrival_rate = parse_rate(env["HARNESS_ARRIVAL_RATE"])
-        config.out_dir = env.get("HARNESS_LOAD_DIR") or str(
-            Path("reports") / time.strftime("locust-%Y%m%dT%H%M%SZ", time.gmtime()))
-        config.thresholds = [t.strip() for t in env.get("HARNESS_THRESHOLDS", "").split(";")
-                             if t.strip()]
-        config.insecure = env.get("HARNESS_INSECURE", "") == "1"
-        config.ca_bundle = env.get("HARNESS_CA_BUNDLE") or None
-        config.file_hosts = [h.strip() for h in env.get("HARNESS_FILE_HOSTS", "").split(",") if h.strip()]
-        config.allow_hosts = [h.strip() for h in env.get("HARNESS_ALLOW_HOSTS", "").split(",")
-                              if h.strip()]
-        config.limit_groups = [g.strip() for g in env.get("HARNESS_LIMIT_GROUPS", "").split(",")
-                               if g.strip()]
-        unknown = [g for g in config.limit_groups if g not in config.limits]
-        if unknown:
-            raise ValueError(f"HARNESS_LIMIT_GROUPS: unknown group {unknown[0]!r} "
-                             f"(known: {', '.join(config.limits)})")
-        return config
+        apps, builtin = scenario_apps(settings.profile)
+        out_dir = settings.load_dir or default_load_dir(settings.out_dir)
+        return cls(scenario=scenario, base_url=settings.base_url, window_s=settings.rate_window or window,
+                   limits=limits, deadline_s=settings.deadline,
+                   max_tasks=settings.max_tasks or DEFAULT_MAX_TASKS,
+                   poll_interval_s=settings.poll_interval, arrival_rate=settings.arrival_rate,
+                   out_dir=str(out_dir), thresholds=list(settings.thresholds),
+                   allow_hosts=list(settings.allow_hosts), limit_groups=list(settings.limit_groups),
+                   apps=apps if apps is not None else reference_apps(), apps_builtin=builtin,
+                   ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None,
+                   insecure=settings.insecure, file_hosts=list(settings.allow_file_hosts))
 
     def as_worker_of_this_machine(self, own: LoadConfig) -> tuple[LoadConfig, str | None]:
         """A master's plan as a worker runs it: the worker's own allow-list and TLS choice replace
@@ -187,7 +138,7 @@ class LoadConfig:
     def guard_error(self, base_url: str | None) -> str | None:
         """Why this target must not be loaded, or None (loopback, or an allowed host)."""
         if not base_url:
-            return "no target: set HARNESS_BASE_URL or pass --host"
+            return "no target: set HARNESS_BASE_URL (or base_url in harness.toml) or pass --host"
         if not base_url.startswith(("http://", "https://")):
             return f"target {base_url!r} must start with http:// or https://"
         host = urlsplit(base_url).hostname or ""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from harness.argtypes import positive_float, positive_int
+from harness.argtypes import duration_arg, positive_float, positive_int, rate_arg
 from harness.checks.thresholds import ThresholdError, parse_threshold
-from harness.suites.load.config import parse_duration, parse_rate
+from harness.settings import Settings
 from harness.suites.load.scenarios import SCENARIOS, resolve
 
 
@@ -23,7 +24,6 @@ class LoadOptions:
     arrival_rate: float | None = None  # iterations per second (open model)
     processes: int = 1  # processes on this machine that run users (1: no master/worker)
     thresholds: list[str] = field(default_factory=list)
-    toml_thresholds: bool = True  # also read [thresholds] from harness.toml
     deadline_s: float | None = None
     max_tasks: int | None = None
     poll_interval_s: float | None = None
@@ -37,37 +37,21 @@ class LoadOptions:
     heartbeat_bound_s: float | None = 15.0
     apps: dict[str, dict[str, Any]] | None = None  # scenario -> run body; None: the reference apps
     apps_builtin: bool = True
+    config: Path | None = None  # the run's settings file: the load processes read it too
 
 
     @classmethod
-    def from_namespace(cls, args: argparse.Namespace) -> LoadOptions:
-        """Fill from the arguments `add_load_arguments` defines (None/missing: the default)."""
-        base = cls()
-        given = {name: getattr(args, name, None) for name in (
-            "users", "spawn_rate", "duration_s", "arrival_rate", "processes", "master",
-            "master_bind_host", "master_port", "expect_workers")}
-        options = replace(base, **{k: v for k, v in given.items() if v is not None})
-        scenarios = getattr(args, "scenarios", None)
-        thresholds = getattr(args, "thresholds", None)
-        return replace(options, scenarios=list(scenarios) if scenarios else base.scenarios,
-                       thresholds=list(thresholds or []),
-                       limit_groups=list(dict.fromkeys(getattr(args, "limit_groups", None) or [])))
-
-
-def duration_arg(text: str) -> float:
-    """argparse type: `60`, `60s`, `2m`, `1h30m` -> seconds."""
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def rate_arg(text: str) -> float:
-    """argparse type: `5`, `5/s`, `300/m` -> per second."""
-    try:
-        return parse_rate(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    def from_settings(cls, settings: Settings) -> LoadOptions:
+        """The options the run's settings give (flags, HARNESS_* variables and the file merged)."""
+        return cls(scenarios=list(settings.scenarios), users=settings.users,
+                   spawn_rate=settings.spawn_rate, duration_s=settings.duration,
+                   arrival_rate=settings.arrival_rate, processes=settings.processes,
+                   thresholds=list(settings.thresholds), deadline_s=settings.deadline,
+                   max_tasks=settings.max_tasks, poll_interval_s=settings.poll_interval,
+                   allow_hosts=list(settings.allow_hosts),
+                   limit_groups=list(dict.fromkeys(settings.limit_groups)), master=settings.master,
+                   master_bind_host=settings.master_bind, master_port=settings.master_port,
+                   expect_workers=settings.expect_workers, config=settings.config)
 
 
 def threshold_arg(text: str) -> str:
@@ -96,12 +80,14 @@ def add_load_arguments(parser: argparse.ArgumentParser, standalone: bool = True)
                        help="concurrent users per phase (default 10; the pool in the open model)")
     group.add_argument("--spawn-rate", type=positive_float, dest="spawn_rate", metavar="R",
                        help="users started per second (default 10)")
-    group.add_argument("--duration", type=duration_arg, dest="duration_s", metavar="60s",
+    group.add_argument("--duration", type=duration_arg, metavar="60s",
                        help="length of each phase (default 30s)")
     group.add_argument("--arrival-rate", type=rate_arg, dest="arrival_rate", metavar="R/s",
                        help="open model: iterations started per second whatever the latency; "
                        "latencies count from the intended start; late iterations are dropped "
                        "and counted")
+    group.add_argument("--poll-interval", type=duration_arg, dest="poll_interval", metavar="S",
+                       help="seconds between a user's polls (default: from the read budget)")
     group.add_argument("--processes", type=positive_int, metavar="N",
                        help="processes on this machine: 1 (default) runs users in one process; "
                        "N > 1 runs a Locust master and N-1 local workers")
@@ -116,7 +102,7 @@ def add_load_arguments(parser: argparse.ArgumentParser, standalone: bool = True)
                        help="also wait for workers from other machines (--expect-workers)")
     group.add_argument("--expect-workers", type=positive_int, dest="expect_workers", metavar="N",
                        help="with --master: workers from other machines to wait for (default 1)")
-    group.add_argument("--master-bind", dest="master_bind_host", metavar="HOST",
+    group.add_argument("--master-bind", dest="master_bind", metavar="HOST",
                        help="with --master: interface to listen on (default all)")
     group.add_argument("--master-port", type=positive_int, dest="master_port", metavar="P",
                        help="with --master / --worker: the master's port (default 5557)")

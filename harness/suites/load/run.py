@@ -31,21 +31,29 @@ from harness.checks.thresholds import (
 from harness.contract import Lifecycle, Limits
 from harness.findings import SuiteResult
 from harness.history import HISTORY_FILE
+from harness.net.deadline import capped, check_deadline
 from harness.net.hosts import file_policy
 from harness.net.tls import policy
+from harness.progress import meter
 from harness.redaction import redact
-from harness.settings import DEFAULT_MAX_TASKS, Settings, is_loopback
+from harness.settings import DEFAULT_MAX_TASKS, ENV_NAMES, Settings, is_loopback, settings_env
 from harness.suites.load.analysis import CHECKS, analyse_phases
 from harness.suites.load.config import LoadConfig, reference_apps
 from harness.suites.load.options import LoadOptions
 from harness.suites.load.scenarios import phase_order
 
 SUITE = "load"
-LOAD_ENV = frozenset(("HARNESS_BASE_URL", "HARNESS_API_KEYS", "INFERENCE_API_KEY", "HARNESS_RATE_WINDOW",
-                      "HARNESS_DEADLINE", "HARNESS_MAX_TASKS", "HARNESS_POLL_INTERVAL",
-                      "HARNESS_ARRIVAL_RATE", "HARNESS_LOAD_DIR", "HARNESS_THRESHOLDS",
-                      "HARNESS_ALLOW_HOSTS"))
 Progress = Callable[[str], None]
+
+
+def _absorb(event: dict[str, Any]) -> None:
+    """A child's tick: its counters become the live figures (whatever type the JSON gave)."""
+    def number(name: str) -> float | None:
+        value = event.get(name)
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+    requests, errors = number("requests"), number("errors")
+    meter().absorb(int(requests or 0), int(errors or 0), number("rps"), number("p95_ms"))
 
 
 def _relay(stream: Any, progress: Progress, lines: list[str]) -> None:
@@ -55,11 +63,15 @@ def _relay(stream: Any, progress: Progress, lines: list[str]) -> None:
         try:
             event = json.loads(line)
         except ValueError:
+            progress(f"debug: load: {line}")
             continue
         if not isinstance(event, dict):
             continue
         kind = event.get("event")
-        if kind == "phase":
+        if kind == "tick":
+            _absorb(event)
+        elif kind == "phase":
+            meter().set_phase(str(event.get("scenario")))
             progress(f"load {event.get('scenario')}: {event.get('users')} users for "
                      f"{event.get('duration_s')} s in {event.get('workers')} process(es)")
         elif kind == "phase_done":
@@ -72,6 +84,7 @@ def _relay(stream: Any, progress: Progress, lines: list[str]) -> None:
 
 
 def _append_history(phase_dirs: list[Path], target: Path) -> int:
+    """Move each phase's history to the end of the run's (the phase copy goes: stored once)."""
     count = 0
     with target.open("a", encoding="utf-8") as out:
         for phase_dir in phase_dirs:
@@ -82,6 +95,7 @@ def _append_history(phase_dirs: list[Path], target: Path) -> int:
                 for line in handle:
                     out.write(line)
                     count += 1
+            path.unlink()
     return count
 
 
@@ -159,9 +173,11 @@ def run_load(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: Limit
         note(f"load: warning: workers on other machines cannot reach the loopback target {base_url}")
     plan_path = load_dir / "run-plan.json"
     plan_path.write_text(json.dumps(plan, indent=1))
-    # The plan decides; stray load settings of the caller's shell must not (keys replaced below).
-    env = {k: v for k, v in os.environ.items() if k not in LOAD_ENV}
+    # The plan decides; stray settings of the caller's shell must not (keys replaced below).
+    env = {k: v for k, v in os.environ.items() if k not in ENV_NAMES}
     env["HARNESS_API_KEYS"] = ",".join(keys)  # keys travel in the environment only
+    # The children read no settings file: a ./harness.toml the run did not use must not count.
+    env["HARNESS_CONFIG"] = str(options.config or os.devnull)
     longest = options.duration_s + (2 * limits.window_seconds if any(
         s.kind != "flow" for s in phases) else 0.0)
     budget_s = (len(phases) * (longest + drain + 20.0) + 30.0
@@ -173,11 +189,12 @@ def run_load(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: Limit
     relay.start()
     try:
         try:
-            code = process.wait(timeout=budget_s)
+            code = process.wait(timeout=capped(budget_s))
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
             code = -1
+            check_deadline()  # the run's or the suite's deadline cut it: that is the finding
         relay.join(timeout=5)
     finally:
         # Ctrl-C included: what the children wrote is redacted before the run folder is rendered.
@@ -214,10 +231,11 @@ def run_worker(master_host: str, master_port: int, keys: list[str], processes: i
     if not keys:
         raise ValueError("a Locust worker needs at least one API key")
     own = settings or Settings()
-    env = {**os.environ, "HARNESS_API_KEYS": ",".join(keys),
-           "HARNESS_ALLOW_HOSTS": ",".join(own.allow_hosts),
-           "HARNESS_FILE_HOSTS": ",".join(own.allow_file_hosts),
-           "HARNESS_INSECURE": "1" if own.insecure else "", "HARNESS_CA_BUNDLE": str(own.ca_bundle or "")}
+    # This machine's settings, as the one model reads them back in each worker process.
+    env = {**{k: v for k, v in os.environ.items() if k not in ENV_NAMES},
+           **settings_env(own.model_copy(update={"api_keys": keys}),
+                          ("api_keys", "allow_hosts", "allow_file_hosts", "insecure", "ca_bundle",
+                           "config"))}
     children = [subprocess.Popen([sys.executable, "-m", "harness.suites.load.worker", "--master-host",
                                   master_host, "--master-port", str(master_port)], env=env)
                 for _ in range(max(1, processes))]

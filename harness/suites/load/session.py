@@ -26,6 +26,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import secrets
 import socket
 import time
@@ -44,7 +45,8 @@ from harness.checks.envelope import data_of
 from harness.contract import load_lifecycle
 from harness.history import Observation, worker_history_file
 from harness.redaction import redact, set_secrets
-from harness.suites.load.config import LoadConfig, keys_from_env
+from harness.settings import ConfigError, api_keys_from_env, load_settings
+from harness.suites.load.config import LoadConfig, default_load_dir
 from harness.suites.load.facts import Digest, status_fields, task_fields
 from harness.suites.load.metrics import PhaseMetrics
 from harness.suites.load.open_model import Arrivals, SlotFeed
@@ -87,8 +89,16 @@ class LoadSession:
 
     def __init__(self, environment: Environment) -> None:
         self.environment = environment
-        self.config = LoadConfig.from_env(scenario=_PLAIN_SCENARIO[0])
-        self.keys = keys_from_env()
+        self.refused: str | None = None
+        try:
+            settings = load_settings({})
+            self.config = LoadConfig.from_settings(settings, scenario=_PLAIN_SCENARIO[0])
+            self.keys = list(settings.api_keys)
+        except ConfigError as exc:  # refused in on_init, with exit code 2 (not a traceback)
+            self.config = LoadConfig(scenario=_PLAIN_SCENARIO[0],
+                                     out_dir=os.environ.get("HARNESS_LOAD_DIR") or str(default_load_dir()))
+            self.keys = api_keys_from_env()
+            self.refused = f"bad configuration: {exc}"
         self._own = self.config  # this machine's own settings: a master's plan cannot widen them
         self._token = master_token()  # signs the plans a master sends; a worker checks them
         set_secrets(self.keys)  # this process writes history lines and Locust's files
@@ -97,7 +107,6 @@ class LoadSession:
         self.codes = {name: code for code, name in self.lifecycle.statuses.items()}
         self.token = secrets.token_hex(2)
         self.library = False
-        self.refused: str | None = None
         self.tests = 0
         self.plain_findings = 0
         self._user_seq = 0
@@ -324,9 +333,12 @@ class LoadSession:
         if self.role != "worker" and not self.library:
             if self.environment.host is None and self.config.base_url:
                 self.environment.host = self.config.base_url
-            reason = self.config.guard_error(self.environment.host)
+            reason = self.refused or self.config.guard_error(self.environment.host)
             if reason is not None:
                 self.refused = reason
+                # Locust builds its users before the scheduled quit; they need a host to be built
+                # and never send a byte (on_start waits for the quit). `.invalid` never resolves.
+                self.environment.host = self.environment.host or "http://refused.invalid"
                 log.error("harness: refusing to load: %s", reason)
                 self.environment.process_exit_code = 2
                 gevent.spawn_later(0.1, runner.quit)
@@ -366,9 +378,12 @@ class LoadSession:
                 self.config.run_token = secrets.token_hex(4)
         self._apply_share()
         if self.role == "worker" and not self.refused:
-            reason = self.config.guard_error(self.environment.host)
+            reason = self.refused or self.config.guard_error(self.environment.host)
             if reason is not None:
                 self.refused = reason
+                # Locust builds its users before the scheduled quit; they need a host to be built
+                # and never send a byte (on_start waits for the quit). `.invalid` never resolves.
+                self.environment.host = self.environment.host or "http://refused.invalid"
                 log.error("harness: refusing to load: %s", reason)
         if self.role != "worker":
             self.phase_dir = phase_dir_for(self.config, self.tests)

@@ -20,19 +20,18 @@ from locust import events  # noqa: E402
 from locust.env import Environment  # noqa: E402
 from locust.log import setup_logging  # noqa: E402
 
-from harness.suites.load import DEFAULT_MASTER_PORT  # noqa: E402
+from harness.settings import Settings, api_keys_from_env  # noqa: E402
 from harness.suites.load import users as user_module  # noqa: E402
-from harness.suites.load.config import keys_from_env  # noqa: E402
 from harness.suites.load.scenarios import SCENARIOS  # noqa: E402
 
 USER_CLASSES = [getattr(user_module, name) for name in
                 dict.fromkeys(n for s in SCENARIOS.values() for n in s.users)]
-DEFAULT_PORT = DEFAULT_MASTER_PORT
+DEFAULT_PORT: int = Settings.model_fields["master_port"].default
 
 
 def run(master_host: str, master_port: int, logfile: str | None = None) -> int:
     setup_logging("INFO", logfile)  # type: ignore[no-untyped-call]
-    if not keys_from_env():
+    if not api_keys_from_env():
         logging.getLogger("harness.load").error(
             "no API key: set HARNESS_API_KEYS (or INFERENCE_API_KEY) on this worker")
         return 2

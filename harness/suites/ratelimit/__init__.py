@@ -6,9 +6,10 @@ import argparse
 from dataclasses import dataclass, field
 
 from harness.findings import SuiteResult
+from harness.settings import RATE_GROUPS, Settings
 from harness.suites.base import Context, Suite
 
-GROUPS = ("run", "get", "upload")
+GROUPS = RATE_GROUPS
 
 
 @dataclass(frozen=True)
@@ -19,21 +20,21 @@ class RateLimitFlags:
 
 class RateLimitSuite(Suite):
     name = "ratelimit"
+    deadline_check = "RL-DEADLINE"
     help = ("measure each rate-limit group (run, get, upload) against contracts/limits.yaml: limits, "
             "headers, 429s, isolation")
 
     def add_arguments(self, parser: argparse.ArgumentParser, standalone: bool) -> None:
         group = parser.add_argument_group("ratelimit options")
-        group.add_argument("--group", action="append", dest="groups", default=[], choices=GROUPS,
+        group.add_argument("--group", action="append", dest="groups", choices=GROUPS,
                            help="probe only this group (repeatable; default: all three, at once)")
-        group.add_argument("--discover", action="store_true",
+        group.add_argument("--discover", action="store_true", default=None,
                            help="infer each group's limit (X-RateLimit-Limit) and the window (two "
                            "consecutive Reset values), judge against those, report them against "
                            "the contract")
 
-    def options(self, args: argparse.Namespace) -> RateLimitFlags:
-        return RateLimitFlags(groups=list(getattr(args, "groups", None) or GROUPS),
-                              discover=bool(getattr(args, "discover", False)))
+    def options(self, settings: Settings) -> RateLimitFlags:
+        return RateLimitFlags(groups=list(settings.groups or GROUPS), discover=settings.discover)
 
     def all_checks(self) -> tuple[str, ...]:
         from harness.checks.ratelimit import CHECKS

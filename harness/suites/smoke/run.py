@@ -334,7 +334,7 @@ def _check_upload(run: _Run, role: AppRole) -> None:
         run.find("ST-UPLOAD-ROUNDTRIP", f"downloaded output ({got.status_code}, "
                  f"{len(got.content)} bytes) differs from the {len(PNG_1X1)} bytes uploaded",
                  task["id"], {"uploaded_hex": PNG_1X1.hex(), "downloaded_hex": got.content[:200].hex(),
-                              "uri": uri},
+                              "uri": uri, "request": f"GET {uri}", "status": got.status_code},
                  curl("GET", uri, auth=False, show_headers=False) + " | xxd")
 
 
