@@ -50,11 +50,11 @@ def test_a_body_past_the_cap_is_not_read_further(target: str) -> None:
 def test_an_endless_ndjson_line_is_cut_and_cr_only_sse_is_decoded(target: str) -> None:
     with ApiClient(target, "inf_huge_answers_key") as client:
         started = time.monotonic()
-        ndjson = client.read_stream("t1", "ndjson", 1.0)
+        ndjson = client.read_stream("t1", "ndjson", 2.0)
         sse = client.read_stream("t1", "sse", 0.5)
         took = time.monotonic() - started
     reasons = [t.event.reason for t in ndjson.events if t.event.reason]
     assert reasons and reasons[0] == f"line longer than {MAX_LINE} bytes (the rest is skipped)"
     assert ndjson.timed_out or ndjson.error is None
     assert sse.updates and sse.updates[0]["data"]["status"] == 10 and sse.timed_out
-    assert took < 6, took
+    assert took < 8, took
