@@ -37,6 +37,7 @@ def _lifespan(api: ReferenceApi) -> Callable[[Starlette], AbstractAsyncContextMa
         finally:
             sweeper.cancel()
             await api.engine.stop()
+            await api.agents.stop_all()
 
     return lifespan
 

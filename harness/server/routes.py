@@ -13,6 +13,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from harness.server.agent_routes import AgentRoutes
+from harness.server.agents import AgentRuntime
 from harness.server.apps import parse_ref, renamed_catalog
 from harness.server.bodies import read_capped
 from harness.server.config import ServerConfig
@@ -56,6 +58,7 @@ class ReferenceApi:
                              dump=dump)
         if Fault.INVALID_KEY_ACCEPTED in self.faults:
             self.engine.add_key(ANONYMOUS, 0)
+        self.agents = AgentRuntime(config.speed, self.faults, dump)
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -83,10 +86,18 @@ class ReferenceApi:
             return ANONYMOUS
         return None
 
-    def api(self, group: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-        """`handler` behind authentication and the rate limit of `group`, errors as problems."""
+    def api(self, group: str, handler: Handler,
+            json_errors: bool = False) -> Callable[[Request], Awaitable[Response]]:
+        """`handler` behind authentication and the rate limit of `group`, errors as problems
+        (sent as application/json with `json_errors`: the agent endpoints)."""
 
         async def endpoint(request: Request) -> Response:
+            response = await guarded(request)
+            if json_errors and response.media_type == "application/problem+json":
+                response.headers["content-type"] = "application/json"
+            return response
+
+        async def guarded(request: Request) -> Response:
             key = self.authenticate(request)
             if key is None:
                 return self.problem(401, "unauthorized", "missing or unknown API key",
@@ -312,6 +323,7 @@ class ReferenceApi:
             Route("/upload/{token}", self.upload, methods=["PUT"]),
             Route("/files/{id}/{name}", self.download, methods=["GET"]),
             Route("/healthz", self.health, methods=["GET"]),
+            *AgentRoutes(self, self.agents).routes(group),
         ]
 
 

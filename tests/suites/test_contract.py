@@ -88,7 +88,7 @@ def test_clean_server_default_depth_has_no_findings(server: ReferenceServer) -> 
     assert found == [], f"seed {result.metrics['seed']}: {found}"
     assert result.status == "passed" and result.name == SUITE and result.checks == list(CHECKS)
     metrics = result.metrics
-    assert metrics["cases"] >= 300 and metrics["operations"] == 13 and metrics["streams_checked"] >= 6
+    assert metrics["cases"] >= 300 and metrics["operations"] == 21 and metrics["streams_checked"] >= 6
     assert set(metrics["cases_by_phase"]) == {"coverage", "fuzzing-positive", "fuzzing-negative", "stateful"}
     assert metrics["rate_limited"] == 0 and metrics["stopped"] is None
     assert "schemathesis_errors" not in metrics, metrics["schemathesis_errors"]

@@ -198,8 +198,11 @@ def _config(base_url: str, key: str, options: FuzzOptions) -> Any:
         # Unknown query parameters are ignored by HTTP APIs, and the contract does not forbid them;
         # the key is set by the suite, and missing or wrong keys are probed by ignored_auth.
         "generation": {"allow-extra-parameters": False, "with-security-parameters": False},
-        "operations": [{"include-operation-id": "runApp", "checks": {
-            "positive_data_acceptance": {"expected-statuses": RUN_POSITIVE_STATUSES}}}],
+        # An agent run is refused the same way (a message without text, an unknown agent or
+        # model, a busy chat: 409).
+        "operations": [{"include-operation-id": op, "checks": {
+            "positive_data_acceptance": {"expected-statuses": RUN_POSITIVE_STATUSES}}}
+            for op in ("runApp", "runAgent")],
     })
 
 
