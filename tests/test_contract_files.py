@@ -20,6 +20,8 @@ from openapi_spec_validator.readers import read_from_filename
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from harness.contract import load_chat_lifecycle
+
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACTS = ROOT / "contracts"
 OPENAPI = CONTRACTS / "openapi.yaml"
@@ -425,3 +427,32 @@ def test_docs_lifecycle_differs_where_readme_says() -> None:
     assert differing == [0, 3, 8, 9, 10, 11, 12, 13]
     readme = (CONTRACTS / "README.md").read_text(encoding="utf-8")
     assert "--lifecycle contracts/lifecycle-docs.yaml" in readme
+
+
+# ---------------------------------------------------------------- chat-lifecycle.yaml
+
+
+def test_chat_lifecycle_states_match_the_openapi_enums() -> None:
+    chats = load_chat_lifecycle(CONTRACTS / "chat-lifecycle.yaml")
+    schemas = spec()["components"]["schemas"]
+    assert chats.chat.states == schemas["ChatStatus"]["enum"]
+    assert chats.run.states == schemas["AgentRunState"]["enum"]
+    assert chats.message.states == schemas["ChatMessageStatus"]["enum"]
+    assert chats.tool_invocation.states == schemas["ToolInvocationStatus"]["enum"]
+
+
+def test_chat_lifecycle_machines_end_and_never_leave_an_end() -> None:
+    chats = load_chat_lifecycle(CONTRACTS / "chat-lifecycle.yaml")
+    for name, machine in {"chat": chats.chat, **chats.machines}.items():
+        named = set(machine.transitions) | {s for edges in machine.transitions.values() for s in edges}
+        assert named | set(machine.initial) | set(machine.terminal) <= set(machine.states), name
+        for state in machine.terminal:
+            assert not machine.transitions.get(state), f"{name}: terminal {state} has edges"
+        if name == "chat":
+            continue  # a chat cycles between runs
+        # Runs and tool calls may wait and resume (working <-> input_required); none starts over.
+        for state in machine.states:
+            if state not in machine.terminal:
+                assert machine.reachable[state] & set(machine.terminal), f"{name}: {state} never ends"
+    assert not any("submitted" in chats.run.reachable[s] for s in chats.run.states)
+    assert set(chats.python_sdk_active_run_states) <= set(chats.run.states)

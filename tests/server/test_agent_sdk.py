@@ -190,3 +190,11 @@ def test_send_while_busy_is_refused(sdk: Inference) -> None:
         agent.send_message("hello?")
     agent.stop_chat()
     wait_until(lambda: (agent.get_chat() or {}).get("status") == "idle", "the stopped chat idle", 5.0)
+
+
+def test_the_docs_agent_constructor_does_not_exist_in_the_sdk() -> None:
+    """Drift recorded in contracts/README.md: the docs' `Agent(api_key=..., config=...)`."""
+    from inferencesh import Agent
+
+    with pytest.raises(TypeError):
+        Agent(api_key="inf_docs_example", config=DOCS_CONFIG)  # type: ignore[call-arg]
