@@ -52,7 +52,7 @@ def test_check_on_a_self_started_server_is_clean(tmp_path: Path) -> None:
     assert results["schema_version"] == 1 and results["findings"] == []
     assert results["suites"]["smoke"]["status"] == "passed"
     assert [name for name, suite in results["suites"].items() if suite["status"] == "passed"] == [
-        "contract", "smoke", "lifecycle", "load", "ratelimit"]
+        "contract", "smoke", "agents", "lifecycle", "load", "ratelimit"]
     assert {"summary.md", "junit.xml", "index.html", "observations.jsonl"} <= {
         p.name for p in run_dir.iterdir()}
     # The generated keys (inf_...) appear in no file of the run folder.

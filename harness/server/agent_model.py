@@ -19,6 +19,7 @@ CORE_MODELS = frozenset({"infsh/claude-sonnet-4", "infsh/claude-haiku-4", "infsh
                          "infsh/scripted-llm"})
 CALCULATOR = "calculator"
 LONG_REPLY_WORDS = 240
+ECHO_CHARS = 400
 
 _EXPRESSION = re.compile(r"(?<![\w.])[-(\d][\d\s.+\-*/%()]*[\d)]")
 _OPERATOR = re.compile(r"[\d)]\s*[-+*/%]")
@@ -137,7 +138,8 @@ def turn(text: str, tools: dict[str, ToolSpec], memory: Memory,
     if _LONG.search(text):
         words = " ".join(f"word{i}" for i in range(1, LONG_REPLY_WORDS + 1))
         return Reply(f"{prefix}Once upon a time: {words}. The end.")
-    return Reply(f"{prefix}You said: {text}")
+    # An echo of at most ECHO_CHARS: a huge message must not make a run that lasts for hours.
+    return Reply(f"{prefix}You said: {text[:ECHO_CHARS]}")
 
 
 def after_tool(call: ToolCall, result: str | None, rejected: str | None = None) -> Reply:

@@ -181,8 +181,11 @@ class Turn:
 class AgentRuntime:
     """Owns every chat; drives each run from submitted to an end."""
 
-    def __init__(self, speed: float, faults: Faults, dump: Callable[[Any], bytes]) -> None:
+    def __init__(self, speed: float, faults: Faults, dump: Callable[[Any], bytes],
+                 retention_seconds: float = 3600.0, max_chats: int = 10_000) -> None:
         self.speed = speed
+        self.retention_seconds = retention_seconds
+        self.max_chats = max_chats
         self.faults = faults
         self._dump = dump
         self.chats: dict[str, Chat] = {}
@@ -472,6 +475,21 @@ class AgentRuntime:
     def _publish(self, chat: Chat, line: bytes) -> None:
         for queue in chat.subscribers:
             queue.put_nowait(line)
+
+    def evict(self, now: float | None = None) -> int:
+        """Drop chats without an active run that are older than the retention, or past the cap
+        (oldest first): one client's chats must not grow the server's memory without bound."""
+        now = time.time() if now is None else now
+        idle = [c for c in self.chats.values() if c.run is None or not c.run.active]
+        over = max(0, len(self.chats) - self.max_chats)
+        gone = [c for c in idle if now - c.updated > self.retention_seconds]
+        gone += sorted((c for c in idle if c not in gone), key=lambda c: c.updated)[:max(0, over - len(gone))]
+        for chat in gone:
+            self.chats.pop(chat.id, None)
+            for message in chat.messages:
+                for inv in message.invocations:
+                    self.invocations.pop(inv.id, None)
+        return len(gone)
 
     async def stop_all(self) -> None:
         for driver in list(self._drivers):

@@ -58,7 +58,8 @@ class ReferenceApi:
                              dump=dump)
         if Fault.INVALID_KEY_ACCEPTED in self.faults:
             self.engine.add_key(ANONYMOUS, 0)
-        self.agents = AgentRuntime(config.speed, self.faults, dump)
+        self.agents = AgentRuntime(config.speed, self.faults, dump, config.retention_seconds,
+                                   config.max_finished_tasks)
 
     # -- plumbing ------------------------------------------------------------------------
 

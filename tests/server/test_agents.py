@@ -122,3 +122,26 @@ def test_arithmetic_is_evaluated_safely() -> None:
         with pytest.raises(NotArithmetic):
             evaluate(bad)
     assert "".join(tokens("You said: a  b ")) == "You said: a  b "
+
+
+def test_ended_chats_are_evicted_after_the_retention_and_past_the_cap() -> None:
+    import asyncio
+
+    from harness.server.agents import AgentRuntime, Turn
+    from harness.server.faults import Faults
+
+    async def scenario() -> tuple[int, int, int]:
+        runtime = AgentRuntime(1000.0, Faults(), lambda v: json.dumps(v).encode(),
+                               retention_seconds=60.0, max_chats=2)
+        chats = [runtime.new_chat("k", "a", "infsh/claude-sonnet-4", "", {}, {}) for _ in range(3)]
+        runtime.send(chats[0], Turn("hello", [], ()))  # an active run is never evicted
+        dropped_by_cap = runtime.evict()
+        await asyncio.wait_for(_until_idle(runtime, chats[0]), 5.0)
+        dropped_by_age = runtime.evict(now=chats[0].updated + 61.0)
+        return dropped_by_cap, dropped_by_age, len(runtime.chats)
+
+    async def _until_idle(runtime: AgentRuntime, chat: Any) -> None:
+        while chat.run.active:
+            await asyncio.sleep(0.005)
+
+    assert asyncio.run(scenario()) == (1, 2, 0)
