@@ -26,6 +26,8 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              "POST /files + PUT + run with the file + download and compare the bytes"),
     Scenario("mixed", ("RunWaitUser", "PollUser", "SseUser", "UploadUser"), "flow",
              "run_wait 4 : poll 3 : sse 2 : upload 1"),
+    Scenario("agent_chat", ("AgentChatUser",), "flow",
+             "POST /agents/run, read the chat stream to its end, GET the chat: the answer is there"),
     Scenario("at_limit", ("AtLimitUser",), "at_limit",
              "every key sends exactly its documented budget per window (run, get, upload): no 429"),
     Scenario("over_limit", ("OverLimitUser",), "over_limit",
