@@ -28,10 +28,13 @@ def test_clean_server_has_no_findings_and_records_the_conversations(server: Refe
     result = run_agents(server.url, server.keys, AgentsOptions(out_dir=tmp_path))
     assert result.status == "passed", [f.message for f in result.findings]
     assert result.checks == list(CHECKS) and result.skipped == {}
-    assert result.metrics["conversations"] == 2 and result.metrics["tasks_created"] == 2
+    assert result.metrics["conversations"] == 4 and result.metrics["tasks_created"] == 4
     lines = (tmp_path / "agents" / "conversations.jsonl").read_text().splitlines()
-    tool_round_trip = json.loads(lines[0])
-    assert tool_round_trip["posts"][0]["result"] == "714"
+    records = [json.loads(line) for line in lines]
+    # Three chats at once, each with its own tool result and answer.
+    assert [r["posts"][0]["result"] for r in records[:3]] == ["714", "437", "5555"]
+    assert len({r["chat_id"] for r in records}) == 4
+    tool_round_trip = records[0]
     assert tool_round_trip["foreign"] == {"GET /chats/{id}": 404, "GET /chats/{id}/stream": 404,
                                           "POST /chats/{id}/stop": 404, "POST /tools/{id}": 404}
     assert all(key not in "".join(lines) for key in server.keys)

@@ -1,8 +1,9 @@
 """Agents suite: drive agent conversations as the Agent SDK does, record them, judge with AG- rules.
 
-Three conversations on the profile's `agent` role (the core model, plus its own config):
-1. a client tool round trip: the suite offers a `calculator` client tool, asks "What is 42 * 17?",
-   answers the tool call from the stream (as the SDK's on_tool_call does) and expects "714";
+Conversations on the profile's `agent` role (the core model, plus its own config):
+1. client tool round trips, three chats at once: the suite offers a `calculator` client tool,
+   asks e.g. "What is 42 * 17?", answers the tool call from the stream (as the SDK's
+   on_tool_call does) and expects "714";
 2. a stop: a long answer, stopped at its first delta;
 3. another key's probes on the first chat (read, stream, stop, tool result), when there are two keys.
 Each conversation is written to the run folder (agents/conversations.jsonl) and judged.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +40,10 @@ CALCULATOR_TOOL = {
                                 "properties": {"expression": {"type": "string",
                                                               "description": "Math expression"}}}},
 }
-QUESTION, ANSWER = "What is 42 * 17? Use the calculator tool.", "714"
+# Tool round trips held at once, in separate chats (the first is the docs' example): a result
+# that reached the wrong chat, or an answer built from another chat's result, shows as a
+# wrong answer in AG-TOOL-ROUNDTRIP.
+QUESTIONS = (("42 * 17", "714"), ("19 * 23", "437"), ("1234 + 4321", "5555"))
 LONG_ASK = "Tell me a long story, at least three hundred words."
 
 
@@ -116,7 +121,7 @@ def run_agents(base_url: str, keys: list[str], options: AgentsOptions,
         why = "the profile maps no 'agent' role ([apps.agent] in harness.toml)"
         return SuiteResult(name=SUITE, status="skipped", error=why,
                            skipped={check: why for check in CHECKS})
-    if options.budget < 2:
+    if options.budget < len(QUESTIONS) + 1:
         why = "task budget (--max-tasks) spent"
         return SuiteResult(name=SUITE, status="skipped", error=why, skipped={c: why for c in CHECKS})
     chats = load_chat_lifecycle()
@@ -126,9 +131,13 @@ def run_agents(base_url: str, keys: list[str], options: AgentsOptions,
     conversations: list[Conversation] = []
     skipped: dict[str, str] = {}
     try:
-        progress("agents: a client tool round trip")
-        tool_conv = _tool_roundtrip(owner, role, options)
-        conversations.append(tool_conv)
+        progress(f"agents: {len(QUESTIONS)} client tool round trips at once")
+        with ThreadPoolExecutor(len(QUESTIONS)) as pool:
+            round_trips = list(pool.map(lambda qa: _tool_roundtrip(base_url, keys[0], role, options, *qa),
+                                        QUESTIONS))
+        conversations += [conv for conv, _ in round_trips]
+        extra_requests = sum(count for _, count in round_trips)
+        tool_conv = round_trips[0][0]
         progress("agents: a stopped answer")
         conversations.append(_stopped(owner, role, options))
         if other is not None and tool_conv.chat_id:
@@ -155,8 +164,8 @@ def run_agents(base_url: str, keys: list[str], options: AgentsOptions,
         name=SUITE, status="failed" if findings else "passed", checks=ran, findings=findings,
         skipped=skipped, duration_s=round(time.monotonic() - started, 3),
         metrics={"conversations": sum(1 for c in conversations if c.chat_id),
-                 "tasks_created": sum(1 for c in conversations if c.chat_id) * 1,
-                 "requests": owner.requests + (other.requests if other else 0),
+                 "tasks_created": sum(1 for c in conversations if c.chat_id),
+                 "requests": owner.requests + extra_requests + (other.requests if other else 0),
                  "events": sum(len(c.events) for c in conversations)})
 
 
@@ -200,9 +209,21 @@ def _finish(session: _Session, conv: Conversation) -> None:
     conv.final_chat = chat if isinstance(chat, dict) else None
 
 
-def _tool_roundtrip(session: _Session, role: AppRole, options: AgentsOptions) -> Conversation:
-    conv, started = _start(session, role, QUESTION, [CALCULATOR_TOOL], "tool round trip")
-    conv.expect_in_answer = ANSWER
+def _tool_roundtrip(base_url: str, key: str, role: AppRole, options: AgentsOptions, expression: str,
+                    answer: str) -> tuple[Conversation, int]:
+    """One chat (its own client: the round trips run at once); the record and its request count."""
+    session = _Session(base_url, key, timeout=min(30.0, options.deadline_s))
+    try:
+        return _tool_chat(session, role, options, expression, answer), session.requests
+    finally:
+        session.close()
+
+
+def _tool_chat(session: _Session, role: AppRole, options: AgentsOptions, expression: str,
+               answer: str) -> Conversation:
+    question = f"What is {expression}? Use the calculator tool."
+    conv, started = _start(session, role, question, [CALCULATOR_TOOL], f"tool round trip {expression}")
+    conv.expect_in_answer = answer
     if not conv.chat_id:
         return conv
     answered: set[str] = set()
