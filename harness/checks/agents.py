@@ -65,6 +65,7 @@ class Conversation:
     stop_at: float | None = None  # when POST /chats/{id}/stop answered 2xx
     state_at_stop: str | None = None  # the run's state the client had seen when it stopped it
     foreign: dict[str, int] = field(default_factory=dict)  # another key's probe -> HTTP status
+    start_status: int = 0  # the HTTP status of the POST /agents/run that started the chat
 
 
 def check_conversation(conv: Conversation, chats: ChatLifecycle,

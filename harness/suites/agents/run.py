@@ -151,7 +151,9 @@ def run_agents(base_url: str, keys: list[str], options: AgentsOptions,
     for conv in conversations:
         if not conv.chat_id:
             findings.append(Finding(check="AG-RUN-STATES", suite=SUITE, message=f"{conv.label}: "
-                                    "POST /agents/run did not start a chat", evidence=conv.foreign))
+                                    f"POST /agents/run answered {conv.start_status} without starting "
+                                    "a chat (no assistant_message.chat_id)",
+                                    evidence={"status": conv.start_status}))
             continue
         for issue in check_conversation(conv, chats, options.stop_deadline_s):
             findings.append(Finding(check=issue.check, severity=issue.severity, suite=SUITE,
@@ -186,9 +188,8 @@ def _start(session: _Session, role: AppRole, text: str, tools: list[dict[str, An
     data = data_of(_json(response))
     assistant = data.get("assistant_message") if isinstance(data, dict) else None
     chat_id = assistant.get("chat_id") if isinstance(assistant, dict) else None
-    conv = Conversation(label, chat_id if isinstance(chat_id, str) else "")
-    if not conv.chat_id:
-        conv.foreign = {"run_status": response.status_code}
+    conv = Conversation(label, chat_id if isinstance(chat_id, str) else "",
+                        start_status=response.status_code)
     return conv, started
 
 
