@@ -93,12 +93,6 @@ class ReferenceApi:
         (sent as application/json with `json_errors`: the agent endpoints)."""
 
         async def endpoint(request: Request) -> Response:
-            response = await guarded(request)
-            if json_errors and response.media_type == "application/problem+json":
-                response.headers["content-type"] = "application/json"
-            return response
-
-        async def guarded(request: Request) -> Response:
             key = self.authenticate(request)
             if key is None:
                 return self.problem(401, "unauthorized", "missing or unknown API key",
@@ -121,7 +115,16 @@ class ReferenceApi:
                 response.headers.update(decision.headers())
             return response
 
-        return endpoint
+        if not json_errors:
+            return endpoint
+
+        async def json_endpoint(request: Request) -> Response:
+            response = await endpoint(request)
+            if response.media_type == "application/problem+json":
+                response.headers["content-type"] = "application/json"
+            return response
+
+        return json_endpoint
 
     def _error_response(self, exc: ApiError) -> Response:
         if exc.status == 422 and Fault.SERVER_ERROR_ON_INVALID_INPUT in self.faults:
