@@ -205,3 +205,21 @@ def test_the_same_seed_sends_the_same_fuzzing_cases(server: ReferenceServer) -> 
     first, again, other = sent(11), sent(11), sent(12)
     assert len(first) > 30 and first == again
     assert other != first
+
+
+def test_an_agent_run_counts_against_the_task_budget() -> None:
+    """POST /agents/run is billable like POST /apps/run: past --max-tasks the suite sends neither."""
+    from harness.suites.contract.traffic import TaskBudgetSpent
+
+    schema = yaml.safe_load((contracts_dir() / "openapi.yaml").read_text())
+    limits = scaled_limits()
+    rules = RuleSet(load_lifecycle(), limits, OperationTable.from_openapi(schema))
+    traffic = Traffic("http://127.0.0.1:9", ["inf_k"], rules, Collector(["inf_k"]),
+                      Pacer({n: g.limit for n, g in limits.groups.items()}, limits.window_seconds),
+                      stop_at=time.monotonic() + 60, max_tasks=1)
+    ok = Exchange("POST", "http://127.0.0.1:9/agents/run", "/agents/run", 200, {}, b"{}", time.time())
+    traffic.after(ok, traffic.before("POST", "http://127.0.0.1:9/agents/run"))
+    assert traffic.tasks_created == 1
+    for path in ("/agents/run", "/apps/run"):
+        with pytest.raises(TaskBudgetSpent):
+            traffic.before("POST", f"http://127.0.0.1:9{path}")
