@@ -9,6 +9,7 @@ Times are seconds on one monotonic clock, given by the caller.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -171,12 +172,17 @@ def _tool_roundtrip(conv: Conversation, _chats: ChatLifecycle) -> list[Issue]:
             continue
         answer = _next_answer(conv.final_chat, inv["_message"])
         wanted = conv.expect_in_answer or post.result
-        if answer is None or wanted not in answer:
+        if answer is None or wanted not in _digits_joined(answer):
             issues.append(Issue("AG-TOOL-ROUNDTRIP", f"{conv.label}: the assistant message after tool "
                                 f"call {inv_id} does not use its result {post.result!r} (expected "
                                 f"{wanted!r} in it): {answer!r}", key="result-unused",
                                 evidence={"chat_id": conv.chat_id, "answer": answer}))
     return issues
+
+
+def _digits_joined(text: str) -> str:
+    """Thousands separators dropped ("5,555" -> "5555"): a real model may write numbers so."""
+    return re.sub(r"(?<=\d)[,\u202f\u00a0 ](?=\d{3}\b)", "", text)
 
 
 def _text(message: dict[str, Any]) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.checks.agents import ChatEvent, Conversation, check_conversation
+from harness.checks.agents import ChatEvent, Conversation, ToolPost, check_conversation
 from harness.contract import load_chat_lifecycle
 
 CHATS = load_chat_lifecycle()
@@ -51,3 +51,18 @@ def test_a_late_stop() -> None:
                         closed_by_server=True, stop_at=0.2, state_at_stop="working")
     assert checks(conv, deadline=10.0) == {"AG-STOP"}
     assert checks(conv, deadline=20.0) == set()
+
+
+def test_an_answer_with_a_thousands_separator_uses_the_result() -> None:
+    invocation = {"id": "t1", "type": "client", "status": "completed", "result": "5555",
+                  "function": {"name": "calculator", "arguments": {}}}
+    asked = {"id": "m1", "agent_run_id": "run_1", "order": 1, "role": "assistant", "status": "ready",
+             "content": [{"type": "text", "text": ""}], "tool_invocations": [invocation]}
+    answer = {"id": "m2", "agent_run_id": "run_1", "order": 2, "role": "assistant", "status": "ready",
+              "content": [{"type": "text", "text": "1234 + 4321 = 5,555."}], "tool_invocations": []}
+    conv = Conversation("c", "chat_1", [], closed_by_server=True, expect_in_answer="5555",
+                        final_chat={"id": "chat_1", "chat_messages": [asked, answer]})
+    conv.posts.append(ToolPost("t1", "5555", 0.0, 200))
+    assert checks(conv) == set()
+    answer["content"] = [{"type": "text", "text": "It is 5,556."}]
+    assert checks(conv) == {"AG-TOOL-ROUNDTRIP"}
