@@ -322,8 +322,8 @@ class AgentRuntime:
                 self._finish_message(chat, message, "ready")
                 self._end(chat, run, "completed")
         except _Stopped:
-            for msg in chat.messages:
-                if msg.run_id == run.id and msg.status == "pending":
+            for msg in (m for m in chat.messages if m.run_id == run.id):
+                if msg.status == "pending":
                     self._finish_message(chat, msg, "cancelled")
                 for inv in msg.invocations:
                     if inv.status not in ("completed", "failed", "cancelled"):
