@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import secrets
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -58,6 +57,12 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
                      help="do not verify the target's TLS certificate (said in the report's settings)")
     group.add_argument("--deadline", type=duration_arg, metavar="S",
                        help="per-task deadline in seconds (default 60)")
+    group.add_argument("--suite-deadline", type=duration_arg, metavar="T",
+                       help="longest one suite may take (default 1h): past it the suite stops with "
+                       "a <ID>-DEADLINE finding and the run goes on")
+    group.add_argument("--run-deadline", type=duration_arg, metavar="T",
+                       help="longest the whole run may take, preflight included (default 2h); "
+                       "suites it leaves no time for are skipped; the run folder is always written")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--header-timeout", type=positive_float, default=10.0, metavar="S",
                        help="close a connection whose request headers are not complete within S "
                        "seconds (408; default 10)")
+    serve.add_argument("--body-timeout", type=positive_float, default=10.0, metavar="S",
+                       help="a request body must arrive within S seconds plus 1 s per MiB declared, else "
+                       "408 and the connection closes (default 10)")
     serve.add_argument("--max-header-bytes", type=positive_int, default=64 * 1024, metavar="N",
                        help="request headers above N bytes answer 431 (default 65536)")
     serve.add_argument("--idle-timeout", type=positive_int, default=5, metavar="S",
@@ -133,17 +141,31 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--base-url", default="https://api.example.com", help="the target to write in")
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
 
+    compare = sub.add_parser("compare", help="compare two run folders: per endpoint and percentile "
+                             "(noise-aware), checks and findings; writes compare.md and compare.json")
+    compare.add_argument("baseline_run", type=Path, metavar="BASELINE_RUN")
+    compare.add_argument("new_run", type=Path, metavar="NEW_RUN")
+    _add_regression_gate(compare)
+    compare.add_argument("--out", type=Path, metavar="DIR",
+                         help="where to write compare.md and compare.json (default NEW_RUN)")
+
     report = sub.add_parser("report", help="render summary.md, junit.xml and index.html of a run "
-                            "folder again from its results.json and observations.jsonl")
+                            "folder again from its results.json and its history")
     report.add_argument("run_dir", type=Path, metavar="RUN_DIR")
 
-    history = sub.add_parser("check-history", help="check a history file (observations.jsonl)")
+    history = sub.add_parser("check-history", help="check a history file (observations.jsonl, or .gz)")
     history.add_argument("file", type=Path, metavar="FILE")
     history.add_argument("--lifecycle", type=Path, metavar="FILE",
                          help="lifecycle contract (default contracts/lifecycle.yaml)")
     history.add_argument("--heartbeat-bound", type=positive_float, default=15.0, metavar="S",
                          help="longest allowed silence on a stream (default 15)")
     return parser
+
+
+def _add_regression_gate(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-regression", action="append", dest="max_regression", metavar="STAT=N%",
+                        help="repeatable gate: how far a statistic may move the wrong way, e.g. "
+                        "p95=10%% or rps=-5%% (default p95=10%%, p99=20%%, rps=-10%%)")
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -160,6 +182,16 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fail-on", choices=("error", "warning", "info"),
                         help="the lowest finding severity that fails the run (exit 1); lower ones "
                         "are reported only (default error)")
+    noise = parser.add_mutually_exclusive_group()
+    noise.add_argument("-q", "--quiet", action="store_true", default=None,
+                       help="progress: warnings and errors only (the summary is still printed)")
+    noise.add_argument("-v", "--verbose", action="store_true", default=None,
+                       help="progress: also debug lines (e.g. the load processes' own log); on a "
+                       "terminal a live line shows suite, phase, requests, rate, errors and p95")
+    parser.add_argument("--baseline", type=Path, metavar="RUN_DIR",
+                        help="compare this run with an earlier run folder at its end (compare.md, "
+                        "compare.json in the run folder); a regression exits 1")
+    _add_regression_gate(parser)
     parser.add_argument("--seed", type=int, help="seed of every random choice (the lifecycle plan, "
                         "schemathesis' cases): the same seed, contract and versions send the same "
                         "cases (default: random, written to results.json)")
@@ -175,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(args)
     if args.command == "init":
         return _init(args)
+    if args.command == "compare":
+        return _compare(args)
     if args.command in SUITES:
         return _run(args, [args.command])
     return _run(args, list(SUITE_NAMES))
@@ -223,7 +257,8 @@ def _serve(args: argparse.Namespace) -> int:
         max_upload_bytes=args.max_upload_bytes, app_names=app_names, max_body_bytes=args.max_body_bytes,
         max_files_per_request=args.max_files_per_request, max_files_per_key=args.max_files_per_key,
         max_stored_bytes_per_key=args.max_stored_bytes_per_key, header_timeout=args.header_timeout,
-        max_header_bytes=args.max_header_bytes, idle_timeout=args.idle_timeout)
+        max_header_bytes=args.max_header_bytes, idle_timeout=args.idle_timeout,
+        body_timeout=args.body_timeout)
     try:
         serve(config, args.host, args.port, generated_key=generated)
     except OSError as exc:
@@ -231,10 +266,6 @@ def _serve(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     return EXIT_OK
-
-
-def _progress(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {redact(message)}", file=sys.stderr, flush=True)
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -260,8 +291,11 @@ def _run(args: argparse.Namespace, suites: list[str]) -> int:
     if args.command not in SUITES:
         suites = list(settings.suites) or suites
     options = {name: SUITES[name].options(settings) for name in suites}
+    from harness.terminal import Terminal
+
     try:
-        result, run_dir = execute(settings, suites, _progress, options)
+        with Terminal(verbosity=-1 if settings.quiet else 1 if settings.verbose else 0) as terminal:
+            result, run_dir = execute(settings, suites, terminal.message, options)
     except RunError as exc:
         return _fail(exc.code, str(exc))
     except KeyboardInterrupt:
@@ -279,8 +313,45 @@ def _run(args: argparse.Namespace, suites: list[str]) -> int:
         where = f" [task {finding.task_id}]" if finding.task_id else ""
         lines.append(f"  {finding.check}{where}: {finding.message}")
     lines += [f"billable runs created: {billable}", f"report: {run_dir}"]
+    code = _verdict(result, settings.fail_on)
+    if settings.baseline is not None and not result.interrupted:
+        regressed, line = _compare_runs(settings.baseline, run_dir, settings.max_regression, run_dir)
+        lines.append(line)
+        if regressed and code == EXIT_OK:
+            code = EXIT_FINDINGS
     print(redact("\n".join(lines)))
-    return _verdict(result, settings.fail_on)
+    return code
+
+
+def _compare_runs(baseline: Path, new: Path, gates: list[str], out: Path) -> tuple[bool, str]:
+    """Compare two run folders, write compare.* into `out`; (regressed, one line for the terminal)."""
+    from harness.compare.gates import DEFAULT_GATES, parse_gates
+    from harness.compare.judge import compare
+    from harness.compare.render import write_comparison
+    from harness.report.results import read_results
+
+    comparison = compare(read_results(baseline / "results.json"), read_results(new / "results.json"),
+                         parse_gates([*DEFAULT_GATES, *gates]))
+    written = write_comparison(comparison, out)
+    moved = len(comparison.regressions) + len(comparison.broken_checks)
+    what = f"{moved} regression(s)" if comparison.regressed else "no regression"
+    return comparison.regressed, f"compared with {baseline}: {what}; {written[0]}"
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from harness.compare.gates import GateError
+    from harness.report.results import ResultsError
+
+    for folder in (args.baseline_run, args.new_run):
+        if not (folder / "results.json").is_file():
+            return _fail(EXIT_USAGE, f"{folder}: not a run folder (no results.json)")
+    try:
+        regressed, line = _compare_runs(args.baseline_run, args.new_run, args.max_regression or [],
+                                        args.out or args.new_run)
+    except (GateError, ResultsError) as exc:
+        return _fail(EXIT_USAGE, str(exc))
+    print(line)
+    return EXIT_FINDINGS if regressed else EXIT_OK
 
 
 def _verdict(result: RunResult, fail_on: str) -> int:

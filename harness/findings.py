@@ -34,6 +34,9 @@ class SuiteResult(BaseModel):
     error: str | None = None
     duration_s: float = 0.0
     skipped: dict[str, str] = Field(default_factory=dict)  # check id -> why it did not run
+    # When the suite ran (epoch seconds): the report shades each suite's time on its charts.
+    started: float | None = None
+    ended: float | None = None
 
 
 class RunResult(BaseModel):

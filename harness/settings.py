@@ -73,6 +73,10 @@ class Settings(BaseModel):
                            "every report's settings)")
     deadline: float = Field(default=60.0, gt=0, description="seconds a task may take before it counts "
                             "as lost")
+    suite_deadline: float = Field(default=3600.0, gt=0, description="longest a suite may take (60, 20m, "
+                                  "1h); past it the suite stops with a <ID>-DEADLINE finding")
+    run_deadline: float = Field(default=7200.0, gt=0, description="longest the whole run may take, "
+                                "preflight included; suites it leaves no time for are skipped")
     out_dir: Path = Field(default=Path("reports"), description="parent folder of run folders")
     speed: float = Field(default=10.0, gt=0, description="speed of a self-started reference server")
     faults: list[str] = Field(default_factory=list, description="named faults of a self-started "
@@ -84,8 +88,15 @@ class Settings(BaseModel):
                               "suites (default: all)")
     fail_on: Literal["error", "warning", "info"] = Field(default="error", description="the lowest finding "
                                                          "severity that fails the run (exit 1)")
+    quiet: bool = Field(default=False, description="progress: warnings and errors only (no live line)")
+    verbose: bool = Field(default=False, description="progress: also the debug lines (e.g. the load "
+                          "processes' own log)")
     seed: int | None = Field(default=None, description="seed of every random choice (default: random, "
                              "written to results.json)")
+    baseline: Path | None = Field(default=None, description="a run folder to compare this run with at "
+                                  "its end (compare.md, compare.json; a regression exits 1)")
+    max_regression: list[str] = Field(default_factory=list, description="regression gates, e.g. "
+                                      "p95=10% or rps=-5% (default p95=10%, p99=20%, rps=-10%)")
     # [apps.<role>] tables: the target profile (harness/profile.py); None = the reference apps.
     apps: dict[str, AppRole] | None = Field(default=None, description="the target profile: [apps.<role>] "
                                             "tables (HARNESS_APPS: the same as JSON)")
@@ -123,7 +134,8 @@ class Settings(BaseModel):
     # Set by the runner, never by a user: billable runs the preflight made (reported).
     preflight_runs: int = Field(default=0, json_schema_extra={"internal": True})
 
-    @field_validator("deadline", "rate_window", "duration", "poll_interval", mode="before")
+    @field_validator("deadline", "rate_window", "duration", "poll_interval", "suite_deadline",
+                     "run_deadline", mode="before")
     @classmethod
     def _seconds(cls, value: Any) -> Any:
         return parse_duration(value) if isinstance(value, str) else value
@@ -140,6 +152,21 @@ class Settings(BaseModel):
             return thresholds_from_value(value)
         except ThresholdError as exc:
             raise ValueError(str(exc)) from None
+
+    @field_validator("max_regression")
+    @classmethod
+    def _gates(cls, value: list[str]) -> list[str]:
+        from harness.compare.gates import parse_gates
+
+        parse_gates(value)
+        return value
+
+    @field_validator("baseline")
+    @classmethod
+    def _baseline(cls, value: Path | None) -> Path | None:
+        if value is not None and not (value / "results.json").is_file():
+            raise ValueError(f"{value}: not a run folder (no results.json)")
+        return value
 
     @field_validator("scenarios")
     @classmethod
@@ -178,6 +205,12 @@ class Settings(BaseModel):
         if not value > 0:
             raise ValueError("must be > 0")
         return value
+
+    @model_validator(mode="after")
+    def _verbosity(self) -> Settings:
+        if self.quiet and self.verbose:
+            raise ValueError("quiet and verbose exclude each other")
+        return self
 
     @model_validator(mode="after")
     def _tls(self) -> Settings:

@@ -11,6 +11,7 @@ import pytest
 
 from harness.net.reference import ReferenceServer
 from tests.conftest import StartServer
+from tests.files import file_text, folder_texts
 
 
 def harness(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
@@ -53,8 +54,15 @@ def test_check_on_a_self_started_server_is_clean(tmp_path: Path) -> None:
     assert results["suites"]["smoke"]["status"] == "passed"
     assert [name for name, suite in results["suites"].items() if suite["status"] == "passed"] == [
         "contract", "smoke", "agents", "lifecycle", "load", "ratelimit"]
-    assert {"summary.md", "junit.xml", "index.html", "observations.jsonl"} <= {
+    deadline_checks = {"contract": "CT-DEADLINE", "smoke": "ST-DEADLINE", "lifecycle": "LC-DEADLINE",
+                       "load": "LD-DEADLINE", "ratelimit": "RL-DEADLINE", "agents": "AG-DEADLINE"}
+    for name, check in deadline_checks.items():
+        assert check in results["suites"][name]["checks"], name  # ended in time: passed
+    assert {"summary.md", "junit.xml", "index.html", "observations.jsonl.gz"} <= {
         p.name for p in run_dir.iterdir()}
+    # Each observation stored once: no plain, per-phase or per-worker copy beside the run's history.
+    assert [p.name for p in run_dir.rglob("observations*")] == ["observations.jsonl.gz"]
+    assert sum(p.stat().st_size for p in run_dir.rglob("*") if p.is_file()) < 5_000_000
     # The generated keys (inf_...) appear in no file of the run folder.
     assert "inf_" not in every_file_text(run_dir).replace("inf_harness_not_a_real_key", "")
     assert results["target"].startswith("http://127.0.0.1:")
@@ -75,7 +83,7 @@ def test_check_with_a_fault_exits_1_and_keeps_keys_out(tmp_path: Path, server: R
 
 
 def every_file_text(run_dir: Path) -> str:
-    return "\n".join(p.read_text(errors="replace") for p in run_dir.rglob("*") if p.is_file())
+    return "\n".join(folder_texts(run_dir).values())
 
 
 def test_a_faulty_target_given_by_url_shows_in_all_four_outputs(tmp_path: Path,
@@ -88,6 +96,8 @@ def test_a_faulty_target_given_by_url_shows_in_all_four_outputs(tmp_path: Path,
     (run_dir,) = (tmp_path / "out").iterdir()
     for name in ("results.json", "summary.md", "junit.xml", "index.html"):
         assert "ST-UPLOAD-ROUNDTRIP" in (run_dir / name).read_text(), name
+    har = json.loads((run_dir / "failures.har").read_text())
+    assert any(e["comment"].startswith("ST-UPLOAD-ROUNDTRIP") for e in har["log"]["entries"])
     text = every_file_text(run_dir)
     assert all(key not in text for key in srv.keys)
 
@@ -126,10 +136,10 @@ def test_lifecycle_command_writes_a_history_and_check_history_reads_it(tmp_path:
                      "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     (run_dir,) = (tmp_path / "out").iterdir()
-    history = run_dir / "observations.jsonl"
+    history = run_dir / "observations.jsonl.gz"
     results = json.loads((run_dir / "results.json").read_text())
     assert list(results["suites"]) == ["lifecycle"]
-    assert results["suites"]["lifecycle"]["metrics"]["observations"] == len(history.read_text().splitlines())
+    assert results["suites"]["lifecycle"]["metrics"]["observations"] == len(file_text(history).splitlines())
     again = harness("check-history", str(history), cwd=tmp_path)
     assert again.returncode == 0 and "0 findings" in again.stdout
 
@@ -283,3 +293,28 @@ def test_load_reads_its_budget_and_options_from_the_environment_and_the_file(
     created = results["suites"]["load"]["metrics"]["tasks_created"]
     # The budget of 8 covers the preflight's runs too (one per mapped app): the load suite got 3.
     assert settings["preflight_runs"] == 5 and 1 <= created <= 3
+
+
+def test_check_compares_with_a_baseline_at_its_end(tmp_path: Path, server: ReferenceServer) -> None:
+    env = {"HARNESS_API_KEYS": ",".join(server.keys)}
+    args = ["check", "--base-url", server.url, "--rate-window", "2", "--suite", "smoke"]
+    first = harness(*args, "--out", str(tmp_path / "a"), env=env, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    (baseline,) = (tmp_path / "a").iterdir()
+    second = harness(*args, "--out", str(tmp_path / "b"), "--baseline", str(baseline), env=env, cwd=tmp_path)
+    assert second.returncode == 0 and f"compared with {baseline}: no regression" in second.stdout
+    (run_dir,) = (tmp_path / "b").iterdir()
+    assert json.loads((run_dir / "compare.json").read_text())["regressed"] is False
+    assert "no load numbers to compare" in (run_dir / "compare.md").read_text()
+    missing = harness(*args, "--baseline", str(tmp_path / "nowhere"), env=env, cwd=tmp_path)
+    assert missing.returncode == 2 and "not a run folder" in missing.stderr
+
+
+def test_quiet_prints_only_the_summary(tmp_path: Path, server: ReferenceServer) -> None:
+    env = {"HARNESS_API_KEYS": ",".join(server.keys)}
+    result = harness("smoke", "--base-url", server.url, "--rate-window", "2", "-q", "--out",
+                     str(tmp_path / "out"), env=env, cwd=tmp_path)
+    assert result.returncode == 0 and "smoke: passed" in result.stdout
+    assert "suite smoke: started" not in result.stderr and result.stderr.strip() == ""
+    both = harness("smoke", "-q", "-v", cwd=tmp_path)
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr

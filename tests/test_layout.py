@@ -141,7 +141,9 @@ def _registered_checks() -> set[str]:
     for module in ("harness.suites.smoke.run", "harness.checks.issues", "harness.checks.lifecycle",
                    "harness.checks.ratelimit", "harness.suites.load.analysis", "harness.checks.agents"):
         ids |= set(importlib.import_module(module).CHECKS)
-    return ids
+    from harness.suites.registry import SUITES
+
+    return ids | {suite.deadline_check for suite in SUITES.values()}
 
 
 def test_every_check_id_is_documented_and_every_documented_id_exists() -> None:

@@ -42,6 +42,7 @@ input = { prompt = "a lighthouse" }
 [apps.flow]
 app = "acme/caption-flow"
 input = { message = "hi" }
+infra = "private_first"
 '''
 
 

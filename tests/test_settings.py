@@ -68,7 +68,7 @@ def _parser_actions() -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     for command, parser in sub.choices.items():
-        if command in ("serve", "init", "report", "check-history"):
+        if command in ("serve", "init", "report", "check-history", "compare"):
             continue
         for action in parser._actions:
             for option in action.option_strings:

@@ -9,7 +9,17 @@ from harness.history.record import (
     rate_limit_facts,
     task_digest,
 )
-from harness.history.store import HISTORY_FILE, HistoryError, HistoryWriter, read_history, worker_history_file
+from harness.history.store import (
+    COMPRESSED_HISTORY_FILE,
+    HISTORY_FILE,
+    HistoryError,
+    HistoryWriter,
+    compress_history,
+    history_in,
+    read_history,
+    worker_history_file,
+)
 
-__all__ = ["HISTORY_FILE", "RATE_LIMIT_FIELDS", "Channel", "HistoryError", "HistoryWriter", "Observation",
-           "Outcome", "StreamKind", "rate_limit_facts", "read_history", "task_digest", "worker_history_file"]
+__all__ = ["COMPRESSED_HISTORY_FILE", "HISTORY_FILE", "RATE_LIMIT_FIELDS", "Channel", "HistoryError",
+           "HistoryWriter", "Observation", "Outcome", "StreamKind", "compress_history", "history_in",
+           "rate_limit_facts", "read_history", "task_digest", "worker_history_file"]

@@ -53,13 +53,17 @@ def worker_files(phase_dir: Path) -> list[tuple[int, Path]]:
 
 
 def merge_histories(phase_dir: Path, shifts: dict[int, int] | None = None) -> int:
-    """Write `observations.jsonl` from the worker files; return the number of observations."""
+    """Write `observations.jsonl` from the worker files, then remove them (each observation is
+    stored once); return the number of observations."""
     shifts = shifts or {}
-    streams = [_keyed(path, shifts.get(index, 0)) for index, path in worker_files(phase_dir)]
+    files = worker_files(phase_dir)
+    streams = [_keyed(path, shifts.get(index, 0)) for index, path in files]
     count = 0
     target = phase_dir / HISTORY_FILE
     with target.open("w", encoding="utf-8") as out:
         for _, line in heapq.merge(*streams, key=lambda item: item[0]):
             out.write(line)
             count += 1
+    for _, path in files:
+        path.unlink(missing_ok=True)
     return count

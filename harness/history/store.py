@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
 import re
+import shutil
 import threading
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
@@ -12,10 +16,13 @@ from typing import TextIO
 from pydantic_core import from_json as _from_json
 
 from harness.history.record import Observation
+from harness.progress import meter
 from harness.redaction import redact
 
 # The one name of a run's history file (and of each load phase's merged history).
 HISTORY_FILE = "observations.jsonl"
+# A finished run keeps its history compressed (about a tenth of the size).
+COMPRESSED_HISTORY_FILE = HISTORY_FILE + ".gz"
 
 
 # What worker_history_file names, with the index as group 1.
@@ -43,6 +50,10 @@ class HistoryWriter:
             self._file.write(line)
             self._file.flush()
             self.count += 1
+        recv, send = observation.recv_ns, observation.send_ns
+        latency = (recv - send) / 1e6 if recv is not None and send is not None else None
+        http = observation.http
+        meter().observe(latency, observation.outcome != "ok" or http is None or http >= 500)
 
     def close(self) -> None:
         with self._lock:
@@ -59,24 +70,56 @@ class HistoryError(ValueError):
     """A history line that is not an observation."""
 
 
+def history_in(folder: Path) -> Path:
+    """A run folder's history: `observations.jsonl` while it is written, `.gz` once finished."""
+    plain = folder / HISTORY_FILE
+    compressed = folder / COMPRESSED_HISTORY_FILE
+    return compressed if compressed.exists() and not plain.exists() else plain
+
+
+def compress_history(folder: Path) -> Path | None:
+    """Replace the folder's `observations.jsonl` by `observations.jsonl.gz`; None if it has none."""
+    plain = folder / HISTORY_FILE
+    if not plain.is_file():
+        return None
+    target = folder / COMPRESSED_HISTORY_FILE
+    temporary = folder / f".{COMPRESSED_HISTORY_FILE}.tmp"
+    with plain.open("rb") as source, gzip.open(temporary, "wb", compresslevel=6) as sink:
+        shutil.copyfileobj(source, sink, 1 << 20)
+    os.replace(temporary, target)
+    plain.unlink()
+    return target
+
+
+def _open_text(path: Path) -> TextIO:
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8")
+    return path.open(encoding="utf-8")
+
+
 def read_history(path: Path) -> Iterator[Observation]:
-    """Yield observations one line at a time; a torn last line (a crash mid-write) is skipped."""
-    with path.open(encoding="utf-8") as handle:
-        previous: str | None = None
-        number = 0
-        for line in handle:
-            if previous is not None:
-                yield _parse(previous, number)
-            number += 1
-            previous = line
-        if previous is not None:
-            if previous.endswith("\n"):
-                yield _parse(previous, number)
-            else:
-                try:
+    """Yield observations one line at a time; a torn last line (a crash mid-write) is skipped.
+
+    A `.gz` file is read compressed (a finished run folder's history)."""
+    try:
+        with _open_text(path) as handle:
+            previous: str | None = None
+            number = 0
+            for line in handle:
+                if previous is not None:
                     yield _parse(previous, number)
-                except HistoryError:
-                    return
+                number += 1
+                previous = line
+            if previous is not None:
+                if previous.endswith("\n"):
+                    yield _parse(previous, number)
+                else:
+                    try:
+                        yield _parse(previous, number)
+                    except HistoryError:
+                        return
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise HistoryError(f"{path.name}: the compressed history is damaged ({exc})") from exc
 
 
 def _parse(line: str, number: int) -> Observation:

@@ -10,12 +10,21 @@ import time
 
 import httpx
 
+from harness.net import deadline
+
 READ_CAP = 16 * 2**20  # bytes of one answer the harness holds at most
+ANSWER_DEADLINE_S = 30.0  # seconds for one whole answer (head and body), unless a caller says less
+# Seconds a task stream may stay silent: twice the contract's longest heartbeat interval (15 s).
+STREAM_IDLE_S = 30.0
 
 
 def bounded_request(client: httpx.Client, method: str, url: str, deadline_s: float, *,
                     cap: int = READ_CAP, **kwargs: object) -> httpx.Response:
-    """`client.request`, with the whole answer in `deadline_s` and `cap` decoded bytes at most."""
+    """`client.request`, with the whole answer in `deadline_s` and `cap` decoded bytes at most.
+
+    The run's deadline (harness/net/deadline.py) is checked first and shortens `deadline_s`."""
+    deadline.check_deadline()
+    deadline_s = deadline.capped(deadline_s)
     end = time.monotonic() + deadline_s
     with client.stream(method, url, **kwargs) as response:  # type: ignore[arg-type]
         body = bytearray()

@@ -10,7 +10,8 @@ from typing import Any, Literal
 import httpx
 
 from harness.checks.envelope import data_of
-from harness.net.bounded import bounded_request
+from harness.net import deadline
+from harness.net.bounded import ANSWER_DEADLINE_S, bounded_request
 from harness.net.decoders import NdjsonDecoder, SseDecoder, StreamEvent
 from harness.net.hosts import file_policy
 from harness.net.tls import policy
@@ -62,7 +63,7 @@ def response_data(response: httpx.Response) -> Any:
 class ApiClient:
     """One key's view of a target. Every method returns the raw httpx.Response."""
 
-    def __init__(self, base_url: str, api_key: str | None, timeout: float = 30.0,
+    def __init__(self, base_url: str, api_key: str | None, timeout: float = ANSWER_DEADLINE_S,
                  transport: httpx.BaseTransport | None = None) -> None:
         headers = {"Content-Type": "application/json", "User-Agent": "inference-harness/0.1"}
         if api_key is not None:
@@ -131,6 +132,8 @@ class ApiClient:
         `on_event` is called for each event as it is decoded (before the next read).
         """
         decoder: NdjsonDecoder | SseDecoder = NdjsonDecoder() if fmt == "ndjson" else SseDecoder()
+        deadline.check_deadline()
+        deadline_s = deadline.capped(deadline_s)
         start = time.monotonic()
         end = start + deadline_s
         # A silent server is cut by the read timeout, an endless one by the deadline check.

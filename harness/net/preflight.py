@@ -85,7 +85,8 @@ def preflight_apps(base_url: str, key: str, profile: Profile, budget: int,
                 task = response_data(response)
                 if role == "slow" and isinstance(task, dict) and isinstance(task.get("id"), str):
                     try:  # best effort: the task is billed either way
-                        client.post(f"{base_url}/tasks/{quote(task['id'], safe='')}/cancel")
+                        bounded_request(client, "POST", f"{base_url}/tasks/{quote(task['id'], safe='')}"
+                                        "/cancel", timeout_s, cap=READ_CAP)
                     except httpx.HTTPError:
                         pass
             elif response.status_code == 404:

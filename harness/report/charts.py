@@ -8,7 +8,7 @@ stays small however long the history is.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -89,6 +89,23 @@ def _time_axis(stats: HistoryStats) -> tuple[float, float, str]:
     return t0, span, f"seconds since the first request ({start})"
 
 
+Band = tuple[str, float, float]  # suite name, start and end (epoch seconds)
+
+
+def _draw_bands(axes: Sequence[Any], bands: Sequence[Band], t0: float, span: float) -> None:
+    """Shade each suite's time on every axis and name it on the top one, so that the rate-limit
+    suite's expected 429s or the load suite's peak read as what they are, not as an incident."""
+    for index, (name, start, end) in enumerate(bands):
+        left, right = max(start - t0, 0.0), min(end - t0, span)
+        if right <= left:
+            continue
+        for ax in axes:
+            ax.axvspan(left, right, color="#888888", alpha=0.07 if index % 2 else 0.14, linewidth=0,
+                       zorder=0)
+        axes[0].text((left + right) / 2, 1.0, name, transform=axes[0].get_xaxis_transform(),
+                     ha="center", va="bottom", fontsize=7, color="#555555", clip_on=True)
+
+
 def _bins(x: np.ndarray[Any, Any], span: float, count: int) -> np.ndarray[Any, Any]:
     return np.clip((x / span * count).astype(np.int64), 0, count - 1)
 
@@ -101,7 +118,7 @@ def _ints(values: Any, dtype: Any) -> np.ndarray[Any, Any]:
     return np.frombuffer(values, dtype=dtype).copy()
 
 
-def latency_chart(stats: HistoryStats) -> Chart:
+def latency_chart(stats: HistoryStats, bands: Sequence[Band] = ()) -> Chart:
     chart_id, title = "chart-latency", "Latency percentiles over time, per channel"
     if stats.requests == 0:
         return Chart(chart_id, title, None, "No data: the run recorded no observations.")
@@ -149,12 +166,13 @@ def latency_chart(stats: HistoryStats) -> Chart:
                           "to the first event)")
         axes[-1].set_xlabel(xlabel)
         axes[-1].set_xlim(0, span)
+        _draw_bands(axes, bands, t0, span)
     note = (f"{drawn} channel(s), {int(answered.sum()):,} answered requests in "
             f"{LATENCY_BINS} time bins.")
     return Chart(chart_id, title, _svg(fig, chart_id), note)
 
 
-def throughput_chart(stats: HistoryStats) -> Chart:
+def throughput_chart(stats: HistoryStats, bands: Sequence[Band] = ()) -> Chart:
     chart_id, title = "chart-throughput", "Throughput (requests per second by answer class)"
     if stats.requests == 0:
         return Chart(chart_id, title, None, "No data: the run recorded no observations.")
@@ -182,6 +200,7 @@ def throughput_chart(stats: HistoryStats) -> Chart:
         ax.set_title(f"{stats.requests:,} requests over {span:.1f} s, "
                      f"mean {stats.requests / span:,.1f}/s (by completion time, {width:.3g} s bins)")
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        _draw_bands([ax], bands, t0, span)
     return Chart(chart_id, title, _svg(fig, chart_id),
                  "Stream connections count once; a request with no answer counts at its send time.")
 
@@ -195,7 +214,7 @@ def _decimate(t: np.ndarray[Any, Any], r: np.ndarray[Any, Any], span: float
             np.maximum.reduceat(r, starts))
 
 
-def rate_limit_chart(stats: HistoryStats) -> Chart:
+def rate_limit_chart(stats: HistoryStats, bands: Sequence[Band] = ()) -> Chart:
     chart_id, title = "chart-ratelimit", "Rate-limit Remaining over time, with the 429s"
     n429 = stats.rejected
     if not stats.rate and n429 == 0:
@@ -246,6 +265,7 @@ def rate_limit_chart(stats: HistoryStats) -> Chart:
             ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
         axes[-1].set_xlim(0, span)
         axes[-1].set_xlabel(xlabel)
+        _draw_bands(list(axes), bands, t0, span)
     return Chart(chart_id, title, _svg(fig, chart_id),
                  f"X-RateLimit-Remaining per limit group and key; {n429:,} answers with 429 (red x; "
                  "one without the header is drawn at 0).")
@@ -359,6 +379,9 @@ def time_to_terminal_chart(stats: HistoryStats, lifecycle: Lifecycle | None) -> 
     return Chart(chart_id, title, _svg(fig, chart_id), note)
 
 
-def all_charts(stats: HistoryStats, lifecycle: Lifecycle | None) -> list[Chart]:
-    return [latency_chart(stats), throughput_chart(stats), rate_limit_chart(stats),
+def all_charts(stats: HistoryStats, lifecycle: Lifecycle | None,
+               bands: Sequence[Band] = ()) -> list[Chart]:
+    """Every chart; time charts shade each suite's `bands`."""
+    return [latency_chart(stats, bands), throughput_chart(stats, bands),
+            rate_limit_chart(stats, bands),
             transitions_chart(stats, lifecycle), time_to_terminal_chart(stats, lifecycle)]

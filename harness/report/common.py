@@ -73,7 +73,10 @@ def key_metrics(metrics: dict[str, Any], limit: int = 4) -> list[tuple[str, str]
     out: list[tuple[str, str]] = []
     for name, value in metrics.items():
         if isinstance(value, bool | int | float | str) and value is not None:
-            out.append((name, format_value(value, 24)))
+            # A seed is pasted into --seed: no thousands separators.
+            plain = name.endswith("seed") and isinstance(value, int)
+            shown = str(value) if plain else format_value(value, 24)
+            out.append((name, shown))
             if len(out) == limit:
                 break
     return out
@@ -96,3 +99,40 @@ def evidence_text(evidence: dict[str, Any], limit: int = 20_000) -> str:
 
 def xml_safe(text: str) -> str:
     return _XML_ILLEGAL.sub("\ufffd", text)
+
+
+ENDPOINT_COLUMNS = (("requests", "requests"), ("rps", "rps"), ("errors", "errors"), ("p50", "p50 ms"),
+                    ("p90", "p90 ms"), ("p95", "p95 ms"), ("p99", "p99 ms"), ("max", "max ms"),
+                    ("ttfe_p95", "first event p95 ms"), ("terminal_p95", "terminal p95 ms"))
+
+
+def endpoint_tables(result: RunResult) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(scenario, rows) of every load phase that has a per-endpoint table."""
+    out: list[tuple[str, list[dict[str, Any]]]] = []
+    for suite in result.suites:
+        scenarios = suite.metrics.get("scenarios")
+        if suite.name != "load" or not isinstance(scenarios, dict):
+            continue
+        for name, metrics in scenarios.items():
+            rows = metrics.get("endpoints") if isinstance(metrics, dict) else None
+            if isinstance(rows, list) and rows:
+                out.append((str(name), [r for r in rows if isinstance(r, dict)]))
+    return out
+
+
+def endpoint_cell(row: dict[str, Any], column: str) -> str:
+    """One cell of the per-endpoint table: a number as written, or a dash."""
+    value = row.get(column)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "—"
+    return f"{value:,}" if isinstance(value, int) else f"{value:g}"
+
+
+def without_histograms(metrics: dict[str, Any]) -> dict[str, Any]:
+    """`metrics` without the encoded HDR histograms (base64 for `harness compare`, not for people)."""
+    out: dict[str, Any] = {}
+    for name, value in metrics.items():
+        if name == "hdr":
+            continue
+        out[name] = without_histograms(value) if isinstance(value, dict) else value
+    return out

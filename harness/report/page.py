@@ -10,14 +10,18 @@ from harness import __version__
 from harness.findings import Finding, RunResult
 from harness.report.charts import Chart
 from harness.report.common import (
+    ENDPOINT_COLUMNS,
     billable_runs,
     count_by_severity,
+    endpoint_cell,
+    endpoint_tables,
     evidence_text,
     findings_by_check,
     format_duration,
     key_metrics,
     sorted_findings,
     verdict,
+    without_histograms,
 )
 from harness.report.results import now_rfc3339
 from harness.report.stats import HistoryStats
@@ -143,7 +147,8 @@ def _suites(result: RunResult) -> str:
         full = ""
         if suite.metrics:
             full = ("<details><summary>all metrics</summary><pre>"
-                    f"{escape(json.dumps(suite.metrics, indent=2, default=str))}</pre></details>")
+                    f"{escape(json.dumps(without_histograms(suite.metrics), indent=2, default=str))}"
+                    "</pre></details>")
         error = f'<div class="suite-error">{escape(suite.error)}</div>' if suite.error else ""
         rows.append(f"<tr><td><b>{escape(suite.name)}</b>{error}</td><td>{_badge(suite.status)}</td>"
                     f'<td class="num">{len(suite.checks)}</td><td class="num">{len(suite.findings)}</td>'
@@ -169,6 +174,24 @@ def _suites(result: RunResult) -> str:
             '<th>Status</th><th class="num">Checks</th><th class="num">Findings</th>'
             '<th class="num">Duration</th><th>Metrics</th></tr></thead><tbody>'
             + "".join(rows) + "</tbody></table><h3>Checks</h3>" + "".join(checks) + "</section>")
+
+
+def _endpoints(result: RunResult) -> str:
+    tables = endpoint_tables(result)
+    if not tables:
+        return ""
+    head = "".join(f'<th class="num">{escape(label)}</th>' for _, label in ENDPOINT_COLUMNS)
+    parts = []
+    for scenario, rows in tables:
+        body = "".join(
+            f"<tr><td><code>{escape(str(row.get('endpoint', '')))}</code></td>"
+            + "".join(f'<td class="num">{escape(endpoint_cell(row, c))}</td>' for c, _ in ENDPOINT_COLUMNS)
+            + "</tr>" for row in rows)
+        parts.append(f"<h3>Scenario <code>{escape(scenario)}</code></h3><table class=\"endpoints\">"
+                     f"<thead><tr><th>Endpoint</th>{head}</tr></thead><tbody>{body}</tbody></table>")
+    return ('<section id="endpoints"><h2>Load per endpoint</h2><p>Latencies from HDR histograms '
+            "(3 significant digits), streams to the response headers; first event and terminal are "
+            "the stream's own times.</p>" + "".join(parts) + "</section>")
 
 
 def _finding_row(finding: Finding) -> str:
@@ -209,9 +232,9 @@ def _findings(result: RunResult) -> str:
 
 
 def _charts(charts: Sequence[Chart], stats: HistoryStats) -> str:
-    intro = (f"From <code>observations.jsonl</code>: {stats.observations:,} observations, "
-             f"{stats.requests:,} requests." if stats.observations else
-             "No <code>observations.jsonl</code> in the run folder (or it was empty).")
+    intro = (f"From the history (<code>observations.jsonl.gz</code>): {stats.observations:,} "
+             f"observations, {stats.requests:,} requests." if stats.observations else
+             "No history (<code>observations.jsonl.gz</code>) in the run folder (or it was empty).")
     if stats.error:
         intro += f' <span class="suite-error">Reading stopped early: {escape(stats.error)}</span>'
     if stats.skipped:
@@ -243,9 +266,9 @@ def render_page(result: RunResult, stats: HistoryStats, charts: Sequence[Chart])
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             '<link rel="icon" href="data:,">'
             f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>"
-            + _header(result, stats) + "<main>" + _suites(result) + _findings(result)
+            + _header(result, stats) + "<main>" + _suites(result) + _endpoints(result) + _findings(result)
             + _charts(charts, stats) + _settings(result) + "</main>"
             f"<footer>Rendered by harness {escape(__version__)} at {escape(now_rfc3339())} from "
-            "results.json and observations.jsonl; re-render with <code>harness report RUN_DIR</code>."
+            "results.json and the history; re-render with <code>harness report RUN_DIR</code>."
             f"</footer><script>{_JS}</script></body></html>\n")
 

@@ -1,4 +1,4 @@
-"""Render a run folder: results.json (+ observations.jsonl) -> summary.md, junit.xml, index.html.
+"""Render a run folder: results.json (+ the history) -> summary.md, junit.xml, index.html.
 
 `render_run(run_dir)` works from the files alone (what `harness report RUN_DIR` calls);
 `render_result(result, run_dir, secrets)` writes results.json first, then renders from it.
@@ -6,15 +6,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from harness.contract import Lifecycle, contracts_dir, load_lifecycle
 from harness.findings import RunResult
-from harness.history import HISTORY_FILE
+from harness.history import history_in, read_history
 from harness.redaction import redact
 from harness.report.charts import all_charts
+from harness.report.har import failures_har
 from harness.report.junit import render_junit
 from harness.report.page import render_page
 from harness.report.results import read_results, write_results
@@ -22,6 +24,7 @@ from harness.report.stats import collect
 from harness.report.summary import render_summary
 
 OUTPUTS = ("summary.md", "junit.xml", "index.html")
+HAR_FILE = "failures.har"  # written when the run has findings
 
 
 def lifecycle_of(result: RunResult) -> Lifecycle | None:
@@ -58,18 +61,25 @@ def render_outputs(result: RunResult, run_dir: Path, secrets_to_hide: Sequence[s
                    lifecycle: Lifecycle | None = None) -> list[Path]:
     """Write summary.md, junit.xml and index.html for `result` into `run_dir`.
 
-    Charts come from `run_dir/observations.jsonl` when it exists. Every output is scrubbed of
-    `secrets_to_hide` as a last line of defence (results.json should already be clean).
+    Charts come from the run's history (`observations.jsonl` or `.gz`) when it exists. Every
+    output is scrubbed of `secrets_to_hide` as a last line of defence (results.json should
+    already be clean).
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     lifecycle = lifecycle or lifecycle_of(result)
-    stats = collect(run_dir / HISTORY_FILE, lifecycle.terminal if lifecycle else ())
-    charts = all_charts(stats, lifecycle)
+    stats = collect(history_in(run_dir), lifecycle.terminal if lifecycle else ())
+    bands = [(s.name, s.started, s.ended) for s in result.suites
+             if s.started is not None and s.ended is not None]
+    charts = all_charts(stats, lifecycle, bands)
     texts = {
         "summary.md": render_summary(result, str(run_dir / "index.html")),
         "junit.xml": render_junit(result),
         "index.html": render_page(result, stats, charts),
     }
+    if result.findings:
+        history = history_in(run_dir)
+        har = failures_har(result, read_history(history) if history.is_file() else None)
+        texts[HAR_FILE] = json.dumps(har, indent=1, ensure_ascii=False, default=str)
     return [_write(run_dir / name, redact(text, secrets_to_hide)) for name, text in texts.items()]
 
 

@@ -6,8 +6,11 @@ from datetime import datetime
 
 from harness.findings import RunResult
 from harness.report.common import (
+    ENDPOINT_COLUMNS,
     billable_runs,
     count_by_severity,
+    endpoint_cell,
+    endpoint_tables,
     format_duration,
     key_metrics,
     sorted_findings,
@@ -76,6 +79,14 @@ def render_summary(result: RunResult, report_path: str) -> str:
                 lines += [f"**{_cell(suite.name)}** could not finish: {_cell(suite.error, 300)}", ""]
     else:
         lines += ["No suite ran.", ""]
+    for scenario, rows in endpoint_tables(result):
+        lines += [f"### Load `{_cell(scenario, 40)}` per endpoint", "",
+                  "| Endpoint | " + " | ".join(label for _, label in ENDPOINT_COLUMNS) + " |",
+                  "|---|" + "--:|" * len(ENDPOINT_COLUMNS)]
+        for row in rows:
+            cells = " | ".join(endpoint_cell(row, column) for column, _ in ENDPOINT_COLUMNS)
+            lines.append(f"| {_code(str(row.get('endpoint', '')))} | {cells} |")
+        lines.append("")
     if findings:
         lines += ["### Findings", "", "| Check | Severity | Suite | Task | Message |",
                   "|---|---|---|---|---|"]

@@ -60,7 +60,7 @@ class AgentRoutes:
         self.host, self.runtime = host, runtime
 
     async def _body(self, request: Request) -> bytes:
-        return await read_capped(request, self.host.config.max_body_bytes)
+        return await read_capped(request, self.host.config.max_body_bytes, self.host.config.body_timeout)
 
     def _ok(self, data: Any) -> Response:
         return self.host.ok(dump(data))

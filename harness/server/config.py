@@ -33,6 +33,9 @@ class ServerConfig:
     idle_timeout: int = 5
     # A JSON body past this answers 413: the server reads it in chunks and stops at the cap.
     max_body_bytes: int = 1024 * 1024
+    # A request body (JSON or upload) not all in within this many seconds, plus 1 s per MiB,
+    # answers 408: a client dripping its body cannot hold a request open.
+    body_timeout: float = 10.0  # seconds a request body may take to arrive, plus 1 s per MiB
     # New name -> a built-in app's name: the app answers only to the new name (a target whose
     # apps are not called infsh/*, to prove the harness's target profile).
     app_names: dict[str, str] = field(default_factory=dict)

@@ -51,8 +51,10 @@ class Worker:
     task_id: str | None = None
     warm_app: str | None = None
     warm_setup: str | None = None
+    warm_owner: str = ""  # the key of the last run here (its setup's fingerprint is keyed by it)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, viewer: str) -> dict[str, Any]:
+        """The worker as `viewer` (a key) sees it."""
         return {
             "id": self.id,
             "pool": self.pool,
@@ -61,7 +63,7 @@ class Worker:
             # setups carry secrets (tokens) that other keys must not read.
             "warm": {
                 "app": self.warm_app,
-                "setup": ({"fingerprint": setup_fingerprint(self.warm_setup)}
+                "setup": ({"fingerprint": setup_fingerprint(self.warm_setup, self.warm_owner, viewer)}
                           if self.warm_setup else None),
             },
         }
@@ -394,10 +396,15 @@ class Engine:
                 continue
             private = free_private.get(task.owner, []) if task.infra != "cloud" else []
             cloud = free_cloud if task.infra != "private" else []
-            free = private + cloud
             if task.workers is not None:
                 wanted = set(task.workers)
-                free = [w for w in free if w.id in wanted]
+                private = [w for w in private if w.id in wanted]
+                cloud = [w for w in cloud if w.id in wanted]
+            # private_first: a free private worker if there is one (a warm cloud worker does not
+            # outrank it), else cloud.
+            free = private or cloud if task.infra == "private_first" else private + cloud
+            if task.infra == "private_first" and Fault.PRIVATE_FIRST_TO_CLOUD in self.faults:
+                free = cloud or private
             if not free:
                 still.append(task)
                 continue
@@ -452,6 +459,7 @@ class Engine:
                 self._record(task, SETTING_UP, f"setting up with {setup}", LOG_SETUP)
                 await self._wait(task, SETUP_S)
                 worker.warm_setup = setup
+            worker.warm_owner = task.owner
             self._record(task, RUNNING, "running", LOG_RUN)
             if Fault.SPONTANEOUS_CANCEL in self.faults and task.ordinal % 4 == 0:
                 self.cancel(task)

@@ -65,6 +65,7 @@ class Fault(StrEnum):
     GROUPS_BLOCK_TOGETHER = "groups-block-together"
     SPARSE_RATE_HEADERS = "sparse-rate-headers"
     PENALTY_WINDOW = "penalty-window"
+    PRIVATE_FIRST_TO_CLOUD = "private-first-to-cloud"
     # Agent chats (the AG- checks).
     RUN_REOPENED = "run-reopened"
     TOOL_RESULT_IGNORED = "tool-result-ignored"
@@ -136,6 +137,8 @@ FAULTS: dict[Fault, str] = {
     Fault.SPARSE_RATE_HEADERS: "Every 10th admitted answer carries no X-RateLimit-* headers.",
     Fault.PENALTY_WINDOW:
         "A key refused with 429 in a group stays refused in that group for the next window.",
+    Fault.PRIVATE_FIRST_TO_CLOUD:
+        "infra private_first takes a free cloud worker even when one of the key's private workers is free.",
     Fault.RUN_REOPENED: "An agent run that ended is shown working again once (an `agent_runs` event), "
                         "then ended again.",
     Fault.TOOL_RESULT_IGNORED: "A client tool's posted result is accepted but the next assistant "

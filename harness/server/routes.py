@@ -129,7 +129,9 @@ class ReferenceApi:
     def _error_response(self, exc: ApiError) -> Response:
         if exc.status == 422 and Fault.SERVER_ERROR_ON_INVALID_INPUT in self.faults:
             return self.problem(500, "internal_error", "unhandled validation error")
-        return self.problem(exc.status, exc.code, exc.detail, exc.extra)
+        # A 408 leaves the rest of the body unread: the connection cannot carry another request.
+        headers = {"Connection": "close"} if exc.status == 408 else None
+        return self.problem(exc.status, exc.code, exc.detail, exc.extra, headers=headers)
 
     def _rate_limited(self, decision: Decision) -> Response:
         detail = (f"rate limit of {decision.limit} requests per window exceeded; "
@@ -161,7 +163,8 @@ class ReferenceApi:
     # -- handlers ------------------------------------------------------------------------
 
     async def run(self, request: Request, key: str) -> Response:
-        body = parse_body(await read_capped(request, self.config.max_body_bytes), RunRequest)
+        body = parse_body(await read_capped(request, self.config.max_body_bytes,
+                                                self.config.body_timeout), RunRequest)
         ref = parse_ref(body.app)
         if ref is None:
             raise ApiError(422, "validation_failed", f"malformed app reference {body.app!r}",
@@ -240,13 +243,14 @@ class ReferenceApi:
         return self.ok(dump(data))
 
     async def workers(self, request: Request, key: str) -> Response:
-        return self.ok(dump([w.to_dict() for w in self.engine.visible_workers(key)]))
+        return self.ok(dump([w.to_dict(key) for w in self.engine.visible_workers(key)]))
 
     async def list_files(self, request: Request, key: str) -> Response:
         return self.ok(dump([record.to_dict() for record in self.files.owned(key, 1000)]))
 
     async def create_files(self, request: Request, key: str) -> Response:
-        body = parse_body(await read_capped(request, self.config.max_body_bytes), FilesRequest)
+        body = parse_body(await read_capped(request, self.config.max_body_bytes,
+                                                self.config.body_timeout), FilesRequest)
         if not body.files:
             raise invalid([{"name": "body.files", "reason": "at least one file is required"}])
         if len(body.files) > self.config.max_files_per_request:
@@ -279,16 +283,14 @@ class ReferenceApi:
         if Fault.UPLOAD_URL_REQUIRES_AUTH in self.faults and self.authenticate(request) != record.owner:
             return self.problem(401, "unauthorized", "missing or unknown API key",
                                 headers={"WWW-Authenticate": "Bearer"})
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.files.max_upload_bytes:
-                return self.problem(413, "payload_too_large",
-                                    f"upload exceeds {self.files.max_upload_bytes} bytes")
-            chunks.append(chunk)
+        cap = self.files.max_upload_bytes
         try:
-            self.files.put(record, b"".join(chunks))
+            data = await read_capped(request, cap, self.config.body_timeout,
+                                     ApiError(413, "payload_too_large", f"upload exceeds {cap} bytes"))
+        except ApiError as exc:
+            return self._error_response(exc)
+        try:
+            self.files.put(record, data)
         except FileTooLarge as exc:
             return self.problem(413, "payload_too_large", str(exc))
         except FileGone as exc:

@@ -43,6 +43,8 @@ class Suite(ABC):
 
     name: str
     help: str
+    # The check that the suite ended within its deadline (the runner judges it: harness/runner.py).
+    deadline_check: str
 
     def add_arguments(self, parser: argparse.ArgumentParser, standalone: bool) -> None:
         """Add the suite's own flags; `standalone` is True under `harness <name>`."""

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from harness.history import HISTORY_FILE, Observation, rate_limit_facts, worker_history_file
+import pytest
+
+from harness.history import HISTORY_FILE, HistoryWriter, Observation, rate_limit_facts, worker_history_file
 from harness.history.store import WORKER_HISTORY
 
 
@@ -41,3 +44,27 @@ def test_an_empty_object_status_is_kept_only_extra_may_be_dropped() -> None:
     odd = Observation("t", "o", "get", 1, 2, 1.0, status={})
     assert '"status":{}' in odd.to_json()
     assert Observation.from_dict(json.loads(odd.to_json())) == odd
+
+
+def test_a_finished_history_is_compressed_and_read_back(tmp_path: Path) -> None:
+    from harness.history import (
+        COMPRESSED_HISTORY_FILE,
+        HistoryError,
+        compress_history,
+        history_in,
+        read_history,
+    )
+
+
+    assert compress_history(tmp_path) is None and history_in(tmp_path) == tmp_path / HISTORY_FILE
+    with HistoryWriter(tmp_path / HISTORY_FILE) as writer:
+        for i in range(500):
+            writer.append(Observation(f"t{i}", "o", "get", i, i + 1, 0.0, http=200, status=9))
+    plain_size = (tmp_path / HISTORY_FILE).stat().st_size
+    packed = compress_history(tmp_path)
+    assert packed == tmp_path / COMPRESSED_HISTORY_FILE and not (tmp_path / HISTORY_FILE).exists()
+    assert packed.stat().st_size * 5 < plain_size and history_in(tmp_path) == packed
+    assert [o.task for o in read_history(packed)] == [f"t{i}" for i in range(500)]
+    packed.write_bytes(packed.read_bytes()[:-40])  # a damaged file is a HistoryError, not a crash
+    with pytest.raises(HistoryError, match="damaged"):
+        list(read_history(packed))

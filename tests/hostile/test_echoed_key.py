@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.files import folder_texts
 from tests.test_cli import harness
 
 KEY = "inf_EchoedKeyABCDEFGHIJKLMNOP"
@@ -80,7 +81,7 @@ def test_no_key_or_key_prefix_in_any_output(echo_target: str, tmp_path: Path) ->
     assert result.returncode in (1, 4), result.stdout + result.stderr
     (run_dir,) = (tmp_path / "out").iterdir()
     texts = {"stdout": result.stdout, "stderr": result.stderr}
-    texts.update({str(p): p.read_text(errors="replace") for p in run_dir.rglob("*") if p.is_file()})
+    texts.update(folder_texts(run_dir))
     assert any("X-Echo" in t or "***" in t for t in texts.values()), "the echoes reached no output"
     for where, text in texts.items():
         for key in (KEY, SECOND):

@@ -13,46 +13,25 @@ import httpx
 import pytest
 
 from harness.net.bounded import bounded_request
+from tests.hostile.servers import Request, drip, raw_server, send_all
 from tests.test_cli import harness
 
 
+def _headers_then_drip(conn: socket.socket, _request: Request, stop: threading.Event) -> None:
+    send_all(conn, b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n")
+    drip(conn, stop)
+
+
 @pytest.fixture
-def drip() -> Iterator[str]:
+def drip_url() -> Iterator[str]:
     """Answers every request with headers, then one body byte a second, forever."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
-
-    def serve(conn: socket.socket) -> None:
-        with conn:
-            conn.recv(65536)
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: 100000\r\n\r\n")
-            while not stop.is_set():
-                try:
-                    conn.sendall(b" ")
-                except OSError:
-                    return
-                stop.wait(1.0)
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=serve, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        stop.set()
-        listener.close()
+    with raw_server(_headers_then_drip) as url:
+        yield url
 
 
-def test_the_harness_ends_within_its_deadline(drip: str, tmp_path: Path) -> None:
+def test_the_harness_ends_within_its_deadline(drip_url: str, tmp_path: Path) -> None:
     started = time.monotonic()
-    result = harness("check", "--suite", "smoke", "--base-url", drip, "--api-key", "inf_drip_key_123456",
+    result = harness("check", "--suite", "smoke", "--base-url", drip_url, "--api-key", "inf_drip_key_123456",
                      cwd=tmp_path, timeout=60)
     took = time.monotonic() - started
     assert result.returncode == 3 and "took more than" in result.stderr, result.stderr
@@ -60,9 +39,9 @@ def test_the_harness_ends_within_its_deadline(drip: str, tmp_path: Path) -> None
     assert "Traceback" not in result.stderr and "inf_drip" not in result.stdout + result.stderr
 
 
-def test_a_bounded_request_stops_at_its_deadline(drip: str) -> None:
+def test_a_bounded_request_stops_at_its_deadline(drip_url: str) -> None:
     with httpx.Client() as client:
         started = time.monotonic()
         with pytest.raises(httpx.ReadTimeout):
-            bounded_request(client, "GET", drip + "/", 2.0)
+            bounded_request(client, "GET", drip_url + "/", 2.0)
         assert time.monotonic() - started < 6

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import shutil
 import ssl
 import subprocess
 import threading
@@ -16,10 +17,44 @@ from tests.test_cli import harness
 
 
 def _certificate(tmp: Path, name: str, san: str) -> tuple[Path, Path]:
+    """A self-signed certificate: with the `cryptography` package if installed, else `openssl`."""
     key, cert = tmp / f"{name}.key", tmp / f"{name}.pem"
+    try:
+        return _with_cryptography(key, cert, name, san)
+    except ImportError:
+        pass
+    if shutil.which("openssl") is None:
+        pytest.skip("no way to make a test certificate: neither the cryptography package nor openssl")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
                     f"/CN={name}", "-addext", f"subjectAltName={san}", "-keyout", str(key), "-out",
                     str(cert)], check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def _with_cryptography(key: Path, cert: Path, name: str, san: str) -> tuple[Path, Path]:
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    kind, _, value = san.partition(":")
+    alt = x509.IPAddress(ipaddress.ip_address(value)) if kind == "IP" else x509.DNSName(value)
+    now = datetime.datetime.now(datetime.UTC)
+    made = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(private.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([alt]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(private, hashes.SHA256()))
+    key.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    cert.write_bytes(made.public_bytes(serialization.Encoding.PEM))
     return cert, key
 
 

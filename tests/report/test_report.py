@@ -24,6 +24,7 @@ from harness.report.render import lifecycle_of, render_result, render_run
 from harness.report.results import SCHEMA_PATH, ResultsError, read_results, write_results
 from harness.report.stats import collect
 from harness.report.summary import MAX_FINDINGS
+from tests.files import folder_texts
 
 DATA = Path(__file__).parents[1] / "data"
 JUNIT_XSD = DATA / "junit-10.xsd"
@@ -44,6 +45,15 @@ def _curl(method: str, path: str, body: dict[str, Any] | None = None) -> str:
     if body is not None:
         command += f" -H 'Content-Type: application/json' -d '{json.dumps(body)}'"
     return command
+
+
+ENDPOINTS = [
+    {"endpoint": "get_task", "requests": 4289, "rps": 141.0, "errors": 0, "p50": 0.668, "p90": 2.35,
+     "p95": 3.22, "p99": 5.14, "max": 34.3},
+    {"endpoint": "stream_sse", "requests": 686, "rps": 22.5, "errors": 2, "p50": 1.2, "p90": 2.0,
+     "p95": 2.5, "p99": 4.0, "max": 9.0, "ttfe_p50": 3.0, "ttfe_p95": 7.5, "terminal_p50": 180.0,
+     "terminal_p95": 410.0},
+]
 
 
 def make_result(extra_findings: int = 0) -> RunResult:
@@ -89,7 +99,7 @@ def make_result(extra_findings: int = 0) -> RunResult:
         name="lifecycle", status="failed",
         checks=["LC-KNOWN-STATUS", "LC-NO-REGRESSION", "LC-REALTIME-TERMINAL", "LC-NO-LOST-TASK",
                 "LC-SETUP-WARMTH"],
-        metrics={"tasks_created": 60, "observations": 612, "observers": 3,
+        metrics={"seed": 3485578087, "tasks_created": 60, "observations": 612, "observers": 3,
                  "setup_warm_rate": 0.82, "latency_ms": {"get": {"p50": 3.1, "p99": 18.0}}},
         duration_s=28.7,
         findings=[
@@ -123,7 +133,10 @@ def make_result(extra_findings: int = 0) -> RunResult:
     load = SuiteResult(
         name="load", status="failed",
         checks=["LD-ERROR-RATE", "LD-P95-LATENCY", "LD-THROUGHPUT"],
-        metrics={"users": 32, "rps": 842.5, "p95_ms": 212.0, "errors": 17, "tasks_created": 300},
+        metrics={"users": 32, "rps": 842.5, "p95_ms": 212.0, "errors": 17, "tasks_created": 300,
+                 "scenarios": {"mixed": {"hdr": {"get_task": "HISTFAAAAB94nJNpmSzMwMDAyQABzFCaEUwy",
+                                                 },
+                                         "endpoints": ENDPOINTS}}},
         duration_s=60.3,
         findings=[
             Finding(check="LD-P95-LATENCY", suite="load",
@@ -133,6 +146,9 @@ def make_result(extra_findings: int = 0) -> RunResult:
     for i in range(extra_findings):
         load.findings.append(Finding(check="LD-ERROR-RATE", suite="load", task_id=f"tsk_x{i:03d}",
                                      message=f"extra finding number {i}"))
+    # The history below starts at 2025-01-01T00:00:00Z: smoke's and ratelimit's times are shaded.
+    smoke.started, smoke.ended = 1_735_689_600.0, 1_735_689_602.0
+    ratelimit.started, ratelimit.ended = 1_735_689_602.0, 1_735_689_605.0
     return RunResult(run_id="20250101T000000Z-abc123", target=TARGET,
                      started_at="2025-01-01T00:00:00Z", finished_at="2025-01-01T00:02:22Z",
                      settings={"base_url": TARGET, "max_tasks": 500, "rate_window": 2.0,
@@ -211,7 +227,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_history(folder / "observations.jsonl")
     write_results(make_result(), folder, [KEY, OTHER_KEY])
     written = render_run(folder)
-    assert {p.name for p in written} == {"summary.md", "junit.xml", "index.html"}
+    assert {p.name for p in written} == {"summary.md", "junit.xml", "index.html", "failures.har"}
     return folder
 
 
@@ -298,12 +314,66 @@ def test_summary_is_one_screen_with_the_findings(run_dir: Path) -> None:
     assert len(summary.splitlines()) <= 50
     for name in ("smoke", "conformance", "lifecycle", "ratelimit", "load"):
         assert re.search(rf"^\| {name} \|", summary, re.M)
+    assert "seed=3485578087" in summary  # pasteable into --seed
+    assert "### Load `mixed` per endpoint" in summary
+    assert "| `get_task` | 4,289 | 141 | 0 | 0.668 | 2.35 | 3.22 | 5.14 | 34.3 | — | — |" in summary
+    assert "| `stream_sse` | 686 | 22.5 | 2 | 1.2 | 2 | 2.5 | 4 | 9 | 7.5 | 410 |" in summary
+
+
+HAR_SCHEMA = {  # the required parts of HAR 1.2 that viewers rely on
+    "type": "object", "required": ["log"],
+    "properties": {"log": {"type": "object", "required": ["version", "creator", "entries"], "properties": {
+        "entries": {"type": "array", "items": {
+            "type": "object", "required": ["startedDateTime", "time", "request", "response", "cache",
+                                           "timings"],
+            "properties": {
+                "request": {"type": "object", "required": ["method", "url", "httpVersion", "cookies",
+                                                           "headers", "queryString", "headersSize",
+                                                           "bodySize"]},
+                "response": {"type": "object", "required": ["status", "statusText", "httpVersion",
+                                                            "cookies", "headers", "content",
+                                                            "redirectURL", "headersSize", "bodySize"]},
+                "timings": {"type": "object", "required": ["send", "wait", "receive"]}}}}}}}}
+
+
+def test_failures_har_holds_the_exchanges_behind_the_findings(run_dir: Path) -> None:
+    har = json.loads((run_dir / "failures.har").read_text())
+    jsonschema.validate(har, HAR_SCHEMA)
+    entries = har["log"]["entries"]
+    comments = {e["comment"].split(":", 1)[0] for e in entries}
+    assert {"ST-POLL-ORDER", "ST-AUTH-REQUIRED"} <= comments, comments
+    workers = next(e for e in entries if e["comment"].startswith("ST-AUTH-REQUIRED"))
+    assert workers["request"]["url"] == f"{TARGET}/workers" and workers["response"]["status"] == 200
+    # The task findings name: its observations from the history, as requests on the target.
+    history = [e for e in entries if "LC-NO-REGRESSION" in e["comment"]]
+    assert history and all(e["request"]["url"].startswith(f"{TARGET}/tasks") or
+                           e["request"]["url"] == f"{TARGET}/apps/run" for e in history)
+    assert any(e["request"]["url"] == f"{TARGET}/tasks/tsk_0005" for e in history)
+    assert all(e["request"]["url"].startswith(("http://", "https://")) for e in entries)
+    assert KEY not in json.dumps(har) and OTHER_KEY not in json.dumps(har)
+
+
+def test_time_charts_shade_each_suite(run_dir: Path) -> None:
+    page = (run_dir / "index.html").read_text()
+    for chart in ("chart-latency", "chart-throughput", "chart-ratelimit"):
+        start = page.index(f'id="{chart}"')
+        svg = page[start:page.index("</svg>", start)]
+        assert ">smoke<" in svg and ">ratelimit<" in svg, chart
+        assert ">lifecycle<" not in svg  # no times recorded: no band
+
+
+def test_the_page_has_the_endpoint_table_and_no_histogram_blobs(run_dir: Path) -> None:
+    page = (run_dir / "index.html").read_text()
+    assert 'id="endpoints"' in page and "<code>stream_sse</code>" in page
+    assert "HISTFAAAAB94" not in page  # the encoded histograms stay in results.json
+    assert "HISTFAAAAB94" in (run_dir / "results.json").read_text()
 
 
 def test_summary_caps_the_findings(tmp_path: Path) -> None:
     paths = render_result(make_result(extra_findings=25), tmp_path / "run")
     summary = (tmp_path / "run" / "summary.md").read_text()
-    assert {p.name for p in paths} == {"results.json", "summary.md", "junit.xml", "index.html"}
+    assert {p.name for p in paths} == {"results.json", "summary.md", "junit.xml", "index.html",
+                                       "failures.har"}
     rows = [line for line in summary.splitlines() if re.match(r"^\| `[A-Z]{2}-", line)]
     assert len(rows) == MAX_FINDINGS
     assert f"and {10 + 25 - MAX_FINDINGS} more" in summary
@@ -466,9 +536,8 @@ def test_index_html_renders_in_headless_chromium(run_dir: Path, browser: Any) ->
     shot = run_dir / "screenshot.png"
     assert browser.save_screenshot(str(shot))
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
-    for path in run_dir.rglob("*"):
-        if path.is_file():
-            assert KEY.encode() not in path.read_bytes()
+    for text in folder_texts(run_dir).values():
+        assert KEY not in text
 
 
 def test_the_schema_doc_describes_every_field_and_its_example_validates() -> None:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -26,14 +27,21 @@ def test_workers_show_another_keys_setup_only_as_a_fingerprint(start_server: Sta
             ApiClient(srv.url, srv.keys[0]) as owner, ApiClient(srv.url, srv.keys[1]) as other:
         body = {"app": "infsh/echo", "setup": {"hf_token": "SECRET-OF-K1"}, "input": {"message": "m"}}
         wait_terminal(owner, run(owner, body)["id"])
+        mine = data(owner.workers())[0]["warm"]["setup"]
         seen = other.workers()
         assert "SECRET-OF-K1" not in seen.text and "hf_token" not in seen.text
-        fingerprint = data(seen)[0]["warm"]["setup"]["fingerprint"]
-        # The same setup gives the same fingerprint, so warmth stays comparable.
+        theirs = data(seen)[0]["warm"]["setup"]
+        assert set(theirs) == {"fingerprint"} and theirs != mine  # keyed per viewing key too
+        # The owner's own equal setups show equal fingerprints, so its warmth stays comparable.
+        wait_terminal(owner, run(owner, body)["id"])
+        assert data(owner.workers())[0]["warm"]["setup"] == mine
+        # The other key runs a right guess and a wrong one: neither fingerprint matches the one
+        # it saw, so comparing confirms nothing.
         wait_terminal(other, run(other, body)["id"])
-        assert data(other.workers())[0]["warm"]["setup"] == {"fingerprint": fingerprint}
-        wait_terminal(other, run(other, {**body, "setup": {"hf_token": "other"}})["id"])
-        assert data(other.workers())[0]["warm"]["setup"] != {"fingerprint": fingerprint}
+        right = data(other.workers())[0]["warm"]["setup"]
+        wait_terminal(other, run(other, {**body, "setup": {"hf_token": "wrong"}})["id"])
+        wrong = data(other.workers())[0]["warm"]["setup"]
+        assert theirs not in (right, wrong) and right != wrong
 
 
 # -- item 11: JSON bodies are capped ------------------------------------------------------------
@@ -185,3 +193,27 @@ def test_slow_silent_and_oversized_requests_are_cut_off(start_server: StartServe
         took, answer = trickling.result()
         assert 8 < took < 14 and answer.startswith(b"HTTP/1.1 408 "), answer
         assert httpx.get(f"{srv.url}/healthz").status_code == 200
+
+
+# -- a body sent a byte at a time -----------------------------------------------------------------
+
+
+def test_a_dripping_body_is_cut_off_with_408(start_server: StartServer) -> None:
+    # 1 s, plus 1 s per MiB declared.
+    with start_server(extra_args=["--body-timeout", "1"]) as srv, ApiClient(srv.url, srv.keys[0]) as api:
+        record = data(api.create_file("drip.bin", "application/octet-stream", 100))[0]
+        upload = urlsplit(record["upload_url"]).path
+        heads = [f"PUT {upload} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n",
+                 f"POST /apps/run HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {srv.keys[0]}\r\n"
+                 "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"]
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            socks = [connect(srv.url) for _ in heads]
+            for sock, head in zip(socks, heads, strict=True):
+                sock.sendall(head.encode())
+            results = list(pool.map(lambda s: read_until_closed(s, True), socks))
+        for took, answer in results:
+            assert took < 4 and answer.startswith(b"HTTP/1.1 408 "), (took, answer)
+            assert b'"request_timeout"' in answer and b"application/problem+json" in answer
+        # A body that arrives on time is taken as before.
+        stored = api.put_bytes(record["upload_url"], b"x" * 100, "application/octet-stream")
+        assert stored.status_code == 200 and data(stored)["uploaded"] is True

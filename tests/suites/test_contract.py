@@ -3,6 +3,7 @@ caught by its check, lifecycle drift against the documented table, and a hostile
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from harness.contract import Limits, contracts_dir, load_lifecycle, load_limits
 from harness.net.client import ApiClient
 from harness.net.reference import ReferenceServer, read_announced_url, stop_process
 from harness.suites.contract.fuzz import FuzzOptions, run_schemathesis
+from harness.suites.contract.probes import STREAM_CHECKS
 from harness.suites.contract.run import CHECKS, SUITE, ConformanceOptions, run_conformance
 from harness.suites.contract.traffic import Collector, Pacer, Traffic
 from tests.conftest import TEST_WINDOW, StartServer
@@ -205,6 +207,21 @@ def test_the_same_seed_sends_the_same_fuzzing_cases(server: ReferenceServer) -> 
     first, again, other = sent(11), sent(11), sent(12)
     assert len(first) > 30 and first == again
     assert other != first
+
+
+def test_probe_checks_without_their_apps_are_skipped_with_the_reason(server: ReferenceServer) -> None:
+    # A profile that maps no app the stream probes run: their checks judged nothing.
+    options = dataclasses.replace(PROBES, apps={})
+    result = run_conformance(server.url, server.keys, load_lifecycle(), scaled_limits(), options)
+    assert result.findings == [], [f.message for f in result.findings]
+    for check in STREAM_CHECKS:
+        assert check not in result.checks
+        why = result.skipped[check]
+        assert why.startswith("no stream was probed: ") and "quick app: the profile maps none" in why
+        assert why.count("quick app") == 1
+    # The upload probe needs no app: it still judged.
+    assert "CT-SDK-UPLOAD-AUTH" in result.checks and "CT-SDK-UPLOAD-AUTH" not in result.skipped
+    assert result.metrics["probes_skipped"]  # the free text stays, for the report
 
 
 def test_an_agent_run_counts_against_the_task_budget() -> None:

@@ -34,6 +34,7 @@ from harness.suites.load.config import LoadConfig
 from harness.suites.load.hdr import HdrSet, new_histogram, summarize
 from harness.suites.load.metrics import PhaseMetrics
 from harness.suites.load.pacing import BudgetPacer, Share, SlotSchedule, TaskBudget
+from harness.suites.load.plan_auth import TOKEN_ENV
 from harness.suites.load.run import LoadOptions, run_load
 from harness.suites.load.scenarios import phase_order
 from harness.units import parse_duration, parse_rate
@@ -401,13 +402,19 @@ def test_an_unknown_limit_group_is_refused(tmp_path: Path) -> None:
         LoadConfig.from_env({"HARNESS_LIMIT_GROUPS": "reads"})
 
 
-def test_master_and_a_local_worker(load_server: ReferenceServer, tmp_path: Path) -> None:
+def test_master_and_a_local_worker(load_server: ReferenceServer, tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # With a shared token the master signs its plan and the worker checks it (the refusal of
+    # another token's plan: tests/hostile/test_master_plan.py).
+    monkeypatch.setenv(TOKEN_ENV, "shared-master-token")
     result = _run(load_server.url, load_server.keys, tmp_path, ["mixed"], processes=2, duration_s=1.5)
-    assert result.findings == [], [f.message for f in result.findings]
+    assert result.status == "passed" and result.findings == [], [f.message for f in result.findings]
     scenario = result.metrics["scenarios"]["mixed"]
     assert scenario["requests"] > 0 and scenario["workers"] == 1
     phase = tmp_path / "load" / "mixed"
-    assert (phase / "observations.w0.jsonl").exists()
+    # The worker's lines were merged into the run's history and stored nowhere else.
+    assert not list(phase.glob("observations*")) and scenario["observations"] > 0
+    assert len((tmp_path / "observations.jsonl").read_text().splitlines()) == scenario["observations"]
     summary = json.loads((phase / "summary.json").read_text())
     assert summary["role"] == "master" and all(w["done"] for w in summary["workers"])
 

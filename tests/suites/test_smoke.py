@@ -6,6 +6,7 @@ import pytest
 
 from harness.contract import load_lifecycle, load_limits
 from harness.net.reference import ReferenceServer
+from harness.profile import AppRole, Profile
 from harness.suites.smoke.run import CHECKS, SmokeOptions, run_smoke
 from tests.conftest import TEST_WINDOW, StartServer
 
@@ -24,6 +25,7 @@ CAUGHT_BY = {
     "cancel-ignored": "ST-CANCEL",
     "stream-ignores-accept": "ST-STREAM-FORMAT",
     "ndjson-comment-heartbeat": "ST-STREAM-FORMAT",
+    "private-first-to-cloud": "ST-WORKER-PLACEMENT",
 }
 
 
@@ -56,3 +58,16 @@ def test_isolation_is_skipped_with_one_key(server: ReferenceServer) -> None:
     result = run_smoke(server.url, server.keys[:1], load_lifecycle(), limits_for_tests(),
                        SmokeOptions(deadline_s=30))
     assert "ST-ISOLATION" not in result.checks and result.findings == []
+
+
+def test_placement_is_judged_for_a_role_with_infra_and_skipped_without(server: ReferenceServer) -> None:
+    # The fault is caught on the reference apps by test_fault_is_caught[private-first-to-cloud].
+    echo = {"app": "infsh/echo", "input": {"message": "hi"}}
+    bare = run_smoke(server.url, server.keys, load_lifecycle(), limits_for_tests(),
+                     SmokeOptions(deadline_s=20, profile=Profile(roles={"quick": AppRole(**echo)})))
+    assert "ST-WORKER-PLACEMENT" not in bare.checks
+    assert "no role of the profile sets infra or workers" in bare.skipped["ST-WORKER-PLACEMENT"]
+    placed = Profile(roles={"quick": AppRole(**echo, infra="private_first")})
+    good = run_smoke(server.url, server.keys, load_lifecycle(), limits_for_tests(),
+                     SmokeOptions(deadline_s=20, profile=placed))
+    assert "ST-WORKER-PLACEMENT" in good.checks and good.findings == [], [f.message for f in good.findings]

@@ -12,6 +12,7 @@ from harness.suites.base import Context, Suite
 class AgentsSuite(Suite):
     name = "agents"
     help = "agent chats: a client tool round trip, a stop and another key's probes, with the AG- checks"
+    deadline_check = "AG-DEADLINE"
 
     def all_checks(self) -> tuple[str, ...]:
         from harness.checks.agents import CHECKS

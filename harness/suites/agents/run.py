@@ -25,6 +25,7 @@ from harness.checks.agents import CHECKS, ChatEvent, Conversation, ToolPost, che
 from harness.checks.envelope import data_of
 from harness.contract import load_chat_lifecycle
 from harness.findings import Finding, SuiteResult
+from harness.net import deadline
 from harness.net.bounded import bounded_request
 from harness.net.decoders import NdjsonDecoder
 from harness.net.repro import curl
@@ -74,7 +75,11 @@ class _Session:
 
     def read_stream(self, chat_id: str, conv: Conversation, started: float, deadline_s: float,
                     on_event: Callable[[ChatEvent], None]) -> int:
-        """Read the chat stream until the server closes it or the deadline; the HTTP status."""
+        """Read the chat stream until the server closes it or the deadline; the HTTP status.
+
+        The run's deadline (harness/net/deadline.py) is checked first and shortens this one."""
+        deadline.check_deadline()
+        deadline_s = deadline.capped(deadline_s)
         self.requests += 1
         decoder = NdjsonDecoder()
         end = time.monotonic() + deadline_s

@@ -26,6 +26,7 @@ def probe_apps(profile: Profile) -> dict[str, dict[str, Any]]:
 
 class ContractSuite(Suite):
     name = "contract"
+    deadline_check = "CT-DEADLINE"
     help = "check a target against contracts/openapi.yaml (schemathesis + the checks it lacks)"
 
     def add_arguments(self, parser: argparse.ArgumentParser, standalone: bool) -> None:

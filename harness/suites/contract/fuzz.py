@@ -36,6 +36,7 @@ from schemathesis.specs.openapi.checks import ignored_auth
 
 from harness.checks.issues import Issue
 from harness.checks.responses import Exchange
+from harness.net.bounded import READ_CAP
 from harness.net.tls import policy
 from harness.suites.contract.traffic import (
     BILLABLE,
@@ -104,7 +105,7 @@ class FuzzStats:
 
 
 # A response body past this is cut (and a finding): the harness's memory stays near it.
-MAX_BODY_BYTES = 16 * 2**20
+MAX_BODY_BYTES = READ_CAP
 
 
 class _PacedSession(requests.Session):  # type: ignore[misc]

@@ -38,6 +38,14 @@ from harness.suites.contract.traffic import StopRun, TaskBudgetSpent, Traffic, e
 ACCEPT = {"ndjson": "application/x-ndjson", "sse": "text/event-stream"}
 
 
+# Checks only the probes judge (every other check is judged on every answer, or by schemathesis):
+# when no probe judged one -- its app not mapped, the budget or time spent -- it is skipped, with why.
+STREAM_CHECKS = ("CT-STREAM-MEDIA-TYPE", "CT-STREAM-LINE", "CT-STREAM-FIRST-SNAPSHOT", "CT-STREAM-ORDER",
+                 "CT-STREAM-AFTER-TERMINAL", "CT-STREAM-TERMINAL", "CT-SDK-NDJSON-NON-JSON",
+                 "CT-SDK-RAW-LINE-SEPARATOR", "CT-SDK-TERMINAL-WITHOUT-TASK", "CT-SDK-STREAM-CLOSED-EARLY")
+UPLOAD_CHECKS = ("CT-SDK-UPLOAD-AUTH",)
+
+
 @dataclass
 class ProbeOptions:
     stream_deadline_s: float = 20.0
@@ -266,6 +274,7 @@ class Prober:
         self.progress = progress
         self.book = StatusBook()
         self.streams = 0
+        self.uploads = 0  # upload probes that reached a verdict
         self.skipped: list[str] = []
         traffic.on_exchange.append(self._observe)
 
@@ -301,6 +310,19 @@ class Prober:
                 step()
             except TaskBudgetSpent:
                 self.skipped.append(f"{label}: task budget (--max-tasks) spent")
+
+    def unjudged(self, stopped: str | None = None) -> dict[str, str]:
+        """The probe-only checks no probe judged, each with why (skipped, never passed)."""
+        reasons = list(dict.fromkeys(self.skipped))  # each once, in order
+        why = "; ".join(reasons) or (f"the run stopped early: {stopped}" if stopped
+                                     else "no probe got that far")
+        out: dict[str, str] = {}
+        if not self.streams:
+            out.update({check: f"no stream was probed: {why}" for check in STREAM_CHECKS})
+        if not self.uploads:
+            upload = "; ".join(r for r in reasons if r.startswith("upload")) or why
+            out.update({check: f"the upload was not probed: {upload}" for check in UPLOAD_CHECKS})
+        return out
 
     def _start(self, app: str) -> str | None:
         body = self.options.apps.get(app)
@@ -422,6 +444,7 @@ class Prober:
         upload_url, uri = record.get("upload_url"), record.get("uri")
         where = "PUT upload_url"
         if not isinstance(upload_url, str) or not upload_url.startswith(("http://", "https://")):
+            self.uploads += 1
             self.traffic.collector.add(Issue(
                 "CT-SDK-UPLOAD-AUTH", f"upload_url {upload_url!r} is not an absolute http(s) URL: the Python "
                 "SDK's requests.put raises (MissingSchema) and the upload fails; JS fetch resolves it "
@@ -434,6 +457,8 @@ class Prober:
             return
         put = self.http.call("PUT", upload_url, auth=False, content=PNG_1X1,
                              headers={"Content-Type": "image/png"})
+        if put is not None:
+            self.uploads += 1
         if put is not None and not 200 <= put.status < 300:
             self.traffic.collector.add(Issue(
                 "CT-SDK-UPLOAD-AUTH", f"PUT to upload_url without Authorization answered {put.status}. Both "

@@ -23,6 +23,7 @@ from harness.checks.responses import OperationTable, RuleSet
 from harness.checks.streams import StreamLineSchema
 from harness.contract import Lifecycle, Limits, contracts_dir, load_lifecycle
 from harness.findings import SuiteResult
+from harness.net import deadline
 from harness.settings import DEFAULT_MAX_TASKS
 from harness.suites.contract.fuzz import FuzzOptions, FuzzStats, run_schemathesis
 from harness.suites.contract.probes import ProbeOptions, Prober, drift_issues
@@ -75,7 +76,11 @@ def run_conformance(base_url: str, keys: list[str], lifecycle: Lifecycle, limits
     group_limits = {name: group.limit for name, group in limits.groups.items()}
     traffic = Traffic(base_url.rstrip("/"), list(keys), rules, collector,
                       Pacer(group_limits, limits.window_seconds, options.utilisation),
-                      stop_at=started + options.time_budget_s, max_tasks=options.max_tasks)
+                      stop_at=started + deadline.capped(options.time_budget_s),
+                      max_tasks=options.max_tasks)
+    # The run's or the suite's deadline comes before the suite's own budget: when it stops the
+    # suite, that is the deadline's finding (CT-DEADLINE), not a transport problem.
+    cut_by_deadline = deadline.capped(options.time_budget_s) < options.time_budget_s
     stats = FuzzStats()
     seed = options.seed if options.seed is not None else random.randrange(2**32)
     prober: Prober | None = None
@@ -110,6 +115,8 @@ def run_conformance(base_url: str, keys: list[str], lifecycle: Lifecycle, limits
     if not options.probes:
         checks = [c for c in checks
                   if c != "CT-LIFECYCLE-DRIFT" and not c.startswith(("CT-STREAM", "CT-SDK"))]
+    if stopped and cut_by_deadline and (passed := deadline.current()) is not None:
+        raise passed
     if stopped:
         collector.add(Issue("CT-TRANSPORT", f"the run stopped early: {stopped} after "
                             f"{options.time_budget_s:g} s; later phases were skipped", key="budget",
@@ -136,11 +143,19 @@ def run_conformance(base_url: str, keys: list[str], lifecycle: Lifecycle, limits
         "lifecycle": lifecycle.name,
         "stopped": stopped,
     }
-    if prober is not None and prober.skipped:
-        metrics["probes_skipped"] = prober.skipped
+    skipped: dict[str, str] = {}
+    if prober is not None:
+        if prober.skipped:
+            metrics["probes_skipped"] = prober.skipped
+        ran = {f.check for f in findings}
+        for check, why in prober.unjudged(stopped).items():
+            if check in checks and check not in ran:
+                checks.remove(check)
+                skipped[check] = why
     if stats.errors:
         metrics["schemathesis_errors"] = stats.errors
     if stats.no_negative:
         metrics["negative_given_up"] = stats.no_negative  # 50 draws, none schema-violating
     return SuiteResult(name=SUITE, status="failed" if findings else "passed", checks=checks,
-                       metrics=metrics, findings=findings, duration_s=round(duration, 3))
+                       metrics=metrics, findings=findings, duration_s=round(duration, 3),
+                       skipped=skipped)

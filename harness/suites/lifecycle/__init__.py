@@ -19,6 +19,7 @@ class LifecycleFlags:
 
 class LifecycleSuite(Suite):
     name = "lifecycle"
+    deadline_check = "LC-DEADLINE"
     help = "drive tasks through every channel at once and check the history of what every client saw"
 
     def add_arguments(self, parser: argparse.ArgumentParser, standalone: bool) -> None:

@@ -18,6 +18,7 @@ from harness.suites.load.options import LoadOptions, add_load_arguments
 
 class LoadSuite(Suite):
     name = "load"
+    deadline_check = "LD-DEADLINE"
     help = "run the Locust scenarios headless, check the merged history and the SLO thresholds"
 
     def add_arguments(self, parser: argparse.ArgumentParser, standalone: bool) -> None:

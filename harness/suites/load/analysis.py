@@ -22,6 +22,7 @@ from harness.checks.thresholds import MetricsView, ThresholdResult, evaluate, pa
 from harness.contract import Lifecycle
 from harness.findings import Finding, SuiteStatus
 from harness.history import HISTORY_FILE, Observation, read_history
+from harness.suites.load.endpoints import endpoint_rows
 from harness.suites.load.metrics import PhaseMetrics
 from harness.suites.load.scenarios import SCENARIOS
 
@@ -91,9 +92,12 @@ class Analysis:
     checks: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # check id -> why it judged nothing
+    refused: list[str] = field(default_factory=list)  # why workers refused the master's plan
 
     @property
     def status(self) -> SuiteStatus:
+        if self.refused:
+            return "error"  # part of the load asked for never ran: whatever else, not a pass
         return "failed" if self.findings else "passed"
 
     def find(self, check: str, message: str, evidence: dict[str, Any] | None = None,
@@ -263,6 +267,9 @@ def _scenario_metrics(phase: Phase) -> dict[str, Any]:
         "counts": dict(sorted(m.counts.items())),
         "error_reasons": dict(sorted(m.reasons.items())),
         "latency_ms": m.hdr.summaries(),
+        "endpoints": endpoint_rows(m.requests, m.errors, m.hdr.summaries(), phase.duration_s),
+        # The histograms themselves: `harness compare` judges distributions, not single numbers.
+        "hdr": m.hdr.encode(),
         "observations": phase.summary.get("observations"),
         "locust": phase.summary.get("locust"),
     }
@@ -296,6 +303,10 @@ def analyse_phases(phase_dirs: list[Path], thresholds: list[str], lifecycle: Lif
         silent = [w for w in workers if not w.get("done")]
         if silent:
             result.notes.append(f"{phase.scenario}: {len(silent)} worker(s) sent no final report")
+        refused = [w["refused"] for w in workers if w.get("refused")]
+        if refused:
+            result.refused += refused
+            result.notes.append(f"{phase.scenario}: {len(refused)} worker(s) refused the plan: {refused[0]}")
     report = check_history(chain.from_iterable(p.observations() for p in phases), lifecycle,
                            invariant_options)
     for finding in report.findings:

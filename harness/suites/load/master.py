@@ -83,6 +83,14 @@ def say(event: str, **data: Any) -> None:
     print(json.dumps({"event": event, "t": round(time.monotonic() - T0, 3), **data}), flush=True)
 
 
+def _tick(runner: Any, scenario: str) -> None:
+    """The phase's figures so far, for the live progress line of the harness process."""
+    total = runner.stats.total
+    p95 = total.get_current_response_time_percentile(0.95) if total.num_requests else None
+    say("tick", scenario=scenario, requests=int(total.num_requests), errors=int(total.num_failures),
+        rps=round(float(total.current_rps), 1), p95_ms=p95)
+
+
 def _min_users(scenario_kind: str, keys: int, groups: int, users: int) -> int:
     """Limit scenarios need enough users to keep every key x group lane on its slots."""
     if scenario_kind == "flow":
@@ -185,8 +193,12 @@ def run(plan: RunPlan) -> int:
             runner.start(users, max(plan.spawn_rate, users if scenario.kind != "flow" else 0),
                          user_classes=classes)
             end = started + duration
+            next_tick = started + 1.0
             while time.monotonic() < end:
                 gevent.sleep(0.2)
+                if time.monotonic() >= next_tick:
+                    next_tick += 1.0
+                    _tick(runner, scenario.name)
                 if runner.state == "running" and runner.user_count == 0:
                     say("note", message=f"{scenario.name}: every user stopped (task budget spent?)")
                     break

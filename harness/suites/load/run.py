@@ -31,8 +31,10 @@ from harness.checks.thresholds import (
 from harness.contract import Lifecycle, Limits
 from harness.findings import SuiteResult
 from harness.history import HISTORY_FILE
+from harness.net.deadline import capped, check_deadline
 from harness.net.hosts import file_policy
 from harness.net.tls import policy
+from harness.progress import meter
 from harness.redaction import redact
 from harness.settings import DEFAULT_MAX_TASKS, ENV_NAMES, Settings, is_loopback, settings_env
 from harness.suites.load.analysis import CHECKS, analyse_phases
@@ -44,6 +46,16 @@ SUITE = "load"
 Progress = Callable[[str], None]
 
 
+def _absorb(event: dict[str, Any]) -> None:
+    """A child's tick: its counters become the live figures (whatever type the JSON gave)."""
+    def number(name: str) -> float | None:
+        value = event.get(name)
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+    requests, errors = number("requests"), number("errors")
+    meter().absorb(int(requests or 0), int(errors or 0), number("rps"), number("p95_ms"))
+
+
 def _relay(stream: Any, progress: Progress, lines: list[str]) -> None:
     for raw in stream:
         line = raw.rstrip("\n")
@@ -51,11 +63,15 @@ def _relay(stream: Any, progress: Progress, lines: list[str]) -> None:
         try:
             event = json.loads(line)
         except ValueError:
+            progress(f"debug: load: {line}")
             continue
         if not isinstance(event, dict):
             continue
         kind = event.get("event")
-        if kind == "phase":
+        if kind == "tick":
+            _absorb(event)
+        elif kind == "phase":
+            meter().set_phase(str(event.get("scenario")))
             progress(f"load {event.get('scenario')}: {event.get('users')} users for "
                      f"{event.get('duration_s')} s in {event.get('workers')} process(es)")
         elif kind == "phase_done":
@@ -68,6 +84,7 @@ def _relay(stream: Any, progress: Progress, lines: list[str]) -> None:
 
 
 def _append_history(phase_dirs: list[Path], target: Path) -> int:
+    """Move each phase's history to the end of the run's (the phase copy goes: stored once)."""
     count = 0
     with target.open("a", encoding="utf-8") as out:
         for phase_dir in phase_dirs:
@@ -78,6 +95,7 @@ def _append_history(phase_dirs: list[Path], target: Path) -> int:
                 for line in handle:
                     out.write(line)
                     count += 1
+            path.unlink()
     return count
 
 
@@ -171,11 +189,12 @@ def run_load(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: Limit
     relay.start()
     try:
         try:
-            code = process.wait(timeout=budget_s)
+            code = process.wait(timeout=capped(budget_s))
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
             code = -1
+            check_deadline()  # the run's or the suite's deadline cut it: that is the finding
         relay.join(timeout=5)
     finally:
         # Ctrl-C included: what the children wrote is redacted before the run folder is rendered.

@@ -31,6 +31,7 @@ import secrets
 import socket
 import time
 import weakref
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -50,6 +51,7 @@ from harness.suites.load.facts import Digest, status_fields, task_fields
 from harness.suites.load.metrics import PhaseMetrics
 from harness.suites.load.open_model import Arrivals, SlotFeed
 from harness.suites.load.pacing import BudgetPacer, Share, TaskBudget
+from harness.suites.load.plan_auth import master_token, plan_refusal, sign
 
 log = logging.getLogger("harness.load")
 _SESSIONS: weakref.WeakKeyDictionary[Environment, LoadSession] = weakref.WeakKeyDictionary()
@@ -98,6 +100,7 @@ class LoadSession:
             self.keys = api_keys_from_env()
             self.refused = f"bad configuration: {exc}"
         self._own = self.config  # this machine's own settings: a master's plan cannot widen them
+        self._token = master_token()  # signs the plans a master sends; a worker checks them
         set_secrets(self.keys)  # this process writes history lines and Locust's files
         self.lifecycle = load_lifecycle()
         self.terminal = frozenset(self.lifecycle.terminal)
@@ -346,12 +349,17 @@ class LoadSession:
         if self.role == "worker":
             options = self.environment.parsed_options
             plan = getattr(options, "harness_plan", None) if options is not None else None
-            if plan:
+            mac = getattr(options, "harness_plan_mac", None) if options is not None else None
+            refusal = plan_refusal(str(plan) if plan else None, mac, self._token)
+            if refusal is None and plan:
                 self.config, refusal = LoadConfig.from_json(str(plan)).as_worker_of_this_machine(
                     self._own)
-                if refusal is not None:
-                    self.refused = refusal
-                    log.error("harness: this worker refuses the master's plan: %s", refusal)
+            if refusal is not None:
+                self.refused = refusal
+                # Only to answer the master under its run's token (it then ends at once and
+                # reports the refusal); nothing of the refused plan is run.
+                self.config = replace(self.config, run_token=_run_token_of(plan))
+                log.error("harness: this worker refuses the master's plan: %s", refusal)
         self._reset_phase()
         if self.role == "master":
             self.config.workers = max(1, int(self.runner.worker_count))
@@ -362,6 +370,8 @@ class LoadSession:
             if options is None:
                 options = self.environment.parsed_options = argparse.Namespace()
             options.harness_plan = self.config.to_json()
+            # The plan's HMAC with the shared token (never the token itself), for workers that check.
+            options.harness_plan_mac = sign(options.harness_plan, self._token) if self._token else ""
         elif self.role == "local":
             self.config.workers = 1
             if not self.config.run_token:
@@ -434,7 +444,8 @@ class LoadSession:
             self.runner._send_stats()  # Locust's own stats of the last seconds, before "done"
         self.runner.send_message("harness_done", {
             "run": self.config.run_token, "index": self.share.index, "host": socket.gethostname(),
-            "clock": time.monotonic_ns() - time.time_ns(), "metrics": self.metrics.to_dict()})
+            "clock": time.monotonic_ns() - time.time_ns(), "metrics": self.metrics.to_dict(),
+            "refused": self.refused})
 
     # -- master side -----------------------------------------------------------------------
 
@@ -500,7 +511,10 @@ class LoadSession:
                 clock = int(done.get("clock", my_clock))
                 if abs(clock - my_clock) > 1_000_000_000:  # another machine: rebase its monotonic clock
                     shifts[index] = my_clock - clock
-                workers.append({"index": index, "host": done.get("host"), "done": True})
+                workers.append({"index": index, "host": done.get("host"), "done": True,
+                                "refused": done.get("refused")})
+                if done.get("refused"):
+                    log.warning("harness: worker %s refused the plan: %s", node_id, done["refused"])
             missing = sorted(self._expected - set(self._worker_done))
             for node_id in missing:
                 workers.append({"index": int(self.runner.get_worker_index(node_id)), "done": False})
@@ -544,6 +558,15 @@ class LoadSession:
                  len(result.findings), phase_dir)
         for finding in result.findings[:20]:
             log.warning("harness: %s %s", finding.check, finding.message)
+
+
+def _run_token_of(plan: object) -> str:
+    """The run token of a plan's JSON text ("" if there is none to read)."""
+    try:
+        token = json.loads(str(plan)).get("run_token", "") if plan else ""
+    except (ValueError, AttributeError):
+        return ""
+    return token if isinstance(token, str) else ""
 
 
 # -- listeners on Locust's global events ---------------------------------------------------

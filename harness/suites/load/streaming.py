@@ -1,4 +1,8 @@
-"""Reading one task stream: lines in as they arrive, each event an Observation and a latency."""
+"""Reading one task stream: bytes in as they arrive, each event an Observation and a latency.
+
+Bounded three ways: the decoder caps a line (event) and the whole stream, a silence past the
+idle deadline and the task's deadline end the read. Each is an error with its reason.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,9 @@ import gevent  # type: ignore[import-untyped]
 
 from harness.checks.envelope import task_of_update
 from harness.history import Observation, StreamKind
+from harness.net.bounded import STREAM_IDLE_S
 from harness.net.decoders import NdjsonDecoder, SseDecoder, StreamEvent
+from harness.suites.load.answers import AnswerTimeout, read_some
 from harness.suites.load.facts import NO_DIGEST, Digest, task_fields
 from harness.suites.load.session import LoadSession
 
@@ -28,6 +34,7 @@ class StreamResult:
     closed: bool = False
     timed_out: bool = False
     error: str | None = None
+    cut: str | None = None  # why the harness stopped reading: a cap or the idle deadline
     events: int = 0
     nbytes: int = 0
     statuses: list[Any] = field(default_factory=list)
@@ -70,6 +77,8 @@ class StreamLog:
             result.statuses.append(status)
             if result.terminal is None and self.session.is_terminal(status):
                 result.terminal, result.terminal_ns = current, now
+        elif event.kind == "invalid" and event.reason is not None:
+            result.cut = event.reason  # past a cap: the reader stops here
         elif event.kind == "invalid":
             metrics.error(self.metric, "non-JSON stream event",
                           {"task": self.task_id, "line": event.raw[:200].decode("utf-8", "replace")})
@@ -90,6 +99,10 @@ class StreamLog:
         if result.terminal is not None:
             metrics.hdr.record_ns(f"{self.fmt}.terminal", result.terminal_ns - self.send_ns)
         metrics.count("streams")
+        if result.cut is not None:
+            metrics.error(self.metric, f"stream cut: {result.cut}", {"task": self.task_id,
+                                                                     "bytes": result.nbytes})
+            return f"stream cut: {result.cut}"
         if result.error is not None:
             metrics.error(self.metric, "stream broke off", {"task": self.task_id, "error": result.error})
             return "stream broke off"
@@ -98,38 +111,43 @@ class StreamLog:
             return "stream closed without a terminal update"
         if result.terminal is None:
             metrics.count("streams_past_deadline")
-            return "no terminal update within the deadline"
+            metrics.error(self.metric, "no terminal update within the task deadline",
+                          {"task": self.task_id, "bytes": result.nbytes, "events": result.events})
+            return "no terminal update within the task deadline"
         if not result.closed:
             metrics.count("streams_not_closed")
             return "stream not closed after the terminal update"
         return None
 
 
-def read_stream(raw: Any, log: StreamLog, deadline_ns: int) -> None:
-    """Read `raw` line by line into `log` until the server closes it, it breaks, or time is up.
+def read_stream(raw: Any, log: StreamLog, deadline_ns: int, idle_s: float = STREAM_IDLE_S) -> None:
+    """Read `raw` as it arrives into `log` until the server closes it, it breaks, or time is up.
 
-    Time is up at the deadline, or a short grace after the terminal update (the server should
-    close right after it). `raw` is released in any case.
+    Time is up at the deadline, after `idle_s` without a byte, or a short grace after the
+    terminal update (the server should close right after it); a line or stream past the
+    decoder's caps ends the read too (`result.cut`). `raw` is released in any case.
     """
     decoder: NdjsonDecoder | SseDecoder = NdjsonDecoder() if log.fmt == "ndjson" else SseDecoder()
     result = log.result
     timer = gevent.Timeout(max(0.05, (deadline_ns - monotonic_ns()) / 1e9))
     timer.start()
+    silent = AnswerTimeout(f"no byte for {idle_s:g} s")
     graced = False
     try:
         while True:
-            line = raw.readline(b"\n")
+            with gevent.Timeout(idle_s, silent):
+                chunk = read_some(raw)
             now = monotonic_ns()
-            if not line:
-                rest = raw.read()
-                result.nbytes += len(rest)
-                for event in [*decoder.feed(rest), *decoder.close()]:
+            if not chunk:
+                for event in decoder.close():
                     log.event(event, now)
                 result.closed = True
                 break
-            result.nbytes += len(line)
-            for event in decoder.feed(line):
+            result.nbytes += len(chunk)
+            for event in decoder.feed(chunk):
                 log.event(event, now)
+            if result.cut is not None:
+                break
             if result.terminal is not None and not graced:
                 graced = True
                 if (deadline_ns - now) / 1e9 > TERMINAL_GRACE_S:
@@ -140,6 +158,8 @@ def read_stream(raw: Any, log: StreamLog, deadline_ns: int) -> None:
         if fired is not timer:
             raise
         result.timed_out = True
+    except AnswerTimeout as exc:
+        result.cut = exc.reason
     except Exception as exc:  # a broken connection or chunked framing
         result.error = f"{type(exc).__name__}: {exc}"[:200]
     finally:

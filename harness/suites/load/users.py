@@ -28,8 +28,10 @@ from locust import FastHttpUser, constant, task
 from locust.exception import CatchResponseError, StopUser
 
 from harness.history import Observation, Outcome
+from harness.net.bounded import ANSWER_DEADLINE_S
 from harness.net.hosts import HostPolicy, origin_of
 from harness.profile import with_file
+from harness.suites.load.answers import AnswerCut, AnswerTimeout, read_body
 from harness.suites.load.facts import NO_DIGEST, Digest, limit_facts
 from harness.suites.load.open_model import Slot
 from harness.suites.load.pacing import BudgetPacer
@@ -179,17 +181,18 @@ class ApiUser(FastHttpUser):
         super().__init__(environment)
 
     def on_start(self) -> None:
+        # Unusable (a refused plan, no key): `iterate` stops the user. StopUser raised here
+        # would be logged by Locust with a traceback.
         session = self.hs = session_of(self.environment)
-        if session.refused:
-            # The runner's quit is already scheduled and ends this greenlet quietly; a StopUser
-            # here would be logged with a traceback.
-            gevent.sleep(60.0)
-            raise StopUser()
+        self._unusable = bool(session.refused)
+        if self._unusable:
+            return
         try:
             self.key_index = session.assign_key()
         except Abort as exc:
             log.error("harness: %s", exc)
-            raise StopUser() from exc
+            self._unusable = True
+            return
         self.observer = session.new_observer()
         self._intended = 0
         self._conns = 0
@@ -203,6 +206,8 @@ class ApiUser(FastHttpUser):
         self._prefix = urlsplit(self._base).path.rstrip("/")
         self._target_origin = origin_of(self._base + "/")
         self._hosts = HostPolicy(self._base, frozenset(self.hs.config.file_hosts))
+        # One answer never takes longer than a whole task may.
+        self._answer_s = min(ANSWER_DEADLINE_S, session.config.deadline_s)
         self._request_event = self.environment.events.request
         # Few headers: building each one is a measurable share of a request's client CPU.
         self._headers = [{"Authorization": f"Bearer {key}"} for key in session.keys]
@@ -214,7 +219,7 @@ class ApiUser(FastHttpUser):
     @task
     def iterate(self) -> None:
         session = self.hs
-        if session.draining or session.refused:
+        if self._unusable or session.draining or session.refused:
             raise StopUser()
         intended = 0
         if session.arrivals is not None and not self.limit_user:
@@ -264,7 +269,11 @@ class ApiUser(FastHttpUser):
         the user agent of Locust's FastHttpSession (as are absolute URLs and paths that need
         quoting), never sent twice. Every status code is an answer, not an exception; the
         caller fires the Locust request event itself.
+
+        The whole exchange (redirects included) has one deadline, and the body a size cap: a
+        trickle or a flood is an `AnswerCut` error, and its connection is closed.
         """
+        timer = self._answer_timer()
         try:
             response = None
             if api_path is not None:
@@ -292,9 +301,18 @@ class ApiUser(FastHttpUser):
                     method, payload = "GET", None  # as requests and the user agent do
                     headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
                 response = self._agent.urlopen(url, method=method, headers=headers, payload=payload)
-            return response, response.content or b"", None
-        except Exception as exc:  # connection refused/reset, timeout, malformed HTTP
+            return response, read_body(response), None
+        except Exception as exc:  # connection refused/reset, timeout, malformed HTTP, a cut
             return None, b"", exc
+        finally:
+            timer.cancel()
+
+    def _answer_timer(self) -> Any:
+        """A started gevent timer that raises AnswerTimeout in this greenlet at the answer deadline."""
+        timer = gevent.Timeout(self._answer_s, AnswerTimeout(
+            f"answer took more than {self._answer_s:g} s (not read further)"))
+        timer.start()
+        return timer
 
     def fire(self, method: str, name: str, started: float, elapsed_ms: float, length: int,
              response: Any, exception: BaseException | None, url: str) -> None:
@@ -329,7 +347,8 @@ class ApiUser(FastHttpUser):
     def _unanswered(self, trip: RoundTrip, error: BaseException | None) -> Answer:
         """No answer (refused, reset, timed out): an error and an indeterminate Observation."""
         request, route = trip.request, trip.request.route
-        self.hs.metrics.error(route.metric, f"no answer ({type(error).__name__})",
+        reason = error.reason if isinstance(error, AnswerCut) else f"no answer ({type(error).__name__})"
+        self.hs.metrics.error(route.metric, reason,
                               {"request": f"{route.method} {route.name}", "error": str(error)[:300],
                                "task": request.task_id})
         self.fire(route.method, route.name, trip.wall, trip.elapsed_ms, 0, None, error, trip.url)
@@ -518,11 +537,14 @@ class ApiUser(FastHttpUser):
         wall = time.time()
         send = monotonic_ns()
         perf = time.perf_counter()
+        timer = self._answer_timer()  # the head only: the stream's own deadlines take over after it
         try:
             response: Any = self._agent.urlopen(url, method="GET", headers=self._stream_headers[fmt][key])
             error: BaseException | None = None
         except Exception as exc:
             response, error = None, exc
+        finally:
+            timer.cancel()
         head = monotonic_ns()
         head_ms = (time.perf_counter() - perf) * 1000.0
         metrics = self.hs.metrics
@@ -536,10 +558,18 @@ class ApiUser(FastHttpUser):
         response, content = opened.response, b""
         failure: BaseException | None
         if response is None:
-            session.metrics.error(metric, "no answer", {"task": task_id, "error": str(opened.error)[:200]})
+            reason = opened.error.reason if isinstance(opened.error, AnswerCut) else "no answer"
+            session.metrics.error(metric, reason, {"task": task_id, "error": str(opened.error)[:200]})
             failure = opened.error
         else:
-            content = response.content or b""
+            timer = self._answer_timer()
+            try:
+                content = read_body(response)
+            except Exception as exc:  # the refusal's body is evidence only: its cut is one more error
+                reason = exc.reason if isinstance(exc, AnswerCut) else f"no answer ({type(exc).__name__})"
+                session.metrics.error(metric, reason, {"task": task_id, "error": str(exc)[:200]})
+            finally:
+                timer.cancel()
             if opened.code == 429:
                 session.metrics.limited(metric)
                 session.pacer(key, "get").spent(time.time())

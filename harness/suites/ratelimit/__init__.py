@@ -20,6 +20,7 @@ class RateLimitFlags:
 
 class RateLimitSuite(Suite):
     name = "ratelimit"
+    deadline_check = "RL-DEADLINE"
     help = ("measure each rate-limit group (run, get, upload) against contracts/limits.yaml: limits, "
             "headers, 429s, isolation")
 

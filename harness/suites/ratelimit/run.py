@@ -41,6 +41,7 @@ from harness.checks.ratelimit import (
 )
 from harness.contract import Limits
 from harness.findings import Finding, SuiteResult
+from harness.net.deadline import check_deadline
 from harness.net.lanes import Lane, Target
 from harness.settings import is_loopback
 from harness.suites.ratelimit import GROUPS
@@ -176,6 +177,9 @@ def _drive(session: Session, options: RateLimitOptions, plan: Plan, note: Progre
         thread.start()
     for thread in threads:
         thread.join()
+    # The bursts are bounded by their windows; a deadline that passed meanwhile ends the suite
+    # here, before their (cut short) exchanges are judged.
+    check_deadline()
     burst_end = max(b.ended_ns for b in bursts.values())
     # 3. after Reset: a fresh window for every group
     phase1 = [x for x in session.exchanges if x.key == "key1" and x.send_ns >= fresh_after]

@@ -18,6 +18,7 @@ from harness.checks.ratelimit import (
     reset_problem,
 )
 from harness.contract import Limits
+from harness.net.deadline import check_deadline
 from harness.net.lanes import Lane, Target
 from harness.suites.ratelimit.options import UPLOAD_SPEC, RateLimitOptions
 
@@ -196,8 +197,10 @@ class Burst:
 
 
 def sleep_until(wall: float) -> None:
+    """Sleep until epoch time `wall`; the run's deadline ends the wait (DeadlineExceeded)."""
     while True:
+        check_deadline()
         left = wall - time.time()
         if left <= 0:
             return
-        time.sleep(min(left, 0.5))
+        time.sleep(min(left, 0.1))

@@ -10,6 +10,7 @@ from harness.suites.base import Context, Suite
 
 class SmokeSuite(Suite):
     name = "smoke"
+    deadline_check = "ST-DEADLINE"
     help = "every app through run, poll, stream, upload and cancel, with the basic promises checked"
 
     def all_checks(self) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from harness.checks.envelope import task_of_update
+from harness.checks.placement import WorkerView, placement_problem, worker_view
 from harness.checks.streams import StreamEnd
 from harness.contract import Lifecycle, Limits
 from harness.findings import Finding, SuiteResult
@@ -35,6 +36,8 @@ CHECKS = {
     "ST-UPLOAD-ROUNDTRIP": "uploaded bytes come back unchanged through an app's output file",
     "ST-CANCEL": "a cancelled running task ends Cancelled; cancelling it again answers 409",
     "ST-ISOLATION": "another key cannot read a task (404)",
+    "ST-WORKER-PLACEMENT": "a task runs on a worker its infra and workers allow (private_first: a free "
+                           "private worker first)",
 }
 
 
@@ -58,6 +61,8 @@ class _Run:
     findings: list[Finding] = field(default_factory=list)
     tasks_created: int = 0
     requests: int = 0
+    placed: int = 0  # tasks whose worker was judged (ST-WORKER-PLACEMENT)
+    unplaced: list[str] = field(default_factory=list)  # why a task's worker could not be judged
 
     def find(self, check: str, message: str, task_id: str | None = None,
              evidence: dict[str, Any] | None = None, repro: str | None = None) -> None:
@@ -174,6 +179,56 @@ def _check_app(run: _Run, body: dict[str, Any], label: str,
     return task
 
 
+def _workers_now(run: _Run) -> WorkerView | str:
+    """GET /workers as the key sees it now, or why it cannot be read."""
+    response = run.client.workers()
+    run.requests += 1
+    view = worker_view(response_data(response)) if response.status_code == 200 else None
+    return view if view is not None else (f"GET /workers answered {response.status_code} without "
+                                          "a list of workers")
+
+
+def _placed_app(run: _Run, body: dict[str, Any], label: str,
+                expect_output: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """`_check_app`, and where the task ran judged against GET /workers read just before it."""
+    before = _workers_now(run)
+    task = _check_app(run, body, label, expect_output)
+    if task is None:
+        return None
+    worker_id = task.get("worker_id")
+    if isinstance(before, str) or not isinstance(worker_id, str) or not worker_id:
+        run.unplaced.append(before if isinstance(before, str) else "the target's tasks carry no worker_id")
+        return task
+    run.placed += 1
+    problem = placement_problem(worker_id, body.get("infra"), body.get("workers"), before)
+    if problem is not None:
+        run.find("ST-WORKER-PLACEMENT", f"{label}: {problem}", task["id"],
+                 {"infra": body.get("infra"), "workers": body.get("workers"), "worker_id": worker_id,
+                  "free_private_before": before.free_private(),
+                  "workers_before": len(before.pools)},
+                 curl("GET", f"{run.client.base_url}/workers"))
+    return task
+
+
+# On the reference server: echo on private_first, then pinned to one private worker (the other
+# smoke runs are on cloud, the default).
+PLACEMENT_RUN = {"app": "infsh/echo", "input": {"message": "placement"}}
+
+
+def _check_placement(run: _Run) -> None:
+    """Reference server only (the profile's roles set no infra): private_first, then `workers`."""
+    view = _workers_now(run)
+    if isinstance(view, str):
+        run.unplaced.append(view)
+        return
+    private = sorted(w for w, pool in view.pools.items() if pool == "private")
+    bodies = [{**PLACEMENT_RUN, "infra": "private_first"}]
+    if private:
+        bodies.append({**PLACEMENT_RUN, "infra": "private", "workers": private[:1]})
+    for body in bodies:
+        _placed_app(run, body, f"placement: infsh/echo on {body['infra']}")
+
+
 def _contains(value: Any, subset: Any) -> bool:
     """Whether `subset` is a JSON subset of `value` (objects by key, everything else equal)."""
     if isinstance(subset, dict):
@@ -279,7 +334,7 @@ def _check_upload(run: _Run, role: AppRole) -> None:
         run.find("ST-UPLOAD-ROUNDTRIP", f"downloaded output ({got.status_code}, "
                  f"{len(got.content)} bytes) differs from the {len(PNG_1X1)} bytes uploaded",
                  task["id"], {"uploaded_hex": PNG_1X1.hex(), "downloaded_hex": got.content[:200].hex(),
-                              "uri": uri},
+                              "uri": uri, "request": f"GET {uri}", "status": got.status_code},
                  curl("GET", uri, auth=False, show_headers=False) + " | xxd")
 
 
@@ -350,8 +405,11 @@ def _steps(run: _Run, base_url: str, plan: dict[str, AppRole],
            done: dict[str, dict[str, Any] | None]) -> list[tuple[str, Callable[[], Any]]]:
     def app_step(key: str, body: dict[str, Any], label: str,
                  expect: dict[str, Any] | None = None) -> tuple[str, Callable[[], None]]:
+        # A role that says where to run is judged on where it ran.
+        check = _placed_app if "infra" in body or "workers" in body else _check_app
+
         def step() -> None:
-            done[key] = _check_app(run, body, label, expect)
+            done[key] = check(run, body, label, expect)
         return label, step
 
     steps: list[tuple[str, Callable[[], Any]]] = [("auth", lambda: _check_auth(run, base_url))]
@@ -363,6 +421,7 @@ def _steps(run: _Run, base_url: str, plan: dict[str, AppRole],
             steps.append(app_step(name, role.body(), f"{name}: {role.app}", role.expect_output))
     if run.profile.builtin:
         steps += [app_step(label, body, label) for label, body in REFERENCE_EXTRAS]
+        steps.append(("placement", lambda: _check_placement(run)))
     if "failing" in plan:
         steps.append(("failing", lambda: _check_fail(run, plan["failing"])))
     if "quick" in plan:
@@ -409,6 +468,11 @@ def run_smoke(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: Limi
         skipped["ST-ISOLATION"] = "one API key: isolation needs a second (--api-key twice)"
     elif done.get("quick") is None:
         skipped.setdefault("ST-ISOLATION", "no quick task completed to probe with the second key")
+    if not run.placed:
+        # Never a vacuous pass: no task's worker was judged.
+        skipped["ST-WORKER-PLACEMENT"] = (run.unplaced[0] if run.unplaced else
+                                          "no role of the profile sets infra or workers "
+                                          "([apps.<role>] infra = \"private_first\" in harness.toml)")
     checks = [c for c in CHECKS if c not in skipped]
     return SuiteResult(
         name=SUITE,

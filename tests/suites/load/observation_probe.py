@@ -56,25 +56,31 @@ class Headers(dict[str, str]):
 
 
 class Answer:
-    """A scripted answer; a stream's lines are read one by one."""
+    """A scripted answer, read as the user agent's raw response is: a body in one piece, a
+    stream's lines one per receive (then `rest`, then the end)."""
 
     _sent_request = b""
+    block_size = 65536
 
     def __init__(self, code: int, headers: dict[str, str] | None = None, body: bytes = b"",
                  lines: list[bytes] | None = None, rest: bytes = b"") -> None:
         self.status_code = code
         self.headers = Headers(headers or {})
-        self.content = body
-        self._lines = list(lines or [])
-        self._rest = rest
+        self._chunks = [body] if body else [*(lines or []), *([rest] if rest else [])]
+        self._body_buffer = bytearray()
+        self.message_complete = False
         self._response = self
+        self._sock = self
 
-    def readline(self, sep: bytes) -> bytes:
-        return self._lines.pop(0) if self._lines else b""
+    def recv(self, size: int) -> bytes:
+        return self._chunks.pop(0) if self._chunks else b""
 
-    def read(self) -> bytes:
-        rest, self._rest = self._rest, b""
-        return rest
+    def feed(self, data: bytes) -> None:
+        self._body_buffer += data
+        self.message_complete = not data
+
+    def read(self, length: int | None = None) -> bytes:
+        return self._chunks.pop(0) if self._chunks else b""
 
     def release(self) -> None:
         pass

@@ -54,8 +54,8 @@ def main() -> int:
             threading.Thread(target=answer, args=(conn,), daemon=True).start()
 
     threading.Thread(target=accept, daemon=True).start()
-    other = socket.create_server(("127.0.0.1", 0))
-    OTHER["url"] = f"http://127.0.0.1:{other.getsockname()[1]}/steal"
+    other = socket.create_server(("127.0.0.2", 0))  # another host name, still loopback
+    OTHER["url"] = f"http://127.0.0.2:{other.getsockname()[1]}/steal"
 
     def record_other() -> None:
         while True:
