@@ -31,6 +31,7 @@ from harness.net.decoders import NdjsonDecoder
 from harness.net.repro import curl
 from harness.net.tls import policy
 from harness.profile import REFERENCE, AppRole, Profile
+from harness.progress import meter
 from harness.suites.agents.calculator import calculate
 
 SUITE = "agents"
@@ -71,7 +72,14 @@ class _Session:
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         self.requests += 1
-        return bounded_request(self.http, method, path, self.deadline_s, **kwargs)
+        sent = time.monotonic()
+        try:
+            response = bounded_request(self.http, method, path, self.deadline_s, **kwargs)
+        except httpx.HTTPError:
+            meter().observe(None, True)  # the live line counts what the suite sees
+            raise
+        meter().observe((time.monotonic() - sent) * 1000.0, response.status_code >= 500)
+        return response
 
     def read_stream(self, chat_id: str, conv: Conversation, started: float, deadline_s: float,
                     on_event: Callable[[ChatEvent], None]) -> int:
