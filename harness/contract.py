@@ -88,6 +88,55 @@ class Limits(BaseModel):
         return None
 
 
+class StateMachine(BaseModel):
+    """One state machine of the chat lifecycle (a run, a message, a tool invocation)."""
+
+    states: list[str]
+    initial: list[str]
+    terminal: list[str]
+    transitions: dict[str, list[str]]
+
+    @functools.cached_property
+    def reachable(self) -> dict[str, frozenset[str]]:
+        """Every state reachable from each state (skipping is allowed, going back is not)."""
+        closure: dict[str, frozenset[str]] = {}
+        for start in self.states:
+            seen: set[str] = set()
+            stack = list(self.transitions.get(start, []))
+            while stack:
+                nxt = stack.pop()
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.extend(self.transitions.get(nxt, []))
+            closure[start] = frozenset(seen)
+        return closure
+
+    def may_follow(self, before: str, after: str) -> bool:
+        return before == after or after in self.reachable.get(before, frozenset())
+
+
+class ChatLifecycle(BaseModel):
+    """Chat status edges, and the run / message / tool invocation machines (chat-lifecycle.yaml)."""
+
+    name: str
+    source: str = ""
+    chat: StateMachine
+    machines: dict[str, StateMachine]
+    python_sdk_active_run_states: list[str]
+
+    @property
+    def run(self) -> StateMachine:
+        return self.machines["run"]
+
+    @property
+    def message(self) -> StateMachine:
+        return self.machines["message"]
+
+    @property
+    def tool_invocation(self) -> StateMachine:
+        return self.machines["tool_invocation"]
+
+
 def _read(path: Path) -> dict[str, Any]:
     data = yaml.safe_load(path.read_text())
     if not isinstance(data, dict):
@@ -103,3 +152,8 @@ def load_lifecycle(path: Path | None = None) -> Lifecycle:
 @functools.cache
 def load_limits(path: Path | None = None) -> Limits:
     return Limits.model_validate(_read(path or contracts_dir() / "limits.yaml"))
+
+
+@functools.cache
+def load_chat_lifecycle(path: Path | None = None) -> ChatLifecycle:
+    return ChatLifecycle.model_validate(_read(path or contracts_dir() / "chat-lifecycle.yaml"))

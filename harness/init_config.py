@@ -18,7 +18,7 @@ HEADER = '''# harness.toml: settings for `harness check`, the suite commands and
 # The target profile: which of your apps each suite runs. A check that needs a role you do not
 # map is reported as skipped, with the reason. "$FILE" in an input becomes an uploaded file's URI.
 # Optional keys per role: setup, infra ("cloud" | "private" | "private_first"), workers,
-# expect_output (a JSON subset the output must contain).
+# expect_output (a JSON subset the output must contain); the agent role: agent_config.
 '''
 
 EXAMPLES = {
@@ -29,6 +29,7 @@ EXAMPLES = {
     "file": 'app = "acme/thumbnail"\ninput = { image = "$FILE" }',
     "setup": 'app = "acme/flux"\nsetup = { model = "schnell" }\ninput = { prompt = "a lighthouse" }',
     "flow": 'app = "acme/caption-flow"\ninput = { message = "hi" }',
+    "agent": 'app = "infsh/claude-sonnet-4@latest"\nagent_config = { system_prompt = "You help with math." }',
 }
 
 SUITE_TABLES = '''

@@ -20,6 +20,8 @@ ROLES: dict[str, str] = {
     "file": 'an input field that takes a file: "$FILE" becomes an uploaded file\'s URI',
     "setup": "setup parameters: a second run on a warm worker skips Setting Up",
     "flow": "a flow (several apps in one task)",
+    "agent": "an agent's core model (app = its ref, e.g. infsh/claude-sonnet-4@latest) and optional "
+             "agent_config (system_prompt, ...): the agents suite adds its own client calculator tool",
 }
 
 
@@ -34,6 +36,7 @@ class AppRole(BaseModel):
     infra: str | None = None
     workers: list[str] | None = None
     expect_output: dict[str, Any] | None = None  # a JSON subset the output must contain
+    agent_config: dict[str, Any] | None = None  # the agent role: the rest of AgentConfigInput
 
     def body(self, file_uri: str | None = None, **extra: Any) -> dict[str, Any]:
         """The `POST /apps/run` body; "$FILE" in the input becomes `file_uri`."""
@@ -99,6 +102,7 @@ REFERENCE = Profile(builtin=True, roles={
     "file": AppRole(app="infsh/image", input={"image": FILE_PLACEHOLDER}),
     "setup": AppRole(app="infsh/flux", setup={"model": "schnell"}, input={"prompt": "a lighthouse"}),
     "flow": AppRole(app="infsh/echo-image-flow", input={"message": "hi"}),
+    "agent": AppRole(app="infsh/claude-sonnet-4@latest"),
 })
 
 

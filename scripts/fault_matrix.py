@@ -18,7 +18,8 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-PREFIX_SUITE = {"ST": "smoke", "LC": "lifecycle", "CT": "contract", "RL": "ratelimit", "LD": "load"}
+PREFIX_SUITE = {"ST": "smoke", "LC": "lifecycle", "CT": "contract", "RL": "ratelimit", "LD": "load",
+                "AG": "agents"}
 
 
 def faults_and_suites(doc: Path) -> dict[str, list[str]]:
@@ -27,7 +28,7 @@ def faults_and_suites(doc: Path) -> dict[str, list[str]]:
         m = re.match(r"\| `([a-z0-9-]+)` \|.*\|(.*)\|\s*$", line)
         if not m:
             continue
-        prefixes = sorted({p for p in re.findall(r"`(ST|LC|CT|RL|LD)-", m.group(2))})
+        prefixes = sorted({p for p in re.findall(r"`(ST|LC|CT|RL|LD|AG)-", m.group(2))})
         out[m.group(1)] = [PREFIX_SUITE[p] for p in prefixes]
     return out
 

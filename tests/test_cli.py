@@ -53,9 +53,9 @@ def test_check_on_a_self_started_server_is_clean(tmp_path: Path) -> None:
     assert results["schema_version"] == 1 and results["findings"] == []
     assert results["suites"]["smoke"]["status"] == "passed"
     assert [name for name, suite in results["suites"].items() if suite["status"] == "passed"] == [
-        "contract", "smoke", "lifecycle", "load", "ratelimit"]
+        "contract", "smoke", "agents", "lifecycle", "load", "ratelimit"]
     deadline_checks = {"contract": "CT-DEADLINE", "smoke": "ST-DEADLINE", "lifecycle": "LC-DEADLINE",
-                       "load": "LD-DEADLINE", "ratelimit": "RL-DEADLINE"}
+                       "load": "LD-DEADLINE", "ratelimit": "RL-DEADLINE", "agents": "AG-DEADLINE"}
     for name, check in deadline_checks.items():
         assert check in results["suites"][name]["checks"], name  # ended in time: passed
     assert {"summary.md", "junit.xml", "index.html", "observations.jsonl.gz"} <= {

@@ -20,6 +20,8 @@ from openapi_spec_validator.readers import read_from_filename
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from harness.contract import load_chat_lifecycle
+
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACTS = ROOT / "contracts"
 OPENAPI = CONTRACTS / "openapi.yaml"
@@ -193,14 +195,19 @@ def test_error_responses_are_problems_with_matching_status() -> None:
             if int(code) < 400:
                 continue
             response = resolve(ref)
-            assert list(response["content"]) == [PROBLEM_JSON], f"{key} {code}"
-            schema = resolve(response["content"][PROBLEM_JSON]["schema"])
+            # The agent operations send problems as application/json (the async Agent reads
+            # only that); they say so in x-error-media-type.
+            media = op.get("x-error-media-type", PROBLEM_JSON)
+            assert list(response["content"]) == [media], f"{key} {code}"
+            schema = resolve(response["content"][media]["schema"])
             parts = [resolve(part) for part in schema["allOf"]]
             assert parts[0] is resolve({"$ref": "#/components/schemas/Problem"})
             props = parts[1]["properties"]
             assert props["status"]["const"] == int(code), f"{key} {code}"
-            problem_code = props["error"]["properties"]["code"]["const"]
-            assert props["type"]["const"] == f"https://api.inference.sh/errors/{problem_code}"
+            codes = props["error"]["properties"]["code"]
+            problem_codes = codes.get("enum", [codes.get("const")])
+            types = props["type"].get("enum", [props["type"].get("const")])
+            assert types == [f"https://api.inference.sh/errors/{c}" for c in problem_codes], key
 
 
 def test_rate_limited_problem_code_matches_limits() -> None:
@@ -215,7 +222,8 @@ def test_rate_limited_problem_code_matches_limits() -> None:
 def test_success_bodies_are_enveloped() -> None:
     envelope = resolve({"$ref": "#/components/schemas/Envelope"})
     for key, op in operations().items():
-        if key in {"GET /healthz", "GET /files/{id}/{filename}", "GET /tasks/{id}/stream"}:
+        if key in {"GET /healthz", "GET /files/{id}/{filename}", "GET /tasks/{id}/stream",
+                   "GET /chats/{id}/stream"}:
             continue
         for code, ref in op["responses"].items():
             if not code.startswith("2"):
@@ -459,3 +467,32 @@ def test_docs_lifecycle_differs_where_readme_says() -> None:
     assert differing == [0, 3, 8, 9, 10, 11, 12, 13]
     readme = (CONTRACTS / "README.md").read_text(encoding="utf-8")
     assert "--lifecycle contracts/lifecycle-docs.yaml" in readme
+
+
+# ---------------------------------------------------------------- chat-lifecycle.yaml
+
+
+def test_chat_lifecycle_states_match_the_openapi_enums() -> None:
+    chats = load_chat_lifecycle(CONTRACTS / "chat-lifecycle.yaml")
+    schemas = spec()["components"]["schemas"]
+    assert chats.chat.states == schemas["ChatStatus"]["enum"]
+    assert chats.run.states == schemas["AgentRunState"]["enum"]
+    assert chats.message.states == schemas["ChatMessageStatus"]["enum"]
+    assert chats.tool_invocation.states == schemas["ToolInvocationStatus"]["enum"]
+
+
+def test_chat_lifecycle_machines_end_and_never_leave_an_end() -> None:
+    chats = load_chat_lifecycle(CONTRACTS / "chat-lifecycle.yaml")
+    for name, machine in {"chat": chats.chat, **chats.machines}.items():
+        named = set(machine.transitions) | {s for edges in machine.transitions.values() for s in edges}
+        assert named | set(machine.initial) | set(machine.terminal) <= set(machine.states), name
+        for state in machine.terminal:
+            assert not machine.transitions.get(state), f"{name}: terminal {state} has edges"
+        if name == "chat":
+            continue  # a chat cycles between runs
+        # Runs and tool calls may wait and resume (working <-> input_required); none starts over.
+        for state in machine.states:
+            if state not in machine.terminal:
+                assert machine.reachable[state] & set(machine.terminal), f"{name}: {state} never ends"
+    assert not any("submitted" in chats.run.reachable[s] for s in chats.run.states)
+    assert set(chats.python_sdk_active_run_states) <= set(chats.run.states)

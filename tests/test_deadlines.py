@@ -31,6 +31,7 @@ def test_the_deadline_state() -> None:
 
 @pytest.mark.parametrize(("suite", "check", "extra"), [
     ("smoke", "ST-DEADLINE", []),
+    ("agents", "AG-DEADLINE", []),
     ("lifecycle", "LC-DEADLINE", ["--tasks", "40"]),
     ("contract", "CT-DEADLINE", ["--max-examples", "50"]),
     ("load", "LD-DEADLINE", ["--duration", "20s"]),

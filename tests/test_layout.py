@@ -16,7 +16,7 @@ PACKAGE = ROOT / "harness"
 FORBIDDEN = ("socket", "ssl", "http", "httpx", "requests", "urllib.request", "gevent", "geventhttpclient",
              "asyncio", "locust", "schemathesis", "starlette", "uvicorn", "subprocess")
 SANS_IO = ("harness.checks", "harness.history")
-CHECK_ID = re.compile(r"\b((?:ST|CT|LC|RL|LD)-[A-Z0-9]+(?:-[A-Z0-9]+)*)\b")
+CHECK_ID = re.compile(r"\b((?:ST|CT|LC|RL|LD|AG)-[A-Z0-9]+(?:-[A-Z0-9]+)*)\b")
 
 
 def _module_name(path: Path) -> str:
@@ -139,7 +139,7 @@ def test_the_layout_test_sees_a_forbidden_import(tmp_path: Path) -> None:
 def _registered_checks() -> set[str]:
     ids: set[str] = set()
     for module in ("harness.suites.smoke.run", "harness.checks.issues", "harness.checks.lifecycle",
-                   "harness.checks.ratelimit", "harness.suites.load.analysis"):
+                   "harness.checks.ratelimit", "harness.suites.load.analysis", "harness.checks.agents"):
         ids |= set(importlib.import_module(module).CHECKS)
     from harness.suites.registry import SUITES
 
@@ -151,7 +151,7 @@ def test_every_check_id_is_documented_and_every_documented_id_exists() -> None:
     documented = set(CHECK_ID.findall((ROOT / "docs" / "checks.md").read_text()))
     in_code = set()
     for path in MODULES.values():
-        in_code |= set(re.findall(r"[\"']((?:ST|CT|LC|RL|LD)-[A-Z0-9]+(?:-[A-Z0-9]+)*)[\"']",
+        in_code |= set(re.findall(r"[\"']((?:ST|CT|LC|RL|LD|AG)-[A-Z0-9]+(?:-[A-Z0-9]+)*)[\"']",
                                   path.read_text()))
     # A literal that is no id must be a prefix the code matches ids with ("CT-SDK").
     strays = {c for c in in_code - registered if not any(r.startswith(c + "-") for r in registered)}

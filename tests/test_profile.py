@@ -74,6 +74,9 @@ def test_with_a_profile_every_suite_runs_the_targets_own_apps(renamed: Reference
     assert run_dir is not None
     results = json.loads((run_dir / "results.json").read_text())
     assert results["settings"]["apps"]["quick"] == "acme/echo@1.2.0"
+    # The profile maps no agent: the agents suite is skipped with the reason, never passed.
+    agents = results["suites"].pop("agents")
+    assert agents["status"] == "skipped" and "'agent' role" in agents["skipped"]["AG-STOP"]
     assert all(s["status"] == "passed" for s in results["suites"].values()), results["suites"]
     assert results["suites"]["smoke"]["skipped"] == {}
     created = {name: s["metrics"].get("tasks_created", 1) for name, s in results["suites"].items()}
@@ -144,8 +147,8 @@ def test_init_writes_a_commented_file_that_becomes_a_full_profile(tmp_path: Path
     assert tomllib.loads(target.read_text()) == {}  # everything commented out
     again = harness("init", str(target), cwd=tmp_path)
     assert again.returncode == 2 and "exists" in again.stderr
-    keys = "app|input|setup|base_url|allow_hosts|get_task|errors|scenarios|users|duration|groups|" \
-           "limit_groups|tasks|max_examples|max_tasks|deadline|rate_window"
+    keys = "app|input|setup|agent_config|base_url|allow_hosts|get_task|errors|scenarios|users|duration|" \
+           "groups|limit_groups|tasks|max_examples|max_tasks|deadline|rate_window"
     uncommented = re.sub(rf"^# ?(?=\[|(?:{keys}) )", "", target.read_text(), flags=re.M)
     settings = load_settings({}, env={}, toml_path=_write(tmp_path / "u.toml", uncommented))
     assert set(settings.profile.roles) == set(ROLES) and settings.base_url == "https://api.acme.dev"

@@ -43,11 +43,15 @@ def envelope_gaps(body: Any) -> list[str]:
     return gaps
 
 
-def problem_gaps(media_type: str, content_type: str, parsed_ok: bool, body: Any) -> list[str]:
-    """What an error answer lacks of a problem+json body with the legacy `error` (empty: nothing)."""
+def problem_gaps(media_type: str, content_type: str, parsed_ok: bool, body: Any,
+                 expected: str = "application/problem+json") -> list[str]:
+    """What an error answer lacks of a problem body with the legacy `error` (empty: nothing).
+
+    `expected` is the operation's error media type: problem+json, or application/json for the
+    agent operations (the Python async Agent reads an error only from that)."""
     gaps: list[str] = []
-    if media_type != "application/problem+json":
-        gaps.append(f"Content-Type is {content_type or 'missing'!r}, not application/problem+json")
+    if media_type != expected:
+        gaps.append(f"Content-Type is {content_type or 'missing'!r}, not {expected}")
     if not parsed_ok or not isinstance(body, dict):
         gaps.append("the body is not a JSON object")
         return gaps

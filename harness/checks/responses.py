@@ -20,7 +20,8 @@ from harness.checks.issues import Issue
 from harness.checks.ratelimit import remaining_problem, reset_value_problem, retry_after_problem
 from harness.contract import Lifecycle, Limits
 
-JSON_TYPES = ("application/json", "application/problem+json")
+PROBLEM_JSON = "application/problem+json"
+JSON_TYPES = ("application/json", PROBLEM_JSON)
 NO_ENVELOPE = frozenset({"GET /healthz", "GET /files/{id}/{filename}"})
 TASK_OPERATIONS = frozenset({"POST /apps/run", "GET /tasks/{id}", "POST /tasks/{id}/cancel"})
 STATUS_OPERATIONS = frozenset({"GET /tasks/{id}/status"})
@@ -55,7 +56,9 @@ class Exchange:
 class OperationTable:
     """Maps a method and a concrete path to the contract's operation ("GET /tasks/{id}")."""
 
-    def __init__(self, templates: Iterable[str]) -> None:
+    def __init__(self, templates: Iterable[str], error_media: Mapping[str, str] | None = None) -> None:
+        # Operations whose errors are problems under another media type (x-error-media-type).
+        self.error_media = dict(error_media or {})
         self._ops: list[tuple[str, str, re.Pattern[str]]] = []
         for op in templates:
             method, _, path = op.partition(" ")
@@ -67,8 +70,10 @@ class OperationTable:
     @classmethod
     def from_openapi(cls, document: Mapping[str, Any]) -> OperationTable:
         paths = document.get("paths", {})
-        return cls(f"{method.upper()} {path}" for path, item in paths.items()
-                   for method in item if method in METHODS)
+        ops = {f"{method.upper()} {path}": op for path, item in paths.items()
+               for method, op in item.items() if method in METHODS}
+        return cls(ops, {key: op["x-error-media-type"] for key, op in ops.items()
+                         if isinstance(op, dict) and "x-error-media-type" in op})
 
     def operation(self, method: str, path: str) -> str | None:
         method = method.upper()
@@ -146,7 +151,8 @@ def check_exchange(ex: Exchange, rules: RuleSet) -> list[Issue]:
     if 200 <= ex.status < 300:
         issues += _envelope(ex, operation, is_json, parsed_ok, body)
     elif ex.status >= 400:
-        issues += _problem(ex, parsed_ok, body)
+        expected = rules.operations.error_media.get(operation or "", PROBLEM_JSON)
+        issues += _problem(ex, parsed_ok, body, expected)
     issues += _rate_headers(ex, rules, operation)
     if parsed_ok:
         for task_id, status, _text in task_statuses(operation, ex.status, body):
@@ -174,8 +180,8 @@ def _envelope(ex: Exchange, operation: str | None, is_json: bool, parsed_ok: boo
                   "DTO with its own `data` key would be unwrapped by mistake", key=";".join(missing))]
 
 
-def _problem(ex: Exchange, parsed_ok: bool, body: Any) -> list[Issue]:
-    wrong = problem_gaps(ex.media_type, ex.content_type, parsed_ok, body)
+def _problem(ex: Exchange, parsed_ok: bool, body: Any, expected: str) -> list[Issue]:
+    wrong = problem_gaps(ex.media_type, ex.content_type, parsed_ok, body, expected)
     if not parsed_ok or not isinstance(body, dict):
         body = {}
     issues = []

@@ -11,8 +11,9 @@ from typing import Any, Literal
 from harness.checks.headers import header_int
 
 # `files` is POST /files, `upload` the PUT of the bytes, `download` the GET of a file URI.
+# `agent_run` is POST /agents/run, `chat` a chat read or its stream (no task: the task checks skip them).
 Channel = Literal["run", "get", "status", "ndjson", "sse", "cancel", "delete", "list", "files",
-                  "upload", "download"]
+                  "upload", "download", "agent_run", "chat"]
 Outcome = Literal["ok", "timeout", "error"]
 # What a stream observation is: an update, a heartbeat, the close by the server, or junk.
 StreamKind = Literal["update", "heartbeat", "close", "invalid"]

@@ -18,7 +18,7 @@ from harness.history import HistoryError, Observation, read_history
 
 STREAM_CHANNELS = frozenset({"ndjson", "sse"})
 CHANNEL_ORDER = ("run", "get", "status", "cancel", "delete", "list", "files", "upload", "download",
-                 "ndjson", "sse")
+                 "ndjson", "sse", "agent_run", "chat")
 # Answer classes for throughput; the index is what `HistoryStats.req_class` stores.
 CLASSES = ("2xx", "3xx", "4xx", "429", "5xx", "no answer")
 NO_ANSWER = CLASSES.index("no answer")

@@ -37,13 +37,15 @@ def _lifespan(api: ReferenceApi) -> Callable[[Starlette], AbstractAsyncContextMa
         finally:
             sweeper.cancel()
             await api.engine.stop()
+            await api.agents.stop_all()
 
     return lifespan
 
 
 async def _sweep(api: ReferenceApi) -> None:
-    """Evict expired tasks and files once a second (retention and caps)."""
+    """Evict expired tasks, files and chats once a second (retention and caps)."""
     while True:
         await asyncio.sleep(1.0)
         api.engine.evict()
         api.files.evict()
+        api.agents.evict()

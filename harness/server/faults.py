@@ -67,6 +67,15 @@ class Fault(StrEnum):
     PENALTY_WINDOW = "penalty-window"
     PRIVATE_FIRST_TO_CLOUD = "private-first-to-cloud"
     STALLS = "stalls"
+    # Agent chats (the AG- checks).
+    RUN_REOPENED = "run-reopened"
+    TOOL_RESULT_IGNORED = "tool-result-ignored"
+    TOOL_REDISPATCH = "tool-redispatch"
+    MESSAGES_REORDERED = "messages-reordered"
+    DELTA_GAP = "delta-gap"
+    CHAT_IDLE_MID_RUN = "chat-idle-mid-run"
+    STOP_IGNORED = "stop-ignored"
+    CHAT_CROSS_KEY = "chat-cross-key"
 
 
 FAULTS: dict[Fault, str] = {
@@ -133,6 +142,19 @@ FAULTS: dict[Fault, str] = {
         "infra private_first takes a free cloud worker even when one of the key's private workers is free.",
     Fault.STALLS: "Task reads stall: in the first second of every three, GET /tasks/{id} and its /status "
                   "answer only when the second ends (a hiccup a closed-model load test hides).",
+    Fault.RUN_REOPENED: "An agent run that ended is shown working again once (an `agent_runs` event), "
+                        "then ended again.",
+    Fault.TOOL_RESULT_IGNORED: "A client tool's posted result is accepted but the next assistant "
+                               "message answers without it.",
+    Fault.TOOL_REDISPATCH: "After a client tool's result, the agent asks for the same call again under "
+                           "a new invocation id (the client runs the tool twice).",
+    Fault.MESSAGES_REORDERED: "GET /chats/{id} lists the chat's messages newest first.",
+    Fault.DELTA_GAP: "Chat streams skip every third delta of a message (its final text has them all).",
+    Fault.CHAT_IDLE_MID_RUN: "While a client tool awaits its result, the chat stream shows the run "
+                             "`input_required` (the Python SDK stops reading there).",
+    Fault.STOP_IGNORED: "POST /chats/{id}/stop answers 200 but the run goes on to its end.",
+    Fault.CHAT_CROSS_KEY: "Chats and tool invocations are readable, streamable, stoppable and "
+                          "answerable with any valid key.",
 }
 
 

@@ -13,6 +13,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from harness.server.agent_routes import AgentRoutes
+from harness.server.agents import AgentRuntime
 from harness.server.apps import parse_ref, renamed_catalog
 from harness.server.bodies import read_capped
 from harness.server.config import ServerConfig
@@ -59,6 +61,8 @@ class ReferenceApi:
                              dump=dump)
         if Fault.INVALID_KEY_ACCEPTED in self.faults:
             self.engine.add_key(ANONYMOUS, 0)
+        self.agents = AgentRuntime(config.speed, self.faults, dump, config.retention_seconds,
+                                   config.max_finished_tasks)
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -86,8 +90,10 @@ class ReferenceApi:
             return ANONYMOUS
         return None
 
-    def api(self, group: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-        """`handler` behind authentication and the rate limit of `group`, errors as problems."""
+    def api(self, group: str, handler: Handler,
+            json_errors: bool = False) -> Callable[[Request], Awaitable[Response]]:
+        """`handler` behind authentication and the rate limit of `group`, errors as problems
+        (sent as application/json with `json_errors`: the agent endpoints)."""
 
         async def endpoint(request: Request) -> Response:
             key = self.authenticate(request)
@@ -112,7 +118,16 @@ class ReferenceApi:
                 response.headers.update(decision.headers())
             return response
 
-        return endpoint
+        if not json_errors:
+            return endpoint
+
+        async def json_endpoint(request: Request) -> Response:
+            response = await endpoint(request)
+            if response.media_type == "application/problem+json":
+                response.headers["content-type"] = "application/json"
+            return response
+
+        return json_endpoint
 
     def _error_response(self, exc: ApiError) -> Response:
         if exc.status == 422 and Fault.SERVER_ERROR_ON_INVALID_INPUT in self.faults:
@@ -327,6 +342,7 @@ class ReferenceApi:
             Route("/upload/{token}", self.upload, methods=["PUT"]),
             Route("/files/{id}/{name}", self.download, methods=["GET"]),
             Route("/healthz", self.health, methods=["GET"]),
+            *AgentRoutes(self, self.agents).routes(group),
         ]
 
 

@@ -90,7 +90,7 @@ def test_clean_server_default_depth_has_no_findings(server: ReferenceServer) -> 
     assert found == [], f"seed {result.metrics['seed']}: {found}"
     assert result.status == "passed" and result.name == SUITE and result.checks == list(CHECKS)
     metrics = result.metrics
-    assert metrics["cases"] >= 300 and metrics["operations"] == 13 and metrics["streams_checked"] >= 6
+    assert metrics["cases"] >= 300 and metrics["operations"] == 21 and metrics["streams_checked"] >= 6
     assert set(metrics["cases_by_phase"]) == {"coverage", "fuzzing-positive", "fuzzing-negative", "stateful"}
     assert metrics["rate_limited"] == 0 and metrics["stopped"] is None
     assert "schemathesis_errors" not in metrics, metrics["schemathesis_errors"]
@@ -222,3 +222,21 @@ def test_probe_checks_without_their_apps_are_skipped_with_the_reason(server: Ref
     # The upload probe needs no app: it still judged.
     assert "CT-SDK-UPLOAD-AUTH" in result.checks and "CT-SDK-UPLOAD-AUTH" not in result.skipped
     assert result.metrics["probes_skipped"]  # the free text stays, for the report
+
+
+def test_an_agent_run_counts_against_the_task_budget() -> None:
+    """POST /agents/run is billable like POST /apps/run: past --max-tasks the suite sends neither."""
+    from harness.suites.contract.traffic import TaskBudgetSpent
+
+    schema = yaml.safe_load((contracts_dir() / "openapi.yaml").read_text())
+    limits = scaled_limits()
+    rules = RuleSet(load_lifecycle(), limits, OperationTable.from_openapi(schema))
+    traffic = Traffic("http://127.0.0.1:9", ["inf_k"], rules, Collector(["inf_k"]),
+                      Pacer({n: g.limit for n, g in limits.groups.items()}, limits.window_seconds),
+                      stop_at=time.monotonic() + 60, max_tasks=1)
+    ok = Exchange("POST", "http://127.0.0.1:9/agents/run", "/agents/run", 200, {}, b"{}", time.time())
+    traffic.after(ok, traffic.before("POST", "http://127.0.0.1:9/agents/run"))
+    assert traffic.tasks_created == 1
+    for path in ("/agents/run", "/apps/run"):
+        with pytest.raises(TaskBudgetSpent):
+            traffic.before("POST", f"http://127.0.0.1:9{path}")

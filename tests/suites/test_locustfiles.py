@@ -20,7 +20,7 @@ from harness.net.reference import fresh_keys, reference_server
 
 PROJECT = Path(__file__).resolve().parents[2]
 LOCUST = str(Path(sys.executable).with_name("locust"))
-FLOWS = ["run_wait", "fire_and_forget_poll", "stream_sse", "upload", "mixed"]
+FLOWS = ["run_wait", "fire_and_forget_poll", "stream_sse", "upload", "mixed", "agent_chat"]
 LIMITS = ["at_limit", "over_limit"]
 USERS = {"at_limit": "6", "over_limit": "12"}
 
@@ -58,6 +58,9 @@ def test_locustfiles_run_headless(batch: list[str], tmp_path: Path) -> None:
                               tmp_path / name, seconds), tmp_path / name)
                 for i, name in enumerate(batch)}
         results = {name: _finish(name, process, out, keys) for name, (process, out) in runs.items()}
+    if "agent_chat" in results:
+        chats = results["agent_chat"]["scenarios"]["agent_chat"]  # type: ignore[index]
+        assert chats["counts"]["tasks_created"] > 0 and chats["by_request"]["chat_stream"]["errors"] == 0
     if "at_limit" in results:
         assert results["at_limit"]["rate_limited"] == 0
         assert results["over_limit"]["rate_limited"]

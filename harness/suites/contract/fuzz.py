@@ -48,6 +48,7 @@ from harness.net.bounded import READ_CAP
 from harness.net.tls import policy
 from harness.peers import schemathesis_hooks
 from harness.suites.contract.traffic import (
+    BILLABLE,
     StopRun,
     TaskBudgetSpent,
     Traffic,
@@ -286,7 +287,7 @@ class _Driver:
         """Send one case and judge it; returns the response, or None when nothing came back."""
         if self.traffic.out_of_time():
             raise StopRun
-        if self.budget_spent and case.operation.label == "POST /apps/run":
+        if self.budget_spent and case.operation.label in BILLABLE:
             return None
         self.stats.cases += 1
         self.stats.by_phase[phase] = self.stats.by_phase.get(phase, 0) + 1

@@ -26,6 +26,8 @@ from harness.findings import Finding
 from harness.net.repro import KEY_VAR, SECOND_KEY_VAR, curl
 
 MAX_FINDINGS_PER_CHECK = 25
+# Operations that start billable work on a real target: each counts against --max-tasks.
+BILLABLE = frozenset({"POST /apps/run", "POST /agents/run"})
 
 
 class StopRun(Exception):
@@ -232,7 +234,7 @@ class Traffic:
         if self.out_of_time():
             raise StopRun
         operation = self.rules.operations.operation(method, self.relative_path(url))
-        if operation == "POST /apps/run" and self.tasks_created >= self.max_tasks:
+        if operation in BILLABLE and self.tasks_created >= self.max_tasks:
             raise TaskBudgetSpent
         self.pacer.acquire(self.rules.group(operation), self.stop_at)
         return operation
@@ -241,7 +243,7 @@ class Traffic:
         """Judge a complete answer; returns seconds to wait before retrying a 429, else 0."""
         with self._lock:
             self.requests += 1
-            if operation == "POST /apps/run" and 200 <= ex.status < 300:
+            if operation in BILLABLE and 200 <= ex.status < 300:
                 self.tasks_created += 1
         names = self.rules.limits.headers
         wait = self.pacer.observe(self.rules.group(operation), ex.status, ex.headers, names["remaining"],

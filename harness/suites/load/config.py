@@ -38,11 +38,20 @@ def scenario_apps(profile: Profile) -> tuple[dict[str, dict[str, Any]] | None, b
     """Each scenario's run body from the profile (None: the reference apps), and whether built in."""
     if profile.builtin:
         return None, True
-    quick, file = profile.get("quick"), profile.get("file")
+    quick, file, agent = profile.get("quick"), profile.get("file"), profile.get("agent")
     apps = {name: quick.body() for name in ("run_wait", "poll", "sse", "limit")} if quick else {}
     if file is not None and file.takes_file:
         apps["upload"] = file.body()
+    if agent is not None:
+        apps["agent_chat"] = agent_body(agent.app, agent.agent_config)
     return apps, False
+
+
+def agent_body(core_app: str, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The `POST /agents/run` body of the agent_chat scenario: a new chat, one short message."""
+    return {"chat_id": None, "input": {"text": "Hello, my name is Ada."},
+            "agent_config": {"core_app": {"ref": core_app}, **(config or {})},
+            "agent_name": "inference-harness-load"}
 
 
 def reference_apps() -> dict[str, dict[str, Any]]:
@@ -53,6 +62,7 @@ def reference_apps() -> dict[str, dict[str, Any]]:
         "sse": {"app": "infsh/sleep", "input": {"seconds": 0.5}},
         "upload": {"app": "infsh/image", "input": {"image": "$FILE"}},
         "limit": {"app": "infsh/echo", "input": {"message": "load test at the limit"}},
+        "agent_chat": agent_body("infsh/claude-sonnet-4@latest"),
     }
 
 

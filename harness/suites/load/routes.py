@@ -35,6 +35,9 @@ LIST = Route("list", "list", "GET", "/tasks", "get")
 CREATE_FILE = Route("files", "create_file", "POST", "/files", "upload")
 UPLOAD = Route("upload", "upload", "PUT", "/upload/{token}")
 DOWNLOAD = Route("download", "download", "GET", "/files/{id}/{name}")
+AGENT_RUN = Route("agent_run", "agent_run", "POST", "/agents/run", "run")
+CHAT_STREAM = Route("chat", "chat_stream", "GET", "/chats/{id}/stream", "get")
+GET_CHAT = Route("chat", "get_chat", "GET", "/chats/{id}", "get")
 
 
 @dataclass(frozen=True, slots=True)

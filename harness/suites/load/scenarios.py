@@ -29,6 +29,8 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("contract_mix", ("ContractMixUser",), "flow",
              "the contract's own generated requests replayed at load; a sample of the answers "
              "judged against the contract (LD-CONTRACT-UNDER-LOAD)"),
+    Scenario("agent_chat", ("AgentChatUser",), "flow",
+             "POST /agents/run, read the chat stream to its end, GET the chat: the answer is there"),
     Scenario("at_limit", ("AtLimitUser",), "at_limit",
              "every key sends exactly its documented budget per window (run, get, upload): no 429"),
     Scenario("over_limit", ("OverLimitUser",), "over_limit",

@@ -36,9 +36,12 @@ from harness.suites.load.facts import NO_DIGEST, Digest, limit_facts
 from harness.suites.load.open_model import Slot
 from harness.suites.load.pacing import BudgetPacer
 from harness.suites.load.routes import (
+    AGENT_RUN,
     CANCEL,
+    CHAT_STREAM,
     CREATE_FILE,
     DOWNLOAD,
+    GET_CHAT,
     GET_TASK,
     LIST,
     RUN,
@@ -677,6 +680,44 @@ class SseUser(ApiUser):
         task_id, run_send, deadline = started
         result = self.stream(task_id, "sse", deadline)
         self.settle(task_id, result, deadline, run_send)
+
+
+class AgentChatUser(ApiUser):
+    """agent_chat: POST /agents/run (a new chat, one message), read the chat stream until the
+    server closes it after the run, then GET the chat: its last message must be a ready answer."""
+
+    weight = 1
+
+    def scenario(self) -> None:
+        session = self.hs
+        body = session.config.apps.get("agent_chat")
+        if body is None:
+            session.metrics.count("no_app_mapped")
+            raise StopUser()  # the profile maps no agent
+        if not session.budget.take():
+            session.metrics.count("budget_exhausted")
+            raise StopUser()
+        answer = self.call(Request(AGENT_RUN, "/agents/run", json_payload(body)))
+        data = answer.data if isinstance(answer.data, dict) else {}
+        assistant = data.get("assistant_message")
+        chat_id = assistant.get("chat_id") if isinstance(assistant, dict) else None
+        if not isinstance(chat_id, str):
+            if answer.code != 0:
+                session.budget.refund()
+            if answer.ok:
+                session.metrics.error("agent_run", "answer without an assistant message's chat_id",
+                                      {"body": answer.content[:300].decode("utf-8", "replace")})
+            return
+        session.metrics.count("tasks_created")
+        # The stream ends when the run does: its whole body is the answer as it was written.
+        self.call(Request(CHAT_STREAM, f"/chats/{chat_id}/stream", extra={"chat": chat_id}))
+        chat = self.call(Request(GET_CHAT, f"/chats/{chat_id}", extra={"chat": chat_id}))
+        messages = chat.data.get("chat_messages") if isinstance(chat.data, dict) else None
+        last = messages[-1] if isinstance(messages, list) and messages else {}
+        if chat.ok and not (isinstance(last, dict) and last.get("role") == "assistant"
+                            and last.get("status") == "ready"):
+            session.metrics.error("get_chat", "the chat's last message is not a ready answer once "
+                                  "its stream ended", {"chat": chat_id, "last": str(last)[:300]})
 
 
 class UploadUser(ApiUser):
