@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from harness.net.reference import stop_process
+from tests.peers.contract_ops import operation_count
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACT = ROOT / "contracts" / "openapi.yaml"
@@ -63,7 +64,7 @@ def test_prism_mock_starts_without_errors(prism: tuple[str, list[str]]) -> None:
     _, output = prism
     problems = [line for line in output if any(word in line.lower() for word in ("error", "fatal", "✖"))]
     assert problems == [], "".join(output)
-    assert sum(1 for line in output if "http://127.0.0.1" in line and "info" in line) == 13
+    assert sum(1 for line in output if "http://127.0.0.1" in line and "info" in line) == operation_count()
 
 
 def test_contract_suite_on_the_mock_reports_a_stateless_target(prism: tuple[str, list[str]],
