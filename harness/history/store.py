@@ -105,7 +105,7 @@ def read_history(path: Path) -> Iterator[Observation]:
     try:
         with _open_text(path) as handle:
             previous: str | None = None
-            number = 0
+            number = 0  # lines read so far: the 1-based number of `previous`
             decode, make, refused = _decode_line, Observation, msgspec.MsgspecError
             for line in handle:
                 if previous is not None:
@@ -190,4 +190,4 @@ def _parse_slow(line: str, number: int) -> Observation:
             raise TypeError("not an object")
         return Observation.from_dict(data)
     except (ValueError, TypeError) as exc:
-        raise HistoryError(f"line {number + 1}: not an observation ({exc})") from exc
+        raise HistoryError(f"line {number}: not an observation ({exc})") from exc

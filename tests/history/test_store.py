@@ -120,5 +120,5 @@ def test_files_torn_last_line_crlf_and_gzip(tmp_path: Path) -> None:
     packed.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
     assert [o.task for o in read_history(packed)] == ["t0", "t1", "t2"]
     plain.write_text(lines[0] + "\n{oops}\n" + lines[1] + "\n")
-    with pytest.raises(HistoryError, match="not an observation"):
+    with pytest.raises(HistoryError, match="line 2: not an observation"):
         list(read_history(plain))
