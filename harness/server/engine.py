@@ -16,6 +16,7 @@ from harness.server.apps import App, AppFailure, OutputFile
 from harness.server.faults import Fault, Faults
 from harness.server.files import FileStore
 from harness.server.fingerprint import setup_fingerprint
+from harness.server.inbox import Inbox
 from harness.server.timefmt import rfc3339
 
 RECEIVED, QUEUED, DISPATCHED, PREPARING, SERVING, SETTING_UP, RUNNING = 1, 2, 3, 4, 5, 6, 7
@@ -98,7 +99,7 @@ class Task:
     version: int = 0
     cancel_event: asyncio.Event = field(default_factory=asyncio.Event)
     assigned: asyncio.Future[Worker] | None = None
-    subscribers: list[asyncio.Queue[tuple[int, bytes, bool]]] = field(default_factory=list)
+    subscribers: list[Inbox] = field(default_factory=list)
     reads: int = 0
     ordinal: int = 0
     _cache: dict[str, Any] | None = None
@@ -280,14 +281,14 @@ class Engine:
 
     # -- observation ---------------------------------------------------------------------
 
-    def subscribe(self, task: Task) -> asyncio.Queue[tuple[int, bytes, bool]]:
-        queue: asyncio.Queue[tuple[int, bytes, bool]] = asyncio.Queue()
-        task.subscribers.append(queue)
-        return queue
+    def subscribe(self, task: Task) -> Inbox:
+        inbox = Inbox()
+        task.subscribers.append(inbox)
+        return inbox
 
-    def unsubscribe(self, task: Task, queue: asyncio.Queue[tuple[int, bytes, bool]]) -> None:
-        if queue in task.subscribers:
-            task.subscribers.remove(queue)
+    def unsubscribe(self, task: Task, inbox: Inbox) -> None:
+        if inbox in task.subscribers:
+            task.subscribers.remove(inbox)
 
     def update_line(self, task: Task, fields: list[str]) -> bytes:
         """The JSON of one stream update: the full task plus the names of changed fields."""

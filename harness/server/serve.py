@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import socket
 import sys
@@ -25,6 +26,19 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def raise_open_files_limit() -> None:
+    """Raise the soft limit on open files to the hard one: each stream holds a socket, and the
+    usual soft limit (1024) would refuse connections long before the server is busy."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def url_of(sock: socket.socket) -> str:
     host, port = sock.getsockname()[:2]
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
@@ -33,6 +47,7 @@ def url_of(sock: socket.socket) -> str:
 def serve(config: ServerConfig, host: str, port: int, out: TextIO = sys.stdout,
           generated_key: str | None = None) -> None:
     """Serve until interrupted. Prints the workers, a generated key (once) and the URL."""
+    raise_open_files_limit()
     app = create_app(config)
     sock = bind(host, port)
     api = app.state.api

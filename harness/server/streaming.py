@@ -46,7 +46,7 @@ class TaskStream:
 
     async def _chunks(self) -> AsyncIterator[bytes]:
         engine, task = self.engine, self.task
-        queue = engine.subscribe(task)
+        inbox = engine.subscribe(task)
         try:
             if opening := self.faults.opening(self.sse):
                 yield opening
@@ -63,9 +63,8 @@ class TaskStream:
             while True:
                 wait = min(self.heartbeat_interval,
                            max(0.0, last_update + self.progress_interval - loop.time()))
-                try:
-                    version, line, terminal = await asyncio.wait_for(queue.get(), wait)
-                except TimeoutError:
+                update = await inbox.next(wait)
+                if update is None:
                     if self.faults.silent_when_idle():
                         continue
                     if loop.time() - last_update >= self.progress_interval:
@@ -75,6 +74,7 @@ class TaskStream:
                     else:
                         yield self.heartbeat
                     continue
+                version, line, terminal = update
                 if version <= snapshot_version:
                     continue  # already in the snapshot
                 if terminal:
@@ -87,7 +87,7 @@ class TaskStream:
                     yield replayed
                 last_update = loop.time()
         finally:
-            engine.unsubscribe(task, queue)
+            engine.unsubscribe(task, inbox)
 
     async def _end(self, line: bytes, version: int) -> AsyncIterator[bytes]:
         """The terminal update, after which the stream closes."""

@@ -1,0 +1,124 @@
+"""The history reader: the fast decoder gives exactly what the plain JSON path gives, line by line."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from harness.history import HistoryError, Observation, read_history
+from harness.history.store import _parse, _parse_slow
+
+# JSON values of every kind, surrogates and big numbers included (json.dumps escapes them).
+_text = st.text(st.characters(codec=None, categories=None), max_size=8)
+_scalars = (st.none() | st.booleans() | st.integers() | st.integers(min_value=2**63 - 2)
+            | st.floats(allow_nan=False) | _text)
+_json = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(_text, inner, max_size=3), max_leaves=8)
+_maybe_text = st.none() | _text
+_maybe_int = st.none() | st.integers()
+
+
+@st.composite
+def _observations(draw: st.DrawFn) -> Observation:
+    return Observation(
+        draw(_maybe_text), draw(_text), draw(st.sampled_from(["run", "get", "ndjson"]) | _text),
+        draw(st.integers()), draw(_maybe_int), draw(st.floats(allow_nan=False) | st.integers()),
+        http=draw(_maybe_int), status=draw(_json), output=draw(st.none() | st.booleans()),
+        error=draw(st.none() | st.booleans()), updated_at=draw(_maybe_text),
+        outcome=draw(st.sampled_from(["ok", "timeout"]) | _text), conn=draw(_maybe_text),
+        seq=draw(_maybe_int), kind=draw(st.none() | st.sampled_from(["update", "heartbeat"])),
+        trail=draw(st.none() | st.lists(st.integers(), max_size=4)), key=draw(_maybe_text),
+        extra=draw(st.dictionaries(_text, _json, max_size=3)))
+
+
+_NAMES = [*Observation.__dataclass_fields__, "other"]
+
+
+@st.composite
+def _hostile_lines(draw: st.DrawFn) -> str:
+    """Observation-like objects with any JSON under the known names, then perhaps damaged."""
+    fields = draw(st.dictionaries(st.sampled_from(_NAMES), _json | st.integers(), max_size=8))
+    base = {"observer": "o", "channel": "get", "send_ns": 1, "wall": 1.5}
+    data = {**base, **fields} if draw(st.booleans()) else fields
+    line = json.dumps(data, ensure_ascii=draw(st.booleans()))
+    damage = draw(st.sampled_from(["", "dup", "nan", "cut", "raw", "surrogate", "array", "bom", "tail"]))
+    if damage == "dup" and len(line) > 2:
+        line = line[:-1] + ', "send_ns": ' + draw(st.sampled_from(['"x"', "2", "2.0", "true"])) + "}"
+    elif damage == "nan":
+        line = line.replace("1.5", draw(st.sampled_from(["NaN", "Infinity", "1e400", "-0.0", "15e-1"])))
+    elif damage == "cut":
+        line = line[:draw(st.integers(0, len(line)))]
+    elif damage == "raw":
+        line = line.replace('"o"', '"o\x01\x7f\u2028"')
+    elif damage == "surrogate":
+        line = line.replace('"o"', draw(st.sampled_from(['"\\ud800"', '"\\udc00x"', '"\\ud83d\\ude00"'])))
+    elif damage == "array":
+        line = "[" + line + "]"
+    elif damage == "bom":
+        line = "\ufeff" + line
+    elif damage == "tail":
+        line += draw(st.sampled_from(["  ", " x", "\r", "\t", "{}"]))
+    return line + "\n"
+
+
+def _outcome(parse: Any, line: str) -> str:
+    """What a parser makes of a line, strictly: repr tells 5 from 5.0 and True from 1."""
+    try:
+        return repr(parse(line, 6))
+    except HistoryError as exc:
+        return f"HistoryError: {exc}"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_observations())
+def test_written_observations_read_back_the_same_by_both_paths(obs: Observation) -> None:
+    line = obs.to_json() + "\n"
+    assert _outcome(_parse, line) == _outcome(_parse_slow, line)
+    assert _parse(line, 0) == obs
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_hostile_lines())
+def test_hostile_lines_give_what_the_plain_path_gives(line: str) -> None:
+    assert _outcome(_parse, line) == _outcome(_parse_slow, line)
+
+
+@pytest.mark.parametrize("line", [
+    '{"observer":"o","channel":"get","send_ns":1,"wall":5}',  # an int wall stays an int
+    '{"observer":"o","channel":"get","send_ns":1,"wall":1.5,"status":123456789012345678901234567890}',
+    '{"observer":"o","channel":"get","send_ns":1,"wall":1.5,"status":"\\ud800"}',  # json only
+    '{"observer":"o","channel":"get","send_ns":1,"wall":1.5,"outcome":null}',
+    '{"observer":"o","channel":"get","send_ns":1,"wall":1.5,"extra":[]}',
+    '{"obs\\u0065rver":"o","channel":"get","send_ns":1,"wall":1.5,"trail":[1,true]}',
+    '{"channel":"get","send_ns":1,"wall":1.5}',  # observer missing
+    '{"observer":"o","channel":"get","send_ns":1,"wall":NaN}',
+    '["observer"]', "", "not json",
+])
+def test_edge_lines(line: str) -> None:
+    assert _outcome(_parse, line + "\n") == _outcome(_parse_slow, line + "\n")
+
+
+def test_each_observation_gets_its_own_empty_extra() -> None:
+    line = '{"observer":"o","channel":"get","send_ns":1,"wall":1.5}\n'
+    first, second = _parse(line, 0), _parse(line, 1)
+    first.extra["x"] = 1
+    assert second.extra == {}
+
+
+def test_files_torn_last_line_crlf_and_gzip(tmp_path: Path) -> None:
+    lines = [Observation(f"t{i}", "o", "get", i, i + 1, 0.5, http=200, status=9).to_json() for i in range(3)]
+    plain = tmp_path / "h.jsonl"
+    plain.write_bytes(("\r\n".join(lines) + "\r\n" + lines[0][:20]).encode())  # torn: skipped
+    assert [o.task for o in read_history(plain)] == ["t0", "t1", "t2"]
+    packed = tmp_path / "h.jsonl.gz"
+    packed.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    assert [o.task for o in read_history(packed)] == ["t0", "t1", "t2"]
+    plain.write_text(lines[0] + "\n{oops}\n" + lines[1] + "\n")
+    with pytest.raises(HistoryError, match="line 2: not an observation"):
+        list(read_history(plain))
