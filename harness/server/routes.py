@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -29,6 +30,19 @@ from harness.server.schemas import FilesRequest, RunRequest, parse_body, validat
 from harness.server.streaming import TaskStream, wants_sse
 
 ANONYMOUS = "anonymous"
+# A media type we send back as given: printable ASCII with a type/subtype (headers are latin-1,
+# and a stored content_type is whatever a client posted).
+_MEDIA_TYPE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+/[!#$%&'*+.^_`|~0-9A-Za-z-]+(;[ -~]*)?$")
+
+
+def served_media_type(content_type: str | None) -> str:
+    """The Content-Type of a download: the stored one if it is a well-formed media type, else
+    application/octet-stream (a non-latin-1 or CR/LF value would crash or split the header)."""
+    if content_type and _MEDIA_TYPE.match(content_type):
+        return content_type
+    return "application/octet-stream"
+
+
 # Fault `stalls`: reads arriving in the first STALL_S of every STALL_PERIOD_S wait until it ends.
 STALL_S, STALL_PERIOD_S = 1.0, 3.0
 
@@ -314,7 +328,7 @@ class ReferenceApi:
         record = self.files.by_id(request.path_params["id"])
         if record is None or record.data is None:
             return self.problem(404, "file_not_found", "no such file, or not uploaded yet")
-        return Response(record.data, media_type=record.content_type)
+        return Response(record.data, media_type=served_media_type(record.content_type))
 
     async def health(self, request: Request) -> Response:
         return Response(b'{"status":"ok"}', media_type="application/json")

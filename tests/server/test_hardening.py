@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from harness.net.client import ApiClient
+from harness.net.reference import ReferenceServer
 from harness.server.files import FileGone, FileStore
 from tests.conftest import StartServer
 from tests.server.test_api import assert_problem, data, run, wait_terminal
@@ -217,3 +218,21 @@ def test_a_dripping_body_is_cut_off_with_408(start_server: StartServer) -> None:
         # A body that arrives on time is taken as before.
         stored = api.put_bytes(record["upload_url"], b"x" * 100, "application/octet-stream")
         assert stored.status_code == 200 and data(stored)["uploaded"] is True
+
+
+# -- a stored content type is served only when it is a well-formed ASCII media type ---------------
+
+
+def test_a_downloads_content_type_cannot_crash_or_split_the_answer(server: ReferenceServer) -> None:
+    # Found by a random seed of the contract suite: a non-latin-1 content_type made the download 500.
+    with ApiClient(server.url, server.keys[0]) as api:
+        for stored, served in (("image/png", "image/png"),
+                               ("text/plain; charset=utf-8", "text/plain; charset=utf-8"),
+                               ("image/pngé", "application/octet-stream"),
+                               ("text/plain\r\nX-Evil: 1", "application/octet-stream"),
+                               ("nonsense", "application/octet-stream")):
+            record = data(api.create_file("f.bin", stored, 3))[0]
+            assert api.put_bytes(record["upload_url"], b"abc", "application/octet-stream").status_code < 300
+            got = api.download(record["uri"])
+            assert got.status_code == 200 and got.content == b"abc", stored
+            assert got.headers["content-type"] == served and "x-evil" not in got.headers, stored
