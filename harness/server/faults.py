@@ -67,6 +67,8 @@ class Fault(StrEnum):
     PENALTY_WINDOW = "penalty-window"
     PRIVATE_FIRST_TO_CLOUD = "private-first-to-cloud"
     STALLS = "stalls"
+    APP_NOT_FOUND_AS_422 = "app-not-found-as-422"
+    GENERIC_ERROR_TITLES = "generic-error-titles"
 
 
 FAULTS: dict[Fault, str] = {
@@ -133,6 +135,10 @@ FAULTS: dict[Fault, str] = {
         "infra private_first takes a free cloud worker even when one of the key's private workers is free.",
     Fault.STALLS: "Task reads stall: in the first second of every three, GET /tasks/{id} and its /status "
                   "answer only when the second ends (a hiccup a closed-model load test hides).",
+    Fault.APP_NOT_FOUND_AS_422:
+        "A run naming an unknown app answers 422 validation_failed instead of 404 app_not_found.",
+    Fault.GENERIC_ERROR_TITLES:
+        "Problem titles are HTTP reason phrases (Unauthorized, Not Found, ...), not the documented ones.",
 }
 
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -73,7 +74,8 @@ class ReferenceApi:
         if Fault.ERRORS_AS_TEXT in self.faults:
             return PlainTextResponse(f"{status} {detail}", status, headers=headers)
         body_status = 400 if Fault.PROBLEM_STATUS_MISMATCH in self.faults else None
-        return problem(status, code, detail, extra, headers, body_status)
+        title = HTTPStatus(status).phrase if Fault.GENERIC_ERROR_TITLES in self.faults else None
+        return problem(status, code, detail, extra, headers, body_status, title)
 
     def authenticate(self, request: Request) -> str | None:
         """The request's API key, or None if it carries no known one."""
@@ -160,6 +162,8 @@ class ReferenceApi:
                                                 "namespace/name[@version][:function]"}]})
         app = self.catalog.get(ref.name)
         if app is None:
+            if Fault.APP_NOT_FOUND_AS_422 in self.faults:
+                raise invalid([{"name": "body.app", "reason": f"unknown app {ref.name!r}"}])
             raise ApiError(404, "app_not_found", f"app {ref.name!r} not found")
         parsed_setup = validated(app.validate_setup, body.setup, "setup")
         parsed_input = validated(app.validate_input, body.input, "input")

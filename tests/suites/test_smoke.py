@@ -26,6 +26,8 @@ CAUGHT_BY = {
     "stream-ignores-accept": "ST-STREAM-FORMAT",
     "ndjson-comment-heartbeat": "ST-STREAM-FORMAT",
     "private-first-to-cloud": "ST-WORKER-PLACEMENT",
+    "app-not-found-as-422": "ST-APP-NOT-FOUND",
+    "generic-error-titles": "ST-ERROR-TITLE",
 }
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from harness.checks.envelope import task_of_update
+from harness.checks.envelope import error_answer_gaps, task_of_update, title_gap
 from harness.checks.placement import WorkerView, placement_problem, worker_view
 from harness.checks.streams import StreamEnd
 from harness.contract import Lifecycle, Limits
@@ -36,6 +36,8 @@ CHECKS = {
     "ST-UPLOAD-ROUNDTRIP": "uploaded bytes come back unchanged through an app's output file",
     "ST-CANCEL": "a cancelled running task ends Cancelled; cancelling it again answers 409",
     "ST-ISOLATION": "another key cannot read a task (404)",
+    "ST-APP-NOT-FOUND": "a run naming an unknown app is refused with 404 app_not_found, no task",
+    "ST-ERROR-TITLE": "the 401, unknown-app 404 and 422 problems carry the docs' titles",
     "ST-WORKER-PLACEMENT": "a task runs on a worker its infra and workers allow (private_first: a free "
                            "private worker first)",
 }
@@ -63,6 +65,8 @@ class _Run:
     requests: int = 0
     placed: int = 0  # tasks whose worker was judged (ST-WORKER-PLACEMENT)
     unplaced: list[str] = field(default_factory=list)  # why a task's worker could not be judged
+    # The documented error answers seen (code, answer, repro), for ST-ERROR-TITLE.
+    errors: list[tuple[str, httpx.Response, str]] = field(default_factory=list)
 
     def find(self, check: str, message: str, task_id: str | None = None,
              evidence: dict[str, Any] | None = None, repro: str | None = None) -> None:
@@ -137,14 +141,51 @@ def _poll(run: _Run, task_id: str, label: str, late_check: str = "ST-RUN-COMPLET
     return None
 
 
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
 def _check_auth(run: _Run, base_url: str) -> None:
     with ApiClient(base_url, "inf_harness_not_a_real_key") as stranger:
         response = stranger.workers()
     run.requests += 1
+    repro = curl("GET", f"{base_url}/workers", bearer="inf_harness_not_a_real_key")
     if response.status_code != 401 or not _is_problem(response):
         run.find("ST-AUTH-REQUIRED", f"an unknown key got {response.status_code}, expected 401 "
-                 "with a problem body", evidence=_excerpt(response),
-                 repro=curl("GET", f"{base_url}/workers", bearer="inf_harness_not_a_real_key"))
+                 "with a problem body", evidence=_excerpt(response), repro=repro)
+        return
+    run.errors.append(("unauthorized", response, repro))
+
+
+# An app ref no target serves: namespaced under the harness, so it cannot name a real app.
+UNKNOWN_APP = {"app": "harness-probe/no-such-app", "input": {}}
+
+
+def _check_app_not_found(run: _Run) -> None:
+    response = run.client.run(UNKNOWN_APP)
+    run.requests += 1
+    repro = curl("POST", f"{run.client.base_url}/apps/run", UNKNOWN_APP)
+    if response.status_code < 300:
+        run.tasks_created += 1
+    gaps = error_answer_gaps(response.status_code, _json(response), 404, "app_not_found")
+    if gaps:
+        run.find("ST-APP-NOT-FOUND", f"a run of the unknown app {UNKNOWN_APP['app']!r}: "
+                 + "; ".join(gaps), evidence=_excerpt(response), repro=repro)
+        return
+    run.errors.append(("app_not_found", response, repro))
+
+
+def _check_titles(run: _Run) -> None:
+    """Each documented error answer that came with the right status has the docs' title."""
+    for code, response, repro in run.errors:
+        gap = title_gap(_json(response), code)
+        if gap is not None:
+            run.find("ST-ERROR-TITLE", f"{response.request.method} {response.request.url.path} "
+                     f"({response.status_code} {code}): {gap}", evidence=_excerpt(response),
+                     repro=repro)
 
 
 def _check_invalid_input(run: _Run, role: AppRole) -> None:
@@ -153,10 +194,12 @@ def _check_invalid_input(run: _Run, role: AppRole) -> None:
     run.requests += 1
     if response.status_code < 300:
         run.tasks_created += 1
+    repro = curl("POST", f"{run.client.base_url}/apps/run", body)
     if response.status_code != 422 or not _is_problem(response):
         run.find("ST-INVALID-INPUT", f"invalid input got {response.status_code}, expected 422 "
-                 "with a problem body", evidence=_excerpt(response),
-                 repro=curl("POST", f"{run.client.base_url}/apps/run", body))
+                 "with a problem body", evidence=_excerpt(response), repro=repro)
+        return
+    run.errors.append(("validation_failed", response, repro))
 
 
 def _check_app(run: _Run, body: dict[str, Any], label: str,
@@ -412,7 +455,8 @@ def _steps(run: _Run, base_url: str, plan: dict[str, AppRole],
             done[key] = check(run, body, label, expect)
         return label, step
 
-    steps: list[tuple[str, Callable[[], Any]]] = [("auth", lambda: _check_auth(run, base_url))]
+    steps: list[tuple[str, Callable[[], Any]]] = [("auth", lambda: _check_auth(run, base_url)),
+                                                   ("unknown app", lambda: _check_app_not_found(run))]
     if "invalid" in plan:
         steps.append(("invalid input", lambda: _check_invalid_input(run, plan["invalid"])))
     for name in ("quick", "setup", "flow"):
@@ -461,6 +505,7 @@ def run_smoke(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: Limi
             quick = done.get("quick")
             if quick is not None:
                 _check_isolation(run, quick["id"])
+            _check_titles(run)
         finally:
             if other is not None:
                 other.close()
@@ -473,6 +518,8 @@ def run_smoke(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: Limi
         skipped["ST-WORKER-PLACEMENT"] = (run.unplaced[0] if run.unplaced else
                                           "no role of the profile sets infra or workers "
                                           "([apps.<role>] infra = \"private_first\" in harness.toml)")
+    if not run.errors:
+        skipped["ST-ERROR-TITLE"] = "no documented error answer came with its status to judge"
     checks = [c for c in CHECKS if c not in skipped]
     return SuiteResult(
         name=SUITE,
