@@ -69,6 +69,7 @@ class Fault(StrEnum):
     STALLS = "stalls"
     APP_NOT_FOUND_AS_422 = "app-not-found-as-422"
     GENERIC_ERROR_TITLES = "generic-error-titles"
+    UNANSWERED_READS = "unanswered-reads"
 
 
 FAULTS: dict[Fault, str] = {
@@ -139,6 +140,8 @@ FAULTS: dict[Fault, str] = {
         "A run naming an unknown app answers 422 validation_failed instead of 404 app_not_found.",
     Fault.GENERIC_ERROR_TITLES:
         "Problem titles are HTTP reason phrases (Unauthorized, Not Found, ...), not the documented ones.",
+    Fault.UNANSWERED_READS:
+        "Every 5th task read (GET /tasks/{id}, /status) never answers: it is held until the client leaves.",
 }
 
 

@@ -30,6 +30,8 @@ from harness.server.streaming import TaskStream, wants_sse
 ANONYMOUS = "anonymous"
 # Fault `stalls`: reads arriving in the first STALL_S of every STALL_PERIOD_S wait until it ends.
 STALL_S, STALL_PERIOD_S = 1.0, 3.0
+# Fault `unanswered-reads`: every UNANSWERED_EVERY-th read is held, at most UNANSWERED_HOLD_S.
+UNANSWERED_EVERY, UNANSWERED_HOLD_S = 5, 60.0
 
 Handler = Callable[[Request, str], Awaitable[Response]]
 
@@ -43,6 +45,7 @@ class ReferenceApi:
         self.contract = contract
         self.faults = Faults(config.faults)
         self.started = time.monotonic()
+        self.reads = 0  # task reads so far (fault unanswered-reads)
         self.catalog = renamed_catalog(config.app_names)
         self.keys = set(config.keys)
         self.limiter = FixedWindowLimiter(
@@ -195,11 +198,25 @@ class ReferenceApi:
         if phase < STALL_S:
             await asyncio.sleep(STALL_S - phase)
 
-    async def get_task(self, request: Request, key: str) -> Response:
+    async def _hold(self, request: Request) -> None:
+        """Fault `unanswered-reads`: every 5th read waits until its client leaves (no answer)."""
+        self.reads += 1
+        if self.reads % UNANSWERED_EVERY:
+            return
+        end = time.monotonic() + UNANSWERED_HOLD_S
+        while time.monotonic() < end and not await request.is_disconnected():
+            await asyncio.sleep(0.05)
+
+    async def _read_faults(self, request: Request) -> None:
         if Fault.SLOW_READS in self.faults:
             await asyncio.sleep(0.05)
         if Fault.STALLS in self.faults:
             await self._stall()
+        if Fault.UNANSWERED_READS in self.faults:
+            await self._hold(request)
+
+    async def get_task(self, request: Request, key: str) -> Response:
+        await self._read_faults(request)
         task = self._owned_task(request, key)
         if Fault.READ_AFTER_WRITE_DELAY in self.faults and time.time() - task.created < 0.3:
             raise ApiError(404, "task_not_found", f"task {task.id} not found")
@@ -208,10 +225,7 @@ class ReferenceApi:
         return self.ok(self.engine.task_json(task))
 
     async def get_status(self, request: Request, key: str) -> Response:
-        if Fault.SLOW_READS in self.faults:
-            await asyncio.sleep(0.05)
-        if Fault.STALLS in self.faults:
-            await self._stall()
+        await self._read_faults(request)
         task = self._owned_task(request, key)
         data = self.engine.public_task(task)
         older = self._regressed_status(task)
@@ -303,7 +317,12 @@ class ReferenceApi:
         record = self.files.by_id(request.path_params["id"])
         if record is None or record.data is None:
             return self.problem(404, "file_not_found", "no such file, or not uploaded yet")
-        return Response(record.data, media_type=record.content_type)
+        # A declared type that cannot be a header value (non-ASCII, control characters) would
+        # make the answer itself fail (a 500): the bytes go out as octet-stream instead.
+        media = record.content_type
+        if not (media.isascii() and media.isprintable()):
+            media = "application/octet-stream"
+        return Response(record.data, media_type=media)
 
     async def health(self, request: Request) -> Response:
         return Response(b'{"status":"ok"}', media_type="application/json")

@@ -254,6 +254,16 @@ def test_empty_files_list_is_422(client: ApiClient) -> None:
     assert_problem(client.http.post("/files", json={"files": []}), 422, "validation_failed")
 
 
+def test_a_content_type_that_cannot_be_a_header_downloads_as_octet_stream(client: ApiClient) -> None:
+    # Fuzzing found it: a declared type with a non-Latin-1 character made the download a 500.
+    for declared in ("image/\U000a7cb2", "text/plain\nX-Injected: 1"):
+        record = client.create_file("x.bin", declared, 3).json()["data"][0]
+        assert client.put_bytes(record["upload_url"], b"abc", "application/octet-stream").status_code < 300
+        got = client.download(record["uri"])
+        assert got.status_code == 200 and got.content == b"abc"
+        assert got.headers["content-type"] == "application/octet-stream"
+
+
 # -- workers, warmth and routing ------------------------------------------------------------
 
 
