@@ -222,3 +222,14 @@ def test_probe_checks_without_their_apps_are_skipped_with_the_reason(server: Ref
     # The upload probe needs no app: it still judged.
     assert "CT-SDK-UPLOAD-AUTH" in result.checks and "CT-SDK-UPLOAD-AUTH" not in result.skipped
     assert result.metrics["probes_skipped"]  # the free text stays, for the report
+
+
+def test_an_answer_that_never_came_is_indeterminate_not_a_finding(start_server: StartServer) -> None:
+    # unanswered-reads holds every 5th task read until the client leaves: counted, never judged.
+    options = dataclasses.replace(PROBES, request_timeout_s=0.5)
+    with start_server(faults=["unanswered-reads"], extra_args=["--heartbeat", "0.2"]) as srv:
+        result = run_conformance(srv.url, srv.keys, load_lifecycle(), scaled_limits(), options)
+    assert "CT-TRANSPORT" not in {f.check for f in result.findings}, \
+        [(f.check, f.message[:200]) for f in result.findings]
+    assert result.metrics["indeterminate"] >= 1, result.metrics
+    assert all("/tasks/" in r["request"] for r in result.metrics["indeterminate_requests"])
