@@ -98,7 +98,7 @@ FAULTS: dict[Fault, str] = {
     Fault.SETUP_ALWAYS: "Workers forget their warmth: every run goes through Preparing, Serving, Setting Up.",
     Fault.NO_HEARTBEATS: "Streams send no heartbeats and no keep-alive updates, only real changes.",
     Fault.RUN_STATUS_QUEUED: "POST /apps/run answers the new task with status 2 (Queued) instead of 1.",
-    Fault.FAILED_WITHOUT_ERROR: "Failed tasks carry error null.",
+    Fault.FAILED_WITHOUT_ERROR: "Failed (and Rejected) tasks carry error null.",
     Fault.NDJSON_COMMENT_HEARTBEAT:
         "NDJSON streams open with a `: ping` comment line and use it as heartbeat.",
     Fault.RAW_LINE_SEPARATORS: "Stream lines are raw UTF-8 with charset=utf-8, and logs carry a raw U+2028.",

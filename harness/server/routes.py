@@ -60,7 +60,7 @@ class ReferenceApi:
                              private_workers=config.private_workers, speed=config.speed,
                              retention_seconds=config.retention_seconds,
                              max_finished=config.max_finished_tasks, faults=self.faults,
-                             dump=dump)
+                             dump=dump, max_queued=config.max_queued)
         if Fault.INVALID_KEY_ACCEPTED in self.faults:
             self.engine.add_key(ANONYMOUS, 0)
 
