@@ -70,6 +70,7 @@ class Fault(StrEnum):
     APP_NOT_FOUND_AS_422 = "app-not-found-as-422"
     GENERIC_ERROR_TITLES = "generic-error-titles"
     UNANSWERED_READS = "unanswered-reads"
+    HEARTBEATS_ONLY = "heartbeats-only"
 
 
 FAULTS: dict[Fault, str] = {
@@ -142,6 +143,8 @@ FAULTS: dict[Fault, str] = {
         "Problem titles are HTTP reason phrases (Unauthorized, Not Found, ...), not the documented ones.",
     Fault.UNANSWERED_READS:
         "Every 5th task read (GET /tasks/{id}, /status) never answers: it is held until the client leaves.",
+    Fault.HEARTBEATS_ONLY:
+        "Streams forward only status changes: no log updates, no keep-alive updates, heartbeats between.",
 }
 
 
@@ -200,6 +203,16 @@ class StreamFaults:
     def silent_when_idle(self) -> bool:
         """no-heartbeats: neither heartbeats nor keep-alive updates while the task is quiet."""
         return Fault.NO_HEARTBEATS in self._faults
+
+    def keepalive_updates(self) -> bool:
+        """Whether a quiet stream sends a non-heartbeat update each progress interval."""
+        return Fault.HEARTBEATS_ONLY not in self._faults
+
+    def drops(self, line: bytes) -> bool:
+        """heartbeats-only: a change that is not a status change is not sent."""
+        if Fault.HEARTBEATS_ONLY not in self._faults:
+            return False
+        return "status" not in json.loads(line).get("fields", [])
 
     def snapshot_fields(self, fields: list[str], terminal: bool) -> list[str] | None:
         """The `fields` of the snapshot on connect; None to send none (no-snapshot)."""
