@@ -24,7 +24,14 @@ from harness.server.faults import Fault, Faults, StreamFaults
 from harness.server.files import FileGone, FileStore, FileTooLarge
 from harness.server.problems import ApiError, invalid, problem
 from harness.server.ratelimit import Decision, FixedWindowLimiter
-from harness.server.schemas import FilesRequest, RunRequest, parse_body, validated
+from harness.server.schemas import (
+    UNSERVED_REASON,
+    FilesRequest,
+    RunRequest,
+    parse_body,
+    unserved_fields,
+    validated,
+)
 from harness.server.streaming import TaskStream, wants_sse
 
 ANONYMOUS = "anonymous"
@@ -158,6 +165,9 @@ class ReferenceApi:
     async def run(self, request: Request, key: str) -> Response:
         body = parse_body(await read_capped(request, self.config.max_body_bytes,
                                                 self.config.body_timeout), RunRequest)
+        refused = unserved_fields(body)
+        if refused:
+            raise invalid([{"name": f"body.{name}", "reason": UNSERVED_REASON} for name in refused])
         ref = parse_ref(body.app)
         if ref is None:
             raise ApiError(422, "validation_failed", f"malformed app reference {body.app!r}",
