@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from harness import __version__
-from harness.argtypes import duration_arg, port, positive_float, positive_int
+from harness.argtypes import duration_arg, non_negative_int, port, positive_float, positive_int
 from harness.exit_codes import EPILOG, ExitCode
 from harness.findings import SEVERITY_RANK, RunResult
 from harness.redaction import redact
@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--retention", type=positive_float, default=3600.0, metavar="S",
                        help="seconds finished tasks and files are kept (default 3600)")
     serve.add_argument("--max-finished-tasks", type=positive_int, default=10_000, metavar="N")
+    serve.add_argument("--max-queued", type=non_negative_int, default=None, metavar="N",
+                       help="reject (status 13) a run that arrives while N tasks wait for a worker "
+                       "(default: admit every run)")
     serve.add_argument("--app-name", action="append", dest="app_names", default=[], metavar="NEW=APP",
                        help="serve a built-in app under another name only, e.g. acme/echo=infsh/echo "
                        "(repeatable; to try a target profile)")
@@ -258,7 +261,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_files_per_request=args.max_files_per_request, max_files_per_key=args.max_files_per_key,
         max_stored_bytes_per_key=args.max_stored_bytes_per_key, header_timeout=args.header_timeout,
         max_header_bytes=args.max_header_bytes, idle_timeout=args.idle_timeout,
-        body_timeout=args.body_timeout)
+        body_timeout=args.body_timeout, max_queued=args.max_queued)
     try:
         serve(config, args.host, args.port, generated_key=generated)
     except OSError as exc:

@@ -79,6 +79,39 @@ def problem_code(body: Any) -> str | None:
     return code if isinstance(code, str) else None
 
 
+# The public docs' "Common errors", by the code the contract gives each (openapi.yaml's problem
+# schemas carry the same titles as consts). The docs' fourth, "Task failed", is no HTTP answer:
+# it is a Failed task's own `error` text, which ST-FAIL-ERROR judges.
+DOCUMENTED_TITLES: dict[str, str] = {
+    "unauthorized": "Invalid API key",
+    "app_not_found": "App not found",
+    "validation_failed": "Input validation failed",
+}
+
+
+def error_answer_gaps(status: int, body: Any, want_status: int, want_code: str) -> list[str]:
+    """How an error answer differs from the wanted `want_status` problem of `want_code` (empty: not)."""
+    gaps: list[str] = []
+    if status != want_status:
+        gaps.append(f"HTTP {status}, not {want_status}")
+    if not isinstance(body, dict) or not {"type", "title", "status", "detail"} <= body.keys():
+        gaps.append("the body is not a problem (type, title, status, detail)")
+        return gaps
+    code = problem_code(body)
+    if code != want_code:
+        gaps.append(f"the error code is {code!r}, not {want_code!r}")
+    return gaps
+
+
+def title_gap(body: Any, code: str) -> str | None:
+    """How a problem's `title` differs from the docs' title for `code` (None: it matches)."""
+    wanted = DOCUMENTED_TITLES[code]
+    title = body.get("title") if isinstance(body, dict) else None
+    if title == wanted:
+        return None
+    return f"title {title!r}, the docs say {wanted!r}"
+
+
 def json_type(value: Any) -> str:
     """A decoded value's type as findings name it ("float", "string", "null", "int", "dict", ...)."""
     if isinstance(value, bool):

@@ -41,6 +41,9 @@ CHECKS = {
     "LC-STREAM-AFTER-TERMINAL": "a stream sends nothing after its terminal update",
     "LC-STREAM-NO-TERMINAL": "a stream the server closed had sent the terminal update",
     "LC-HEARTBEAT-GAP": "no silence on a stream longer than the declared heartbeat bound",
+    "LC-PROGRESS-GAP": "a live stream sends a non-heartbeat update at least every 20 s",
+    "LC-SDK-STREAM-IDLE": "no heartbeat arrives after 30 s without an update (the Python SDK drops "
+                          "such a stream)",
     "LC-COMPLETED-OUTPUT": "a completed task has an output",
     "LC-FAILED-ERROR": "a failed or rejected task has an error",
     "LC-CANCEL-UNREQUESTED": "cancelling/cancelled appears only after a cancel was sent",
@@ -57,6 +60,10 @@ FINALIZE_EVERY = 20_000
 @dataclass
 class InvariantOptions:
     heartbeat_bound_s: float | None = 15.0
+    # The contract's promise: a non-heartbeat update at least this often on a live stream.
+    progress_bound_s: float | None = 20.0
+    # The Python SDK's idle check: a heartbeat this long after the last update drops the stream.
+    sdk_idle_s: float | None = 30.0
     # A task that ended this long (history time) before the newest observation is finalized.
     horizon_s: float = 300.0
 
@@ -93,6 +100,8 @@ class _Conn:
     task: str | None
     events: int = 0
     last_recv: int = 0
+    last_update: int = 0  # the last update's (or the first event's) receive time
+    quiet_found: int = 0  # bit 1: LC-PROGRESS-GAP reported, bit 2: LC-SDK-STREAM-IDLE
     terminal: Observation | None = None
     end: StreamEnd = field(default_factory=StreamEnd)
 
@@ -370,9 +379,15 @@ class Checker:
             gap = (recv - conn.last_recv) / 1e9
             self._find("LC-HEARTBEAT-GAP", f"{obs.channel} stream {conn_id} was silent for {gap:.1f} s "
                        f"(bound {self.options.heartbeat_bound_s:g} s)", [obs], obs.task)
+        kind = obs.kind
+        if not conn.events:
+            conn.last_update = recv
+        elif conn.terminal is None:
+            self._quiet(conn, conn_id, obs, recv - conn.last_update)
+        if kind == "update":
+            conn.last_update = recv
         conn.events += 1
         conn.last_recv = recv
-        kind = obs.kind
         if kind == "close":
             if conn.terminal is None:
                 self._find("LC-STREAM-NO-TERMINAL", f"the server closed {obs.channel} stream {conn_id} "
@@ -387,6 +402,22 @@ class Checker:
                        "after its terminal update", [conn.terminal, obs], obs.task)
         if terminal and conn.terminal is None:
             conn.terminal = obs
+
+    def _quiet(self, conn: _Conn, conn_id: str, obs: Observation, quiet_ns: int) -> None:
+        """A live stream's time since its last update: the contract's bound, the SDK's idle check."""
+        options = self.options
+        progress, idle = options.progress_bound_s, options.sdk_idle_s
+        if progress is not None and quiet_ns > progress * 1e9 and not conn.quiet_found & 1:
+            conn.quiet_found |= 1
+            self._find("LC-PROGRESS-GAP", f"{obs.channel} stream {conn_id} sent no update for "
+                       f"{quiet_ns / 1e9:.1f} s (bound {progress:g} s)", [obs], obs.task)
+        if idle is not None and obs.kind == "heartbeat" and quiet_ns > idle * 1e9 \
+                and not conn.quiet_found & 2:
+            conn.quiet_found |= 2
+            self._find("LC-SDK-STREAM-IDLE", f"{obs.channel} stream {conn_id}: a heartbeat came "
+                       f"{quiet_ns / 1e9:.1f} s after the last update; the Python SDK drops the "
+                       f"connection past {idle:g} s and reconnects (six times, then run() fails)",
+                       [obs], obs.task)
 
     # -- finalizing ------------------------------------------------------------------------
 

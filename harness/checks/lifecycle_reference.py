@@ -195,6 +195,38 @@ def heartbeat_gap(history: History, lc: Lifecycle, options: InvariantOptions) ->
                 yield Violation("LC-HEARTBEAT-GAP", after.task, (before, after))
 
 
+def _quiet(history: History, lc: Lifecycle, bound_s: float | None,
+           heartbeats_only: bool) -> Iterator[tuple[Observation, Observation]]:
+    """The first event of each stream, up to its terminal update, more than `bound_s` after the
+    stream's last update (or its first event); with `heartbeats_only`, only heartbeats count."""
+    if bound_s is None:
+        return
+    for events in streams(history):
+        last = events[0]
+        for before, event in pairwise(events):
+            if is_terminal_update(before, lc):
+                break
+            if before.kind == "update":
+                last = before
+            assert event.recv_ns is not None and last.recv_ns is not None
+            if (not heartbeats_only or event.kind == "heartbeat") \
+                    and event.recv_ns - last.recv_ns > bound_s * 1e9:
+                yield last, event
+                break
+
+
+def progress_gap(history: History, lc: Lifecycle, options: InvariantOptions) -> Iterator[Violation]:
+    """LC-PROGRESS-GAP: a live stream sends an update at least every `progress_bound_s`."""
+    for last, event in _quiet(history, lc, options.progress_bound_s, False):
+        yield Violation("LC-PROGRESS-GAP", event.task, (last, event))
+
+
+def sdk_stream_idle(history: History, lc: Lifecycle, options: InvariantOptions) -> Iterator[Violation]:
+    """LC-SDK-STREAM-IDLE: no heartbeat more than `sdk_idle_s` after a live stream's last update."""
+    for last, event in _quiet(history, lc, options.sdk_idle_s, True):
+        yield Violation("LC-SDK-STREAM-IDLE", event.task, (last, event))
+
+
 def completed_output(history: History, lc: Lifecycle, options: InvariantOptions) -> Iterator[Violation]:
     """LC-COMPLETED-OUTPUT: whoever sees a task Completed sees an output."""
     for obs in known(history, lc):
@@ -294,6 +326,8 @@ RULES: dict[str, Rule] = {
     "LC-STREAM-AFTER-TERMINAL": stream_after_terminal,
     "LC-STREAM-NO-TERMINAL": stream_no_terminal,
     "LC-HEARTBEAT-GAP": heartbeat_gap,
+    "LC-PROGRESS-GAP": progress_gap,
+    "LC-SDK-STREAM-IDLE": sdk_stream_idle,
     "LC-COMPLETED-OUTPUT": completed_output,
     "LC-FAILED-ERROR": failed_error,
     "LC-CANCEL-UNREQUESTED": cancel_unrequested,

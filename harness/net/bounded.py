@@ -18,6 +18,19 @@ ANSWER_DEADLINE_S = 30.0  # seconds for one whole answer (head and body), unless
 STREAM_IDLE_S = 30.0
 
 
+class CutAnswer(httpx.ReadTimeout):
+    """An answer whose head came but whose body did not, in time: a wrong answer, not a missing one."""
+
+
+def unanswered(exc: BaseException) -> bool:
+    """Whether a request's answer never came (a timeout before its head): indeterminate, not wrong.
+
+    The harness's one rule: an answer that never came is counted as indeterminate, a wrong or cut
+    answer is a finding (the lifecycle checker reads the same from `Observation.recv_ns`).
+    """
+    return isinstance(exc, httpx.TimeoutException) and not isinstance(exc, CutAnswer)
+
+
 def bounded_request(client: httpx.Client, method: str, url: str, deadline_s: float, *,
                     cap: int = READ_CAP, **kwargs: object) -> httpx.Response:
     """`client.request`, with the whole answer in `deadline_s` and `cap` decoded bytes at most.
@@ -28,14 +41,21 @@ def bounded_request(client: httpx.Client, method: str, url: str, deadline_s: flo
     end = time.monotonic() + deadline_s
     with client.stream(method, url, **kwargs) as response:  # type: ignore[arg-type]
         body = bytearray()
-        for chunk in response.iter_bytes():
-            body += chunk
-            if len(body) > cap:
-                raise httpx.ReadError(f"the answer to {method} {url} passed {cap} bytes",
-                                      request=response.request)
-            if time.monotonic() > end:
-                raise httpx.ReadTimeout(f"the answer to {method} {url} took more than {deadline_s:g} s",
-                                        request=response.request)
+        try:
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > cap:
+                    raise httpx.ReadError(f"the answer to {method} {url} passed {cap} bytes",
+                                          request=response.request)
+                if time.monotonic() > end:
+                    raise CutAnswer(f"the answer to {method} {url} took more than {deadline_s:g} s",
+                                    request=response.request)
+        except httpx.TimeoutException as exc:
+            if isinstance(exc, CutAnswer):
+                raise
+            # The head came, the body stalled: the answer is cut, not missing.
+            raise CutAnswer(f"the body of the answer to {method} {url} stalled: {exc}",
+                            request=response.request) from exc
         headers = [(k, v) for k, v in response.headers.items() if k.lower() != "content-encoding"]
         return httpx.Response(response.status_code, headers=headers, content=bytes(body),
                               request=response.request)

@@ -17,6 +17,8 @@ from harness.net.hosts import file_policy
 from harness.net.tls import policy
 
 StreamFormat = Literal["ndjson", "sse"]
+# Told of every request as it ends: (method, url, send monotonic ns, send epoch s, answer, error).
+Recorder = Callable[[str, str, int, float, "httpx.Response | None", "BaseException | None"], None]
 ACCEPT = {"ndjson": "application/x-ndjson", "sse": "text/event-stream"}
 
 
@@ -72,9 +74,22 @@ class ApiClient:
         self.http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout,
                                  transport=transport, verify=policy().context())
         self.deadline_s = timeout  # the whole answer, not each read
+        self.recorder: Recorder | None = None
+
+    def _bounded(self, client: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        if self.recorder is None:
+            return bounded_request(client, method, url, self.deadline_s, **kwargs)
+        send, wall = time.monotonic_ns(), time.time()
+        try:
+            response = bounded_request(client, method, url, self.deadline_s, **kwargs)
+        except httpx.HTTPError as exc:
+            self.recorder(method, url, send, wall, None, exc)
+            raise
+        self.recorder(method, url, send, wall, response, None)
+        return response
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        return bounded_request(self.http, method, path, self.deadline_s, **kwargs)
+        return self._bounded(self.http, method, path, **kwargs)
 
     def close(self) -> None:
         self.http.close()
@@ -115,15 +130,15 @@ class ApiClient:
         if refused is not None:
             raise ForeignHost(refused)
         with httpx.Client(timeout=self.http.timeout, verify=policy().context()) as bare:
-            return bounded_request(bare, "PUT", upload_url, self.deadline_s, content=data,
-                                   headers={"Content-Type": content_type})
+            return self._bounded(bare, "PUT", upload_url, content=data,
+                                 headers={"Content-Type": content_type})
 
     def download(self, uri: str) -> httpx.Response:
         refused = file_policy(self.base_url).refusal(uri)
         if refused is not None:
             raise ForeignHost(refused)
         with httpx.Client(timeout=self.http.timeout, verify=policy().context()) as bare:
-            return bounded_request(bare, "GET", uri, self.deadline_s)
+            return self._bounded(bare, "GET", uri)
 
     def read_stream(self, task_id: str, fmt: StreamFormat, deadline_s: float,
                     on_event: Callable[[StreamEvent], None] | None = None) -> StreamReading:
@@ -139,10 +154,16 @@ class ApiClient:
         # A silent server is cut by the read timeout, an endless one by the deadline check.
         timeout = httpx.Timeout(connect=5.0, read=deadline_s, write=5.0, pool=5.0)
         reading = StreamReading(0, "", started=start)
+        path = f"/tasks/{task_id}/stream"
+        send, wall = time.monotonic_ns(), time.time()
+        headed = False
         try:
-            with self.http.stream("GET", f"/tasks/{task_id}/stream",
+            with self.http.stream("GET", path,
                                   headers={"Accept": ACCEPT[fmt], "Accept-Encoding": "identity"},
                                   timeout=timeout) as response:
+                headed = True
+                if self.recorder is not None:  # a stream's latency is to its head, as under load
+                    self.recorder("GET", self.base_url + path, send, wall, response, None)
                 reading.status_code = response.status_code
                 reading.content_type = response.headers.get("content-type", "")
                 if response.status_code != 200:
@@ -167,8 +188,11 @@ class ApiClient:
                         reading.events.append(TimedEvent(event, now))
                         if on_event is not None:
                             on_event(event)
-        except httpx.ReadTimeout:
-            reading.timed_out = True
         except httpx.HTTPError as exc:
-            reading.error = f"{type(exc).__name__}: {exc}"
+            if not headed and self.recorder is not None:
+                self.recorder("GET", self.base_url + path, send, wall, None, exc)
+            if isinstance(exc, httpx.ReadTimeout):
+                reading.timed_out = True
+            else:
+                reading.error = f"{type(exc).__name__}: {exc}"
         return reading

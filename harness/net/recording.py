@@ -32,6 +32,55 @@ def rate_limit_extra(headers: Mapping[str, str], group: str | None) -> dict[str,
     return rate_limit_facts(headers.get, group, _REMAINING)
 
 
+def channel_of(method: str, path: str) -> Channel:
+    """The history channel of a request by its method and path (for exchanges without a task)."""
+    if path.endswith("/stream"):
+        return "ndjson"
+    if path.endswith("/status"):
+        return "status"
+    if path.endswith("/cancel"):
+        return "cancel"
+    if path.endswith("/apps/run"):
+        return "run"
+    if method == "DELETE":
+        return "delete"
+    if method == "PUT":
+        return "upload"
+    if path.endswith("/files") and method == "POST":
+        return "files"
+    if "/tasks/" in path:
+        return "get"
+    return "download" if "/files/" in path else "list"
+
+
+class ExchangeRecorder:
+    """A suite's requests as Observations without a task: in the run's history (latency,
+    throughput and rate-limit charts), left alone by the lifecycle checker, which judges tasks."""
+
+    def __init__(self, history: HistoryWriter, observer: str, key_label: str | None) -> None:
+        self.history, self.observer, self.key_label = history, observer, key_label
+
+    def as_key(self, key_label: str | None) -> ExchangeRecorder:
+        return ExchangeRecorder(self.history, self.observer, key_label)
+
+    def __call__(self, method: str, url: str, send: int, wall: float, response: httpx.Response | None,
+                 error: BaseException | None) -> None:
+        path = httpx.URL(url).path
+        channel = channel_of(method, path)
+        extra: dict[str, Any] = {"request": f"{method} {path}"}
+        if response is None:
+            timeout = isinstance(error, httpx.TimeoutException)
+            self.history.append(Observation(None, self.observer, channel, send, None, wall,
+                                            outcome="timeout" if timeout else "error", key=self.key_label,
+                                            extra={**extra, "error": type(error).__name__}))
+            return
+        if channel == "ndjson" and response.headers.get("content-type", "").startswith("text/event-stream"):
+            channel = "sse"
+        extra.update(rate_limit_extra(response.headers, RecordingClient.GROUPS.get(channel)))
+        self.history.append(Observation(None, self.observer, channel, send, time.monotonic_ns(), wall,
+                                        http=response.status_code, key=self.key_label, extra=extra))
+
+
 class RecordingClient:
     """One observer: sequential requests, each recorded as it completes (or fails)."""
 

@@ -19,6 +19,9 @@ class ServerConfig:
     private_workers: int = 2
     retention_seconds: float = 3600.0
     max_finished_tasks: int = 10_000
+    # Admission: a run arriving while this many tasks wait for a worker (Received or Queued) is
+    # created already ended, Rejected (13), with an error. None: every run is admitted.
+    max_queued: int | None = None
     max_upload_bytes: int = 10 * 1024 * 1024
     max_files: int = 10_000
     max_stored_bytes: int = 256 * 1024 * 1024

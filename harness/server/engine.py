@@ -174,8 +174,10 @@ class Engine:
         max_finished: int = 10_000,
         faults: Faults | None = None,
         dump: Callable[[Any], bytes] | None = None,
+        max_queued: int | None = None,
     ) -> None:
         self.files = files
+        self.max_queued = max_queued
         self.status_names = status_names
         self.speed = speed
         self.retention_seconds = retention_seconds
@@ -233,9 +235,17 @@ class Engine:
 
     # -- tasks ---------------------------------------------------------------------------
 
+    def waiting(self) -> int:
+        """Tasks waiting for a worker: Received or Queued (O(open tasks); only with max_queued)."""
+        return sum(1 for t in self.tasks.values() if t.status in (RECEIVED, QUEUED))
+
     def submit(self, task: Task) -> Task:
         self._submitted += 1
         task.ordinal = self._submitted
+        if self.max_queued is not None and (waiting := self.waiting()) >= self.max_queued:
+            self.tasks[task.id] = task
+            return self._reject(task, f"rejected: the queue is full ({waiting} tasks waiting for "
+                                      f"a worker, at most {self.max_queued})")
         self.tasks[task.id] = task
         # A raw U+2028 in a log line, as a JavaScript or Python backend may pass through.
         received = ("task received\u2028waiting for a worker" if Fault.RAW_LINE_SEPARATORS in self.faults
@@ -244,6 +254,12 @@ class Engine:
         driver = asyncio.get_running_loop().create_task(self._drive(task))
         self._drivers.add(driver)
         driver.add_done_callback(self._drivers.discard)
+        return task
+
+    def _reject(self, task: Task, reason: str) -> Task:
+        """Refused at admission: the task is created already ended, Rejected, with its reason."""
+        task.error = None if Fault.FAILED_WITHOUT_ERROR in self.faults else reason
+        self._record(task, REJECTED, reason, LOG_TASK, change=False)
         return task
 
     def new_id(self) -> str:

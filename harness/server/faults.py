@@ -76,6 +76,10 @@ class Fault(StrEnum):
     CHAT_IDLE_MID_RUN = "chat-idle-mid-run"
     STOP_IGNORED = "stop-ignored"
     CHAT_CROSS_KEY = "chat-cross-key"
+    APP_NOT_FOUND_AS_422 = "app-not-found-as-422"
+    GENERIC_ERROR_TITLES = "generic-error-titles"
+    UNANSWERED_READS = "unanswered-reads"
+    HEARTBEATS_ONLY = "heartbeats-only"
 
 
 FAULTS: dict[Fault, str] = {
@@ -104,7 +108,7 @@ FAULTS: dict[Fault, str] = {
     Fault.SETUP_ALWAYS: "Workers forget their warmth: every run goes through Preparing, Serving, Setting Up.",
     Fault.NO_HEARTBEATS: "Streams send no heartbeats and no keep-alive updates, only real changes.",
     Fault.RUN_STATUS_QUEUED: "POST /apps/run answers the new task with status 2 (Queued) instead of 1.",
-    Fault.FAILED_WITHOUT_ERROR: "Failed tasks carry error null.",
+    Fault.FAILED_WITHOUT_ERROR: "Failed (and Rejected) tasks carry error null.",
     Fault.NDJSON_COMMENT_HEARTBEAT:
         "NDJSON streams open with a `: ping` comment line and use it as heartbeat.",
     Fault.RAW_LINE_SEPARATORS: "Stream lines are raw UTF-8 with charset=utf-8, and logs carry a raw U+2028.",
@@ -155,6 +159,14 @@ FAULTS: dict[Fault, str] = {
     Fault.STOP_IGNORED: "POST /chats/{id}/stop answers 200 but the run goes on to its end.",
     Fault.CHAT_CROSS_KEY: "Chats and tool invocations are readable, streamable, stoppable and "
                           "answerable with any valid key.",
+    Fault.APP_NOT_FOUND_AS_422:
+        "A run naming an unknown app answers 422 validation_failed instead of 404 app_not_found.",
+    Fault.GENERIC_ERROR_TITLES:
+        "Problem titles are HTTP reason phrases (Unauthorized, Not Found, ...), not the documented ones.",
+    Fault.UNANSWERED_READS:
+        "Every 5th task read (GET /tasks/{id}, /status) never answers: it is held until the client leaves.",
+    Fault.HEARTBEATS_ONLY:
+        "Streams forward only status changes: no log updates, no keep-alive updates, heartbeats between.",
 }
 
 
@@ -213,6 +225,16 @@ class StreamFaults:
     def silent_when_idle(self) -> bool:
         """no-heartbeats: neither heartbeats nor keep-alive updates while the task is quiet."""
         return Fault.NO_HEARTBEATS in self._faults
+
+    def keepalive_updates(self) -> bool:
+        """Whether a quiet stream sends a non-heartbeat update each progress interval."""
+        return Fault.HEARTBEATS_ONLY not in self._faults
+
+    def drops(self, line: bytes) -> bool:
+        """heartbeats-only: a change that is not a status change is not sent."""
+        if Fault.HEARTBEATS_ONLY not in self._faults:
+            return False
+        return "status" not in json.loads(line).get("fields", [])
 
     def snapshot_fields(self, fields: list[str], terminal: bool) -> list[str] | None:
         """The `fields` of the snapshot on connect; None to send none (no-snapshot)."""

@@ -42,9 +42,10 @@ def invalid(params: list[dict[str, str]]) -> ApiError:
 
 
 def problem(status: int, code: str, detail: str, extra: dict[str, Any] | None = None,
-            headers: dict[str, str] | None = None, body_status: int | None = None) -> Response:
-    """A problem+json answer; `body_status` overrides the body's `status` (a fault, never by default)."""
-    title = TITLES.get(code, code.replace("_", " ").capitalize())
+            headers: dict[str, str] | None = None, body_status: int | None = None,
+            title: str | None = None) -> Response:
+    """A problem+json answer; `body_status` and `title` override the body's (faults, never by default)."""
+    title = title or TITLES.get(code, code.replace("_", " ").capitalize())
     body = {"type": ERROR_BASE + code, "title": title, "status": body_status or status,
             "detail": detail, "error": {"code": code, "message": detail}, **(extra or {})}
     return Response(dump(body), status, headers=headers, media_type="application/problem+json")

@@ -7,6 +7,7 @@ import contextlib
 import re
 import time
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -26,7 +27,14 @@ from harness.server.faults import Fault, Faults, StreamFaults
 from harness.server.files import FileGone, FileStore, FileTooLarge
 from harness.server.problems import ApiError, invalid, problem
 from harness.server.ratelimit import Decision, FixedWindowLimiter
-from harness.server.schemas import FilesRequest, RunRequest, parse_body, validated
+from harness.server.schemas import (
+    UNSERVED_REASON,
+    FilesRequest,
+    RunRequest,
+    parse_body,
+    unserved_fields,
+    validated,
+)
 from harness.server.streaming import TaskStream, wants_sse
 
 ANONYMOUS = "anonymous"
@@ -45,6 +53,8 @@ def served_media_type(content_type: str | None) -> str:
 
 # Fault `stalls`: reads arriving in the first STALL_S of every STALL_PERIOD_S wait until it ends.
 STALL_S, STALL_PERIOD_S = 1.0, 3.0
+# Fault `unanswered-reads`: every UNANSWERED_EVERY-th read is held, at most UNANSWERED_HOLD_S.
+UNANSWERED_EVERY, UNANSWERED_HOLD_S = 5, 60.0
 
 Handler = Callable[[Request, str], Awaitable[Response]]
 
@@ -58,6 +68,7 @@ class ReferenceApi:
         self.contract = contract
         self.faults = Faults(config.faults)
         self.started = time.monotonic()
+        self.reads = 0  # task reads so far (fault unanswered-reads)
         self.catalog = renamed_catalog(config.app_names)
         self.keys = set(config.keys)
         self.limiter = FixedWindowLimiter(
@@ -72,7 +83,7 @@ class ReferenceApi:
                              private_workers=config.private_workers, speed=config.speed,
                              retention_seconds=config.retention_seconds,
                              max_finished=config.max_finished_tasks, faults=self.faults,
-                             dump=dump)
+                             dump=dump, max_queued=config.max_queued)
         if Fault.INVALID_KEY_ACCEPTED in self.faults:
             self.engine.add_key(ANONYMOUS, 0)
         self.agents = AgentRuntime(config.speed, self.faults, dump, config.retention_seconds,
@@ -91,7 +102,8 @@ class ReferenceApi:
         if Fault.ERRORS_AS_TEXT in self.faults:
             return PlainTextResponse(f"{status} {detail}", status, headers=headers)
         body_status = 400 if Fault.PROBLEM_STATUS_MISMATCH in self.faults else None
-        return problem(status, code, detail, extra, headers, body_status)
+        title = HTTPStatus(status).phrase if Fault.GENERIC_ERROR_TITLES in self.faults else None
+        return problem(status, code, detail, extra, headers, body_status, title)
 
     def authenticate(self, request: Request) -> str | None:
         """The request's API key, or None if it carries no known one."""
@@ -182,6 +194,9 @@ class ReferenceApi:
     async def run(self, request: Request, key: str) -> Response:
         body = parse_body(await read_capped(request, self.config.max_body_bytes,
                                                 self.config.body_timeout), RunRequest)
+        refused = unserved_fields(body)
+        if refused:
+            raise invalid([{"name": f"body.{name}", "reason": UNSERVED_REASON} for name in refused])
         ref = parse_ref(body.app)
         if ref is None:
             raise ApiError(422, "validation_failed", f"malformed app reference {body.app!r}",
@@ -189,6 +204,8 @@ class ReferenceApi:
                                                 "namespace/name[@version][:function]"}]})
         app = self.catalog.get(ref.name)
         if app is None:
+            if Fault.APP_NOT_FOUND_AS_422 in self.faults:
+                raise invalid([{"name": "body.app", "reason": f"unknown app {ref.name!r}"}])
             raise ApiError(404, "app_not_found", f"app {ref.name!r} not found")
         parsed_setup = validated(app.validate_setup, body.setup, "setup")
         parsed_input = validated(app.validate_input, body.input, "input")
@@ -220,11 +237,25 @@ class ReferenceApi:
         if phase < STALL_S:
             await asyncio.sleep(STALL_S - phase)
 
-    async def get_task(self, request: Request, key: str) -> Response:
+    async def _hold(self, request: Request) -> None:
+        """Fault `unanswered-reads`: every 5th read waits until its client leaves (no answer)."""
+        self.reads += 1
+        if self.reads % UNANSWERED_EVERY:
+            return
+        end = time.monotonic() + UNANSWERED_HOLD_S
+        while time.monotonic() < end and not await request.is_disconnected():
+            await asyncio.sleep(0.05)
+
+    async def _read_faults(self, request: Request) -> None:
         if Fault.SLOW_READS in self.faults:
             await asyncio.sleep(0.05)
         if Fault.STALLS in self.faults:
             await self._stall()
+        if Fault.UNANSWERED_READS in self.faults:
+            await self._hold(request)
+
+    async def get_task(self, request: Request, key: str) -> Response:
+        await self._read_faults(request)
         task = self._owned_task(request, key)
         if Fault.READ_AFTER_WRITE_DELAY in self.faults and time.time() - task.created < 0.3:
             raise ApiError(404, "task_not_found", f"task {task.id} not found")
@@ -233,10 +264,7 @@ class ReferenceApi:
         return self.ok(self.engine.task_json(task))
 
     async def get_status(self, request: Request, key: str) -> Response:
-        if Fault.SLOW_READS in self.faults:
-            await asyncio.sleep(0.05)
-        if Fault.STALLS in self.faults:
-            await self._stall()
+        await self._read_faults(request)
         task = self._owned_task(request, key)
         data = self.engine.public_task(task)
         older = self._regressed_status(task)

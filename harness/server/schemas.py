@@ -41,6 +41,20 @@ class RunRequest(BaseModel):
     wait: bool | None = None
 
 
+# Fields the SDKs type but this server does not serve (no sessions, no webhooks, no scheduled
+# runs): a value is refused with 422 rather than accepted and silently ignored.
+UNSERVED_FIELDS = ("session", "session_timeout", "webhook", "run_at")
+UNSERVED_REASON = ("not served by this server (sessions, webhooks and scheduled runs): "
+                   "leave it out or send null")
+
+
+def unserved_fields(body: RunRequest) -> list[str]:
+    """The unserved fields a run asks for (a non-null value); null or absent asks for nothing."""
+    extra = body.model_extra or {}
+    return [name for name in UNSERVED_FIELDS
+            if (getattr(body, name) if name in RunRequest.model_fields else extra.get(name)) is not None]
+
+
 class FileCreate(BaseModel):
     """One file of `POST /files`."""
 

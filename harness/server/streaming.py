@@ -60,29 +60,36 @@ class TaskStream:
                 yield self.frame(engine.update_line(task, fields), snapshot_version)
             loop = asyncio.get_running_loop()
             last_update = loop.time()
+            keepalive = self.faults.keepalive_updates()
+            last_sent = last_update  # heartbeats-only: heartbeats keep time across dropped changes
             while True:
                 wait = min(self.heartbeat_interval,
-                           max(0.0, last_update + self.progress_interval - loop.time()))
+                           max(0.0, last_update + self.progress_interval - loop.time())) if keepalive \
+                    else max(0.0, last_sent + self.heartbeat_interval - loop.time())
                 update = await inbox.next(wait)
                 if update is None:
                     if self.faults.silent_when_idle():
                         continue
-                    if loop.time() - last_update >= self.progress_interval:
+                    if keepalive and loop.time() - last_update >= self.progress_interval:
                         # A non-heartbeat line keeps the Python SDK's 30 s idle check quiet.
                         yield self.frame(engine.update_line(task, []), task.version)
                         last_update = loop.time()
                     else:
                         yield self.heartbeat
+                    last_sent = loop.time()
                     continue
                 version, line, terminal = update
                 if version <= snapshot_version:
                     continue  # already in the snapshot
+                if self.faults.drops(line):
+                    continue
                 if terminal:
                     async for chunk in self._end(line, version):
                         yield chunk
                     return
                 sent = self.frame(line, version)
                 yield sent
+                last_sent = loop.time()
                 if (replayed := self.faults.replay(sent)) is not None:
                     yield replayed
                 last_update = loop.time()

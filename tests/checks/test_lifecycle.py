@@ -97,7 +97,32 @@ ANOMALIES: dict[str, list[Observation]] = {
         at(9_000, observer="s", channel="ndjson", conn="c1", seq=1, kind="update", status=10,
            output=True, send_ns=4 * MS),
         at(9_001, observer="s", channel="ndjson", conn="c1", seq=2, kind="close", send_ns=4 * MS)],
+    # Heartbeats every 4 s keep the 5 s heartbeat bound, but 21 s pass without an update.
+    "LC-PROGRESS-GAP": [
+        at(5, observer="s", channel="ndjson", conn="c1", seq=0, kind="update", status=3, send_ns=4 * MS),
+        *[at(4_000 * i, observer="s", channel="ndjson", conn="c1", seq=i, kind="heartbeat", send_ns=4 * MS)
+          for i in range(1, 6)],
+        at(21_010, observer="s", channel="ndjson", conn="c1", seq=6, kind="update", status=10,
+           output=True, send_ns=4 * MS),
+        at(21_011, observer="s", channel="ndjson", conn="c1", seq=7, kind="close", send_ns=4 * MS)],
+    # Heartbeats only for 31 s: the heartbeat at 31 s is where the Python SDK drops the stream.
+    "LC-SDK-STREAM-IDLE": [
+        at(5, observer="s", channel="ndjson", conn="c1", seq=0, kind="update", status=3, send_ns=4 * MS),
+        *[at(4_000 * i, observer="s", channel="ndjson", conn="c1", seq=i, kind="heartbeat", send_ns=4 * MS)
+          for i in range(1, 8)],
+        at(31_000, observer="s", channel="ndjson", conn="c1", seq=8, kind="heartbeat", send_ns=4 * MS),
+        at(31_010, observer="s", channel="ndjson", conn="c1", seq=9, kind="update", status=10,
+           output=True, send_ns=4 * MS),
+        at(31_011, observer="s", channel="ndjson", conn="c1", seq=10, kind="close", send_ns=4 * MS)],
 }
+
+
+def anomaly_options(check: str) -> InvariantOptions:
+    """The bounds each anomaly is judged with: 31 s of heartbeats also break the 20 s promise,
+    so the SDK's idle check is shown alone with the promise switched off."""
+    if check == "LC-SDK-STREAM-IDLE":
+        return InvariantOptions(heartbeat_bound_s=5.0, progress_bound_s=None)
+    return InvariantOptions(heartbeat_bound_s=5.0)
 
 
 def test_every_check_has_an_anomaly() -> None:
@@ -107,7 +132,7 @@ def test_every_check_has_an_anomaly() -> None:
 @pytest.mark.parametrize("check", sorted(ANOMALIES))
 def test_each_anomaly_gives_exactly_its_finding(check: str) -> None:
     history = sorted(base() + ANOMALIES[check], key=lambda o: o.recv_ns or 0)
-    report = check_history(history, LC, InvariantOptions(heartbeat_bound_s=5.0))
+    report = check_history(history, LC, anomaly_options(check))
     assert sorted({f.check for f in report.findings}) == [check], [f.message for f in report.findings]
     finding = report.findings[0]
     assert finding.suite == "lifecycle" and finding.evidence["witness"]

@@ -25,7 +25,7 @@ from harness.checks.lifecycle import CHECKS, InvariantOptions, check_history
 from harness.checks.lifecycle_reference import RULES, reference_check
 from harness.contract import load_lifecycle
 from harness.history import Observation, StreamKind
-from tests.checks.test_lifecycle import ANOMALIES, base
+from tests.checks.test_lifecycle import ANOMALIES, anomaly_options, base
 from tests.histories import MS, simulate
 
 LC = load_lifecycle()
@@ -256,6 +256,12 @@ PERTURBATIONS: dict[str, Perturbation] = {f.__name__: f for f in (
 BOUNDS = [None, 0.004, 0.015, 15.0]
 
 
+def bounded(bound: float | None) -> InvariantOptions:
+    """One bound for the heartbeat gap and the progress gap; the SDK's idle check half again."""
+    return InvariantOptions(heartbeat_bound_s=bound, progress_bound_s=bound,
+                            sdk_idle_s=None if bound is None else bound * 1.5)
+
+
 def perturbed(seed: int, size: tuple[int, int, int], changes: list[tuple[str, int]]) -> History:
     history = simulate(LC, seed, *size)
     for name, change_seed in changes:
@@ -273,7 +279,7 @@ def test_every_check_has_a_reference_rule() -> None:
 def test_reference_finds_exactly_each_hand_made_anomaly() -> None:
     for check, extra in ANOMALIES.items():
         history = sorted(base() + extra, key=lambda o: o.recv_ns or 0)
-        found = {v.check for v in reference_check(history, LC, InvariantOptions(heartbeat_bound_s=5.0))}
+        found = {v.check for v in reference_check(history, LC, anomaly_options(check))}
         assert found == {check}
 
 
@@ -284,7 +290,7 @@ def test_reference_finds_exactly_each_hand_made_anomaly() -> None:
 def test_fast_checker_agrees_with_reference(seed: int, size: tuple[int, int, int],
                                            changes: list[tuple[str, int]], bound: float | None) -> None:
     history = perturbed(seed, size, changes)
-    options = InvariantOptions(heartbeat_bound_s=bound)
+    options = bounded(bound)
     fast, reference = pairs_fast(history, options), pairs_reference(history, options)
     assert fast == reference, {"only fast": fast - reference, "only reference": reference - fast}
     for check in sorted({check for check, _ in fast}) or ["no finding"]:
@@ -300,7 +306,7 @@ def test_generator_reaches_every_check() -> None:
         changes = [(rng.choice(names), rng.randrange(2**32)) for _ in range(rng.randint(1, 4))]
         history = perturbed(rng.randrange(2**32), (rng.randint(1, 5), rng.randint(1, 4), rng.randint(0, 4)),
                             changes)
-        seen |= {v.check for v in reference_check(history, LC, InvariantOptions(rng.choice(BOUNDS)))}
+        seen |= {v.check for v in reference_check(history, LC, bounded(rng.choice(BOUNDS)))}
     assert seen == set(CHECKS)
 
 

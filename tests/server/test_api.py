@@ -254,6 +254,30 @@ def test_empty_files_list_is_422(client: ApiClient) -> None:
     assert_problem(client.http.post("/files", json={"files": []}), 422, "validation_failed")
 
 
+def test_a_content_type_that_cannot_be_a_header_downloads_as_octet_stream(client: ApiClient) -> None:
+    # Fuzzing found it: a declared type with a non-Latin-1 character made the download a 500.
+    for declared in ("image/\U000a7cb2", "text/plain\nX-Injected: 1"):
+        record = client.create_file("x.bin", declared, 3).json()["data"][0]
+        assert client.put_bytes(record["upload_url"], b"abc", "application/octet-stream").status_code < 300
+        got = client.download(record["uri"])
+        assert got.status_code == 200 and got.content == b"abc"
+        assert got.headers["content-type"] == "application/octet-stream"
+
+
+@pytest.mark.parametrize("field", ["session", "session_timeout", "webhook", "run_at"])
+def test_unserved_run_fields_are_refused_not_ignored(client: ApiClient, field: str) -> None:
+    # Sessions, webhooks and scheduled runs are not served: a value is a 422 naming the field,
+    # never accepted and silently ignored; null (or leaving it out) asks for nothing.
+    value: object = 60 if field == "session_timeout" else "new" if field == "session" else (
+        "http://127.0.0.1:9/hook" if field == "webhook" else "2030-01-01T00:00:00Z")
+    refused = client.run({"app": "infsh/echo", "input": {"message": "x"}, field: value})
+    body = assert_problem(refused, 422, "validation_failed")
+    assert body["invalid_params"][0]["name"] == f"body.{field}"
+    assert "not served" in body["invalid_params"][0]["reason"]
+    accepted = client.run({"app": "infsh/echo", "input": {"message": "x"}, field: None})
+    assert accepted.status_code == 200, accepted.text
+
+
 # -- workers, warmth and routing ------------------------------------------------------------
 
 

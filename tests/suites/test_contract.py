@@ -243,3 +243,14 @@ def test_an_agent_run_counts_against_the_task_budget() -> None:
     for path in ("/agents/run", "/apps/run"):
         with pytest.raises(TaskBudgetSpent):
             traffic.before("POST", f"http://127.0.0.1:9{path}")
+
+
+def test_an_answer_that_never_came_is_indeterminate_not_a_finding(start_server: StartServer) -> None:
+    # unanswered-reads holds every 5th task read until the client leaves: counted, never judged.
+    options = dataclasses.replace(PROBES, request_timeout_s=0.5)
+    with start_server(faults=["unanswered-reads"], extra_args=["--heartbeat", "0.2"]) as srv:
+        result = run_conformance(srv.url, srv.keys, load_lifecycle(), scaled_limits(), options)
+    assert "CT-TRANSPORT" not in {f.check for f in result.findings}, \
+        [(f.check, f.message[:200]) for f in result.findings]
+    assert result.metrics["indeterminate"] >= 1, result.metrics
+    assert all("/tasks/" in r["request"] for r in result.metrics["indeterminate_requests"])

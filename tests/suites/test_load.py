@@ -477,3 +477,15 @@ def test_plain_locust_reads_the_same_settings_as_the_harness(tmp_path: Path) -> 
     assert config.apps["poll"]["app"] == "acme/echo" and not config.apps_builtin
     assert config.guard_error("https://api.example.com") is None
     assert "inf_sdk" not in config.to_json()
+
+
+def test_an_answer_that_never_came_is_indeterminate_not_an_error(tmp_path: Path) -> None:
+    # unanswered-reads holds every 5th task read until the client leaves: the load users count it
+    # as indeterminate (the lifecycle checker's rule), not as an unexpected error.
+    keys = fresh_keys(2)
+    with reference_server(keys, rate_window=WINDOW, speed=20.0, faults=["unanswered-reads"],
+                          extra_args=["--heartbeat", "0.2"]) as server:
+        result = _run(server.url, keys, tmp_path, ["fire_and_forget_poll"], deadline_s=1.0)
+    assert "LD-UNEXPECTED-ERRORS" not in {f.check for f in result.findings}, \
+        [f.message for f in result.findings]
+    assert result.metrics["errors"] == 0 and result.metrics["indeterminate"] >= 1, result.metrics

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from harness.checks.lifecycle import check_history
 from harness.contract import load_lifecycle, load_limits
+from harness.history import read_history
 from harness.net.reference import ReferenceServer
 from harness.profile import AppRole, Profile
 from harness.suites.smoke.run import CHECKS, SmokeOptions, run_smoke
@@ -26,6 +30,8 @@ CAUGHT_BY = {
     "stream-ignores-accept": "ST-STREAM-FORMAT",
     "ndjson-comment-heartbeat": "ST-STREAM-FORMAT",
     "private-first-to-cloud": "ST-WORKER-PLACEMENT",
+    "app-not-found-as-422": "ST-APP-NOT-FOUND",
+    "generic-error-titles": "ST-ERROR-TITLE",
 }
 
 
@@ -71,3 +77,32 @@ def test_placement_is_judged_for_a_role_with_infra_and_skipped_without(server: R
     good = run_smoke(server.url, server.keys, load_lifecycle(), limits_for_tests(),
                      SmokeOptions(deadline_s=20, profile=placed))
     assert "ST-WORKER-PLACEMENT" in good.checks and good.findings == [], [f.message for f in good.findings]
+
+
+def test_an_answer_that_never_came_is_indeterminate_not_a_crash(start_server: StartServer) -> None:
+    # unanswered-reads holds every 5th task read until the client leaves: the steps it stops are
+    # counted as indeterminate, and nothing is judged wrong for it.
+    with start_server(faults=["unanswered-reads"], extra_args=["--heartbeat", "0.2"]) as srv:
+        result = run_smoke(srv.url, srv.keys, load_lifecycle(), limits_for_tests(),
+                           SmokeOptions(deadline_s=20, request_timeout_s=0.3))
+    assert result.findings == [], [f.message for f in result.findings]
+    assert result.metrics["indeterminate"] >= 1
+    assert all(r["request"].startswith("GET /tasks/") for r in result.metrics["indeterminate_requests"])
+    for check, why in result.skipped.items():  # a check left undecided says why, never passes
+        assert check not in result.checks and why
+
+
+def test_every_request_goes_to_the_history(server: ReferenceServer, tmp_path: Path) -> None:
+    history = tmp_path / "observations.jsonl"
+    result = run_smoke(server.url, server.keys, load_lifecycle(), limits_for_tests(),
+                       SmokeOptions(deadline_s=30, history=history))
+    assert result.findings == []
+    observations = list(read_history(history))
+    assert len(observations) >= result.metrics["requests"]
+    assert {o.observer for o in observations} == {"smoke"} and all(o.task is None for o in observations)
+    assert {"run", "get", "ndjson", "sse", "cancel", "files", "upload", "download"} <= {
+        o.channel for o in observations}
+    assert {o.key for o in observations} == {"key1", "key2", None}  # None: the unknown key
+    text = history.read_text()
+    assert not any(key in text for key in server.keys)
+    assert check_history(observations, load_lifecycle()).findings == []

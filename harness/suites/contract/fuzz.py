@@ -179,10 +179,14 @@ class _PacedSession(requests.Session):  # type: ignore[misc]
                 raise requests.exceptions.ConnectionError(
                     f"the response body passed {MAX_BODY_BYTES // 2**20} MiB: not read further")
             if not streaming:
-                raise requests.exceptions.ReadTimeout(
+                raise CutAnswer(
                     f"the response was not complete within {limit:g} s (the target kept sending)")
         response._content = b"".join(chunks)
         response._content_consumed = True
+
+
+class CutAnswer(requests.exceptions.ReadTimeout):  # type: ignore[misc]
+    """An answer whose head came but whose body did not finish in time: a wrong answer."""
 
 
 def _exchange(response: Any, traffic: Traffic) -> Exchange:
@@ -368,10 +372,14 @@ class _Driver:
         for key in self.traffic.keys:
             text = text.replace(key, "$INFERENCE_API_KEY")
         kind = type(exc).__name__
+        request = f"{case.method.upper()} {self.base_url}{case.formatted_path}"
+        if isinstance(exc, requests.exceptions.Timeout) and not isinstance(exc, CutAnswer):
+            # No answer came at all: indeterminate (counted), not a wrong answer.
+            self.traffic.unanswered(case.operation.label, request, kind)
+            return
         self.traffic.collector.add(Issue("CT-TRANSPORT", f"no complete answer: {kind}: {text[:300]}",
                                          key=kind), case.operation.label,
-                                   {"request": f"{case.method.upper()} {self.base_url}{case.formatted_path}",
-                                    "error": f"{kind}: {text[:500]}"})
+                                   {"request": request, "error": f"{kind}: {text[:500]}"})
 
     def _note_error(self, text: str) -> None:
         if len(self.stats.errors) < 10:

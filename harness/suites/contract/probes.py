@@ -29,6 +29,7 @@ from harness.checks.streams import (
     lenient_status,
 )
 from harness.contract import Lifecycle
+from harness.net.bounded import bounded_request, unanswered
 from harness.net.decoders import NdjsonDecoder, SseDecoder
 from harness.net.hosts import file_policy
 from harness.net.samples import PNG_1X1
@@ -83,6 +84,7 @@ class Http:
     def __init__(self, traffic: Traffic, key: str, timeout_s: float) -> None:
         self.traffic = traffic
         self.key = key
+        self.timeout_s = timeout_s  # one whole answer
         self.client = httpx.Client(base_url=traffic.base_url.rstrip("/"), verify=policy().context(),
                                    timeout=httpx.Timeout(timeout_s, connect=5.0))
 
@@ -98,7 +100,8 @@ class Http:
 
     def call(self, method: str, url: str, json_body: Any = None, auth: bool = True,
              content: bytes | None = None, headers: dict[str, str] | None = None) -> Exchange | None:
-        """One request; None if no complete answer came (a CT-TRANSPORT finding is recorded)."""
+        """One request; None if no complete answer came: a CT-TRANSPORT finding when the answer was
+        cut or refused, an indeterminate count when it never came at all (a timeout)."""
         absolute = url if url.startswith(("http://", "https://")) else self.traffic.base_url.rstrip("/") + url
         body = content
         request_headers = dict(headers or {})
@@ -108,14 +111,17 @@ class Http:
         for attempt in range(2):
             operation = self.traffic.before(method, absolute)
             sent = time.time()
+            label = operation or f"{method} {self.traffic.relative_path(absolute)}"
             try:
-                response = self.client.request(method, absolute, content=body,
-                                               headers=self._headers(auth, request_headers))
+                response = bounded_request(self.client, method, absolute, self.timeout_s, content=body,
+                                           headers=self._headers(auth, request_headers))
             except httpx.HTTPError as exc:
+                if unanswered(exc):
+                    self.traffic.unanswered(label, f"{method} {absolute}", type(exc).__name__)
+                    return None
                 self.traffic.collector.add(Issue("CT-TRANSPORT", f"no complete answer: {type(exc).__name__}: "
                                                  f"{str(exc)[:300]}", key=type(exc).__name__),
-                                           operation or f"{method} {self.traffic.relative_path(absolute)}",
-                                           {"request": f"{method} {absolute}", "sent_at": sent})
+                                           label, {"request": f"{method} {absolute}", "sent_at": sent})
                 return None
             ex = _exchange(response, body, request_headers, "key" if auth else "none", self.traffic)
             wait = self.traffic.after(ex, operation)

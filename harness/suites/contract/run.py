@@ -143,6 +143,9 @@ def run_conformance(base_url: str, keys: list[str], lifecycle: Lifecycle, limits
         "seed": seed,  # `harness contract --seed N` generates the same cases again
         "lifecycle": lifecycle.name,
         "stopped": stopped,
+        # Requests whose answer never came: neither right nor wrong (docs/checks.md, "Indeterminate").
+        "indeterminate": len(traffic.indeterminate),
+        "indeterminate_requests": traffic.indeterminate[:10],
     }
     skipped: dict[str, str] = {}
     if prober is not None:

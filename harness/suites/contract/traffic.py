@@ -213,6 +213,8 @@ class Traffic:
     tasks_created: int = 0
     requests: int = 0
     rate_limited: int = 0
+    # Requests whose answer never came (a timeout before the head): indeterminate, not findings.
+    indeterminate: list[dict[str, str]] = field(default_factory=list)
     statuses_seen: list[tuple[Any, Any, Any]] = field(default_factory=list)
     on_exchange: list[Callable[[Exchange, str | None], None]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -225,6 +227,11 @@ class Traffic:
         if self.base_path and path.startswith(self.base_path):
             path = path[len(self.base_path):]
         return path or "/"
+
+    def unanswered(self, operation: str, request: str, error: str) -> None:
+        """Count a request whose answer never came; it is judged neither right nor wrong."""
+        with self._lock:
+            self.indeterminate.append({"operation": operation, "request": request, "error": error})
 
     def out_of_time(self) -> bool:
         return time.monotonic() >= self.stop_at

@@ -359,6 +359,10 @@ def analyse_phases(phase_dirs: list[Path], thresholds: list[str], lifecycle: Lif
         "tasks_created": overall.counts.get("tasks_created", 0),
         "requests": sum(overall.requests.values()),
         "errors": errors,
+        # Requests whose answer never came (no head by the deadline): neither right nor wrong.
+        "indeterminate": overall.counts.get("indeterminate", 0),
+        "indeterminate_samples": {k: v for k, v in overall.samples.items()
+                                  if k.startswith("indeterminate: ")},
         "rate_limited": sum(overall.rate_limited.values()),
         "duration_s": round(duration, 3),
         "iterations": overall.counts.get("iterations", 0),

@@ -35,6 +35,10 @@ class AnswerTimeout(AnswerCut, TimeoutError):
     """An answer, or a stream's silence, past its deadline."""
 
 
+class NoAnswer(AnswerTimeout):
+    """No answer at all (not even its head) by the deadline: indeterminate, never an error."""
+
+
 def read_body(response: Any, cap: int = READ_CAP) -> bytes:
     """The body of a FastResponse, decoded, at most `cap` bytes (AnswerTooLarge past it).
 

@@ -31,7 +31,7 @@ from harness.history import Observation, Outcome, key_label
 from harness.net.bounded import ANSWER_DEADLINE_S
 from harness.net.hosts import HostPolicy, origin_of
 from harness.profile import with_file
-from harness.suites.load.answers import AnswerCut, AnswerTimeout, read_body
+from harness.suites.load.answers import AnswerCut, AnswerTimeout, NoAnswer, read_body
 from harness.suites.load.facts import NO_DIGEST, Digest, limit_facts
 from harness.suites.load.open_model import Slot
 from harness.suites.load.pacing import BudgetPacer
@@ -278,6 +278,7 @@ class ApiUser(FastHttpUser):
         trickle or a flood is an `AnswerCut` error, and its connection is closed.
         """
         timer = self._answer_timer()
+        headed = False  # whether the head of the answer being waited for came
         try:
             response = None
             if api_path is not None:
@@ -290,6 +291,7 @@ class ApiUser(FastHttpUser):
                     response = self._agent.response_type(raw, sent_request=raw._sent_request)
             if response is None:
                 response = self._agent.urlopen(url, method=method, headers=headers, payload=payload)
+            headed = True
             for _ in range(MAX_REDIRECTS):
                 location = response.headers.get("location") if response.status_code in REDIRECTS else None
                 if not isinstance(location, str) or not location:
@@ -300,13 +302,18 @@ class ApiUser(FastHttpUser):
                     # to a host nobody allowed.
                     break
                 response.release()
+                headed = False  # the next answer's head has not come yet
                 url = target
                 if response.status_code == 303 or (response.status_code in (301, 302) and method == "POST"):
                     method, payload = "GET", None  # as requests and the user agent do
                     headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
                 response = self._agent.urlopen(url, method=method, headers=headers, payload=payload)
+                headed = True
             return response, read_body(response), None
         except Exception as exc:  # connection refused/reset, timeout, malformed HTTP, a cut
+            if not headed and isinstance(exc, TimeoutError | gevent.Timeout):
+                # Not even the head came: the answer never came (indeterminate), not a wrong one.
+                return None, b"", NoAnswer(f"no answer within {self._answer_s:g} s")
             return None, b"", exc
         finally:
             timer.cancel()
@@ -351,9 +358,14 @@ class ApiUser(FastHttpUser):
         """No answer (refused, reset, timed out): an error and an indeterminate Observation."""
         request, route = trip.request, trip.request.route
         reason = error.reason if isinstance(error, AnswerCut) else f"no answer ({type(error).__name__})"
-        self.hs.metrics.error(route.metric, reason,
-                              {"request": f"{route.method} {route.name}", "error": str(error)[:300],
-                               "task": request.task_id})
+        sample = {"request": f"{route.method} {route.name}", "error": str(error)[:300],
+                  "task": request.task_id}
+        if isinstance(error, NoAnswer):
+            # The one rule (harness/net/bounded.unanswered): counted as indeterminate, not an error.
+            self.hs.metrics.count("indeterminate")
+            self.hs.metrics.sample(f"indeterminate: {route.metric}", sample)
+        else:
+            self.hs.metrics.error(route.metric, reason, sample)
         self.fire(route.method, route.name, trip.wall, trip.elapsed_ms, 0, None, error, trip.url)
         outcome: Outcome = "timeout" if isinstance(error, TimeoutError | gevent.Timeout) else "error"
         self.hs.record(Observation(request.task_id, self.observer, route.channel, trip.send_ns, None,

@@ -25,7 +25,8 @@ class SmokeSuite(Suite):
         from harness.suites.smoke.run import SmokeOptions, run_smoke
 
         return run_smoke(ctx.base_url, ctx.keys, ctx.lifecycle, ctx.limits,
-                         SmokeOptions(deadline_s=ctx.settings.deadline, profile=ctx.settings.profile),
+                         SmokeOptions(deadline_s=ctx.settings.deadline, profile=ctx.settings.profile,
+                                      history=ctx.history_path),
                          progress=ctx.progress)
 
 

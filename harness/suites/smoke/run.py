@@ -9,16 +9,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from harness.checks.envelope import task_of_update
+from harness.checks.envelope import error_answer_gaps, task_of_update, title_gap
 from harness.checks.placement import WorkerView, placement_problem, worker_view
 from harness.checks.streams import StreamEnd
 from harness.contract import Lifecycle, Limits
 from harness.findings import Finding, SuiteResult
-from harness.net.client import ApiClient, ForeignHost, StreamFormat, StreamReading, response_data
+from harness.history import HistoryWriter, key_label
+from harness.net.bounded import ANSWER_DEADLINE_S, unanswered
+from harness.net.client import ApiClient, ForeignHost, Recorder, StreamFormat, StreamReading, response_data
+from harness.net.recording import ExchangeRecorder
 from harness.net.repro import SECOND_KEY_VAR, curl
 from harness.net.samples import PNG_1X1
 from harness.profile import REFERENCE, AppRole, Profile
@@ -36,6 +40,8 @@ CHECKS = {
     "ST-UPLOAD-ROUNDTRIP": "uploaded bytes come back unchanged through an app's output file",
     "ST-CANCEL": "a cancelled running task ends Cancelled; cancelling it again answers 409",
     "ST-ISOLATION": "another key cannot read a task (404)",
+    "ST-APP-NOT-FOUND": "a run naming an unknown app is refused with 404 app_not_found, no task",
+    "ST-ERROR-TITLE": "the 401, unknown-app 404 and 422 problems carry the docs' titles",
     "ST-WORKER-PLACEMENT": "a task runs on a worker its infra and workers allow (private_first: a free "
                            "private worker first)",
 }
@@ -45,6 +51,8 @@ CHECKS = {
 class SmokeOptions:
     deadline_s: float = 60.0
     poll_interval_s: float | None = None
+    request_timeout_s: float = ANSWER_DEADLINE_S  # one whole answer; past it, indeterminate
+    history: Path | None = None  # where every request is recorded (the run's observations)
     profile: Profile = field(default_factory=lambda: REFERENCE)
 
 
@@ -63,6 +71,13 @@ class _Run:
     requests: int = 0
     placed: int = 0  # tasks whose worker was judged (ST-WORKER-PLACEMENT)
     unplaced: list[str] = field(default_factory=list)  # why a task's worker could not be judged
+    # The documented error answers seen (code, answer, repro), for ST-ERROR-TITLE.
+    errors: list[tuple[str, httpx.Response, str]] = field(default_factory=list)
+    # Requests whose answer never came (the step they stopped), and the checks each step judges.
+    indeterminate: list[dict[str, str]] = field(default_factory=list)
+    judged: set[str] = field(default_factory=set)
+    undecided: dict[str, str] = field(default_factory=dict)
+    stranger_recorder: Recorder | None = None  # records the unknown key's requests
 
     def find(self, check: str, message: str, task_id: str | None = None,
              evidence: dict[str, Any] | None = None, repro: str | None = None) -> None:
@@ -137,14 +152,52 @@ def _poll(run: _Run, task_id: str, label: str, late_check: str = "ST-RUN-COMPLET
     return None
 
 
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
 def _check_auth(run: _Run, base_url: str) -> None:
     with ApiClient(base_url, "inf_harness_not_a_real_key") as stranger:
+        stranger.recorder = run.stranger_recorder
         response = stranger.workers()
     run.requests += 1
+    repro = curl("GET", f"{base_url}/workers", bearer="inf_harness_not_a_real_key")
     if response.status_code != 401 or not _is_problem(response):
         run.find("ST-AUTH-REQUIRED", f"an unknown key got {response.status_code}, expected 401 "
-                 "with a problem body", evidence=_excerpt(response),
-                 repro=curl("GET", f"{base_url}/workers", bearer="inf_harness_not_a_real_key"))
+                 "with a problem body", evidence=_excerpt(response), repro=repro)
+        return
+    run.errors.append(("unauthorized", response, repro))
+
+
+# An app ref no target serves: namespaced under the harness, so it cannot name a real app.
+UNKNOWN_APP = {"app": "harness-probe/no-such-app", "input": {}}
+
+
+def _check_app_not_found(run: _Run) -> None:
+    response = run.client.run(UNKNOWN_APP)
+    run.requests += 1
+    repro = curl("POST", f"{run.client.base_url}/apps/run", UNKNOWN_APP)
+    if response.status_code < 300:
+        run.tasks_created += 1
+    gaps = error_answer_gaps(response.status_code, _json(response), 404, "app_not_found")
+    if gaps:
+        run.find("ST-APP-NOT-FOUND", f"a run of the unknown app {UNKNOWN_APP['app']!r}: "
+                 + "; ".join(gaps), evidence=_excerpt(response), repro=repro)
+        return
+    run.errors.append(("app_not_found", response, repro))
+
+
+def _check_titles(run: _Run) -> None:
+    """Each documented error answer that came with the right status has the docs' title."""
+    for code, response, repro in run.errors:
+        gap = title_gap(_json(response), code)
+        if gap is not None:
+            run.find("ST-ERROR-TITLE", f"{response.request.method} {response.request.url.path} "
+                     f"({response.status_code} {code}): {gap}", evidence=_excerpt(response),
+                     repro=repro)
 
 
 def _check_invalid_input(run: _Run, role: AppRole) -> None:
@@ -153,10 +206,12 @@ def _check_invalid_input(run: _Run, role: AppRole) -> None:
     run.requests += 1
     if response.status_code < 300:
         run.tasks_created += 1
+    repro = curl("POST", f"{run.client.base_url}/apps/run", body)
     if response.status_code != 422 or not _is_problem(response):
         run.find("ST-INVALID-INPUT", f"invalid input got {response.status_code}, expected 422 "
-                 "with a problem body", evidence=_excerpt(response),
-                 repro=curl("POST", f"{run.client.base_url}/apps/run", body))
+                 "with a problem body", evidence=_excerpt(response), repro=repro)
+        return
+    run.errors.append(("validation_failed", response, repro))
 
 
 def _check_app(run: _Run, body: dict[str, Any], label: str,
@@ -401,10 +456,51 @@ def _plan(profile: Profile) -> tuple[dict[str, AppRole], dict[str, str]]:
     return plan, skipped
 
 
+# The checks each step judges (a step whose answer never came leaves them undecided).
+APP_CHECKS = ("ST-RUN-COMPLETES", "ST-POLL-ORDER")
+STREAM_CHECKS = ("ST-STREAM-TERMINAL", "ST-STREAM-AFTER-TERMINAL", "ST-STREAM-FORMAT")
+STEP_CHECKS: dict[str, tuple[str, ...]] = {
+    "auth": ("ST-AUTH-REQUIRED", "ST-ERROR-TITLE"), "unknown app": ("ST-APP-NOT-FOUND",),
+    "invalid input": ("ST-INVALID-INPUT",), "placement": ("ST-WORKER-PLACEMENT", *APP_CHECKS),
+    "failing": ("ST-FAIL-ERROR", "ST-POLL-ORDER"), "stream ndjson": STREAM_CHECKS,
+    "stream sse": STREAM_CHECKS, "upload": ("ST-UPLOAD-ROUNDTRIP", *APP_CHECKS),
+    "cancel": ("ST-CANCEL", "ST-POLL-ORDER"), "isolation": ("ST-ISOLATION",),
+}
+Step = tuple[str, Callable[[], Any]]
+
+
+def _step_checks(label: str) -> tuple[str, ...]:
+    return STEP_CHECKS.get(label, APP_CHECKS)  # the app runs are labelled by their app
+
+
+def _request_line(exc: httpx.HTTPError) -> str:
+    try:
+        request = exc.request
+    except RuntimeError:  # httpx raises when the error carries no request
+        return "a request"
+    return f"{request.method} {request.url.path}"
+
+
+def _run_step(run: _Run, label: str, step: Callable[[], Any]) -> None:
+    """One step; an answer that never came makes it indeterminate (counted), never a crash."""
+    try:
+        step()
+    except httpx.TimeoutException as exc:
+        if not unanswered(exc):
+            raise
+        sent = _request_line(exc)
+        run.requests += 1
+        run.indeterminate.append({"step": label, "request": sent, "error": type(exc).__name__})
+        for check in _step_checks(label):
+            run.undecided.setdefault(check, f"indeterminate: {sent} ({label}) got no answer")
+        return
+    run.judged.update(_step_checks(label))
+
+
 def _steps(run: _Run, base_url: str, plan: dict[str, AppRole],
-           done: dict[str, dict[str, Any] | None]) -> list[tuple[str, Callable[[], Any]]]:
+           done: dict[str, dict[str, Any] | None]) -> list[Step]:
     def app_step(key: str, body: dict[str, Any], label: str,
-                 expect: dict[str, Any] | None = None) -> tuple[str, Callable[[], None]]:
+                 expect: dict[str, Any] | None = None) -> Step:
         # A role that says where to run is judged on where it ran.
         check = _placed_app if "infra" in body or "workers" in body else _check_app
 
@@ -412,7 +508,8 @@ def _steps(run: _Run, base_url: str, plan: dict[str, AppRole],
             done[key] = check(run, body, label, expect)
         return label, step
 
-    steps: list[tuple[str, Callable[[], Any]]] = [("auth", lambda: _check_auth(run, base_url))]
+    steps: list[Step] = [("auth", lambda: _check_auth(run, base_url)),
+                         ("unknown app", lambda: _check_app_not_found(run))]
     if "invalid" in plan:
         steps.append(("invalid input", lambda: _check_invalid_input(run, plan["invalid"])))
     for name in ("quick", "setup", "flow"):
@@ -449,21 +546,31 @@ def run_smoke(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: Limi
     note = progress or (lambda _msg: None)
     profile = options.profile
     plan, skipped = _plan(profile)
-    with ApiClient(base_url, keys[0]) as client:
-        other = ApiClient(base_url, keys[1]) if len(keys) > 1 else None
+    timeout = options.request_timeout_s
+    writer = HistoryWriter(options.history) if options.history is not None else None
+    with ApiClient(base_url, keys[0], timeout) as client:
+        other = ApiClient(base_url, keys[1], timeout) if len(keys) > 1 else None
         run = _Run(client, other, lifecycle, profile, interval, options.deadline_s)
+        if writer is not None:
+            recorder = ExchangeRecorder(writer, SUITE, key_label(0))
+            client.recorder, run.stranger_recorder = recorder, recorder.as_key(None)
+            if other is not None:
+                other.recorder = recorder.as_key(key_label(1))
         done: dict[str, dict[str, Any] | None] = {}
         try:
             steps = _steps(run, base_url, plan, done)
             for index, (label, step) in enumerate(steps, 1):
                 note(f"smoke {index}/{len(steps)}: {label}")
-                step()
+                _run_step(run, label, step)
             quick = done.get("quick")
             if quick is not None:
-                _check_isolation(run, quick["id"])
+                _run_step(run, "isolation", lambda: _check_isolation(run, quick["id"]))
+            _check_titles(run)
         finally:
             if other is not None:
                 other.close()
+            if writer is not None:
+                writer.close()
     if len(keys) < 2:
         skipped["ST-ISOLATION"] = "one API key: isolation needs a second (--api-key twice)"
     elif done.get("quick") is None:
@@ -473,13 +580,22 @@ def run_smoke(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: Limi
         skipped["ST-WORKER-PLACEMENT"] = (run.unplaced[0] if run.unplaced else
                                           "no role of the profile sets infra or workers "
                                           "([apps.<role>] infra = \"private_first\" in harness.toml)")
+    if not run.errors:
+        skipped.setdefault("ST-ERROR-TITLE", "no documented error answer came with its status to judge")
+    found = {f.check for f in run.findings}
+    for check, why in run.undecided.items():
+        # Never a vacuous pass: a check no step finished judging is reported undecided.
+        if check not in run.judged and check not in found:
+            skipped.setdefault(check, why)
     checks = [c for c in CHECKS if c not in skipped]
     return SuiteResult(
         name=SUITE,
         status="failed" if run.findings else "passed",
         checks=checks,
         metrics={"tasks_created": run.tasks_created, "requests": run.requests,
-                 "poll_interval_s": round(interval, 3)},
+                 "poll_interval_s": round(interval, 3),
+                 "indeterminate": len(run.indeterminate),
+                 "indeterminate_requests": run.indeterminate[:10]},
         findings=run.findings,
         duration_s=round(time.monotonic() - started, 3),
         skipped=skipped,

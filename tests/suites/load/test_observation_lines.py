@@ -4,9 +4,10 @@
 patches the whole process); the lines it prints are decoded here with the history's decoder.
 Times and the random observer name are normalized (only their presence matters); fields that
 are None or empty are left out of the golden file. The golden lines are those of the users
-before they wrote through `Observation.to_json`, but for two cases: `over_429_legacy` (the 429
-body rule is now the rate-limit suite's, so a bare legacy `error` body is `rl_problem: false`)
-and `get_task_superscript_remaining` (the old user raised inside int()).
+before they wrote through `Observation.to_json`, but for three cases: `over_429_legacy` (the 429
+body rule is now the rate-limit suite's, so a bare legacy `error` body is `rl_problem: false`),
+`get_task_superscript_remaining` (the old user raised inside int()) and `get_no_answer` (a
+timeout before the head is `NoAnswer`: indeterminate, not an error).
 """
 
 from __future__ import annotations
