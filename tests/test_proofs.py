@@ -15,7 +15,7 @@ from harness.server.faults import FAULTS
 from tests.test_layout import _registered_checks
 
 ROOT = Path(__file__).resolve().parent.parent
-ROW = re.compile(r"^\|\s*`((?:ST|CT|LC|RL|LD)-[A-Z0-9-]+)`[^|]*\|[^|]*\|([^|]*)\|", re.MULTILINE)
+ROW = re.compile(r"^\|\s*`((?:ST|CT|LC|RL|LD|AG)-[A-Z0-9-]+)`[^|]*\|[^|]*\|([^|]*)\|", re.MULTILINE)
 TICKED = re.compile(r"`([a-z0-9][a-z0-9-]*)`")
 # A row without a fault must point at how the check is shown instead.
 REASON = re.compile(r"tests/|hostile|no fault|no server fault|synthetic|unit test|--lifecycle|Prism|"
