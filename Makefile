@@ -22,7 +22,7 @@ install: $(STAMP)
 test: install
 	-scripts/ensure-chromium.sh
 	-scripts/install-prism.sh >/dev/null
-	$(PY) -m pytest -q -n 3 --dist worksteal $(ARGS)
+	$(PY) -m pytest -q -n 4 --dist worksteal $(ARGS)
 
 # The built wheel alone in a fresh virtual environment (slow: installs every dependency).
 test-wheel: install

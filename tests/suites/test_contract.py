@@ -215,8 +215,9 @@ def test_the_same_seed_sends_the_same_fuzzing_cases(start_server: StartServer) -
         return seen
 
     first, again, other = sent(11), sent(11), sent(12)
-    assert len(first) > 30 and first == again
-    assert other != first
+    # The same cases, whatever order the operations' workers interleave them in under load.
+    assert len(first) > 30 and sorted(first, key=repr) == sorted(again, key=repr)
+    assert sorted(other, key=repr) != sorted(first, key=repr)
 
 
 def test_probe_checks_without_their_apps_are_skipped_with_the_reason(server: ReferenceServer) -> None:
