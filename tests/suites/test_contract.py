@@ -215,9 +215,15 @@ def test_the_same_seed_sends_the_same_fuzzing_cases(start_server: StartServer) -
         return seen
 
     first, again, other = sent(11), sent(11), sent(12)
-    # The same cases, whatever order the operations' workers interleave them in under load.
-    assert len(first) > 30 and sorted(first, key=repr) == sorted(again, key=repr)
-    assert sorted(other, key=repr) != sorted(first, key=repr)
+    assert len(first) > 30
+
+    def runs(cases: list[tuple[str, str, bytes | None]]) -> list[bytes | None]:
+        # POST /apps/run's cases: drawn before any answer can steer schemathesis' feedback (a 429
+        # under a busy machine's timing changes what it draws later for other operations).
+        return [body for method, path, body in cases if (method, path) == ("POST", "/apps/run")]
+
+    assert len(runs(first)) >= 5 and runs(first) == runs(again)
+    assert runs(other) != runs(first)
 
 
 def test_probe_checks_without_their_apps_are_skipped_with_the_reason(server: ReferenceServer) -> None:
