@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Hashable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, Field
@@ -20,6 +21,24 @@ def contracts_dir() -> Path:
     override = os.environ.get("HARNESS_CONTRACTS_DIR")
     return Path(override) if override else Path(__file__).parent / "contracts"
 
+
+
+T = TypeVar("T", bound=Hashable)
+
+
+def transitive_closure(nodes: Iterable[T], edges: Mapping[T, Iterable[T]]) -> dict[T, frozenset[T]]:
+    """Every node reachable from each node along `edges` (one step or more)."""
+    closure: dict[T, frozenset[T]] = {}
+    for start in nodes:
+        seen: set[T] = set()
+        stack = list(edges.get(start, []))
+        while stack:
+            nxt = stack.pop()
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.extend(edges.get(nxt, []))
+        closure[start] = frozenset(seen)
+    return closure
 
 class Lifecycle(BaseModel):
     """Status codes, the terminal set and the allowed transitions of a task."""
@@ -43,17 +62,7 @@ class Lifecycle(BaseModel):
     @functools.cached_property
     def reachable(self) -> dict[int, frozenset[int]]:
         """The transitive closure: every status reachable from each status (skips allowed)."""
-        closure: dict[int, frozenset[int]] = {}
-        for start in self.statuses:
-            seen: set[int] = set()
-            stack = list(self.transitions.get(start, []))
-            while stack:
-                nxt = stack.pop()
-                if nxt not in seen:
-                    seen.add(nxt)
-                    stack.extend(self.transitions.get(nxt, []))
-            closure[start] = frozenset(seen)
-        return closure
+        return transitive_closure(self.statuses, self.transitions)
 
     def may_follow(self, before: int, after: int) -> bool:
         """True if an observer may see `after` after `before` (equal, or reachable)."""
@@ -99,17 +108,7 @@ class StateMachine(BaseModel):
     @functools.cached_property
     def reachable(self) -> dict[str, frozenset[str]]:
         """Every state reachable from each state (skipping is allowed, going back is not)."""
-        closure: dict[str, frozenset[str]] = {}
-        for start in self.states:
-            seen: set[str] = set()
-            stack = list(self.transitions.get(start, []))
-            while stack:
-                nxt = stack.pop()
-                if nxt not in seen:
-                    seen.add(nxt)
-                    stack.extend(self.transitions.get(nxt, []))
-            closure[start] = frozenset(seen)
-        return closure
+        return transitive_closure(self.states, self.transitions)
 
     def may_follow(self, before: str, after: str) -> bool:
         return before == after or after in self.reachable.get(before, frozenset())
