@@ -96,8 +96,7 @@ class _Session:
             with self.http.stream("GET", f"/chats/{chat_id}/stream", timeout=timeout,
                                   headers={"Accept": "application/x-ndjson"}) as response:
                 if response.status_code != 200:
-                    response.read()
-                    return response.status_code
+                    return response.status_code  # only the status counts: the body is not read
                 for chunk in response.iter_raw():
                     now = time.monotonic()
                     for decoded in decoder.feed(chunk):
