@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import os
 import re
 import shutil
 import threading
+import typing
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
 import msgspec
 from pydantic_core import from_json as _from_json
 
-from harness.history.record import Channel, Observation, Outcome, StreamKind
+from harness.history.record import Observation
 from harness.progress import meter
 from harness.redaction import redact
 
@@ -132,38 +134,36 @@ def read_history(path: Path) -> Iterator[Observation]:
         raise HistoryError(f"{path.name}: the compressed history is damaged ({exc})") from exc
 
 
-class _Line(msgspec.Struct, kw_only=True, gc=False):
+def _line_struct() -> type[msgspec.Struct]:
     """Observation's fields, typed as the history writer writes them, for the fast decoder.
 
-    Only lines whose every known field has the type written here decode; anything else (a
-    field of another JSON type or an unknown channel, a missing field, NaN, lone surrogates,
-    invalid JSON) is refused and goes to `_parse_slow`, so every line gives exactly what it
-    gave before. The literals also spare a string per field: msgspec returns their own.
-    `wall` is `float | int`, not float: msgspec would turn 5 into 5.0, json keeps the int.
+    Built from Observation itself, so the two cannot drift. Only lines whose every known field
+    has the type written there decode; anything else (a field of another JSON type or an
+    unknown channel, a missing field, NaN, lone surrogates, invalid JSON) is refused and goes to
+    `_parse_slow`, so every line gives exactly what it gave before. The literals also spare a
+    string per field: msgspec returns their own. `wall` is `float | int`, not float: msgspec
+    would turn 5 into 5.0, json keeps the int; `task` may be missing (None).
     """
+    hints = typing.get_type_hints(Observation)
+    fields: list[tuple[str, Any, Any]] = []
+    for spec in dataclasses.fields(Observation):
+        kind = float | int if spec.name == "wall" else hints[spec.name]
+        if spec.default is not dataclasses.MISSING:
+            fields.append((spec.name, kind, spec.default))
+        elif spec.default_factory is not dataclasses.MISSING:
+            fields.append((spec.name, kind, msgspec.field(default_factory=spec.default_factory)))
+        elif spec.name in ("task", "recv_ns"):
+            fields.append((spec.name, kind, None))
+        else:
+            fields.append((spec.name, kind))  # type: ignore[arg-type]
+    return msgspec.defstruct("_Line", fields, kw_only=True, gc=False)
 
-    task: str | None = None
-    observer: str
-    channel: Channel
-    send_ns: int
-    recv_ns: int | None = None
-    wall: float | int
-    http: int | None = None
-    status: Any = None
-    output: bool | None = None
-    error: bool | None = None
-    updated_at: str | None = None
-    outcome: Outcome = "ok"
-    conn: str | None = None
-    seq: int | None = None
-    kind: StreamKind | None = None
-    trail: list[int] | None = None
-    key: str | None = None
-    extra: dict[str, Any] = {}  # msgspec gives every instance its own empty dict
+
+_Line = _line_struct()
 
 
 # msgspec straight into a typed struct: three times faster than JSON to a dict, then the fields.
-_decode_line = msgspec.json.Decoder(_Line).decode
+_decode_line: Callable[[str], Any] = msgspec.json.Decoder(_Line).decode
 
 
 def _parse(line: str, number: int) -> Observation:
