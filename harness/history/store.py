@@ -169,7 +169,7 @@ _decode_line: Callable[[str], Any] = msgspec.json.Decoder(_Line).decode
 def _parse(line: str, number: int) -> Observation:
     try:
         o = _decode_line(line)
-    except msgspec.MsgspecError:
+    except (msgspec.MsgspecError, UnicodeEncodeError):  # a lone surrogate cannot become UTF-8 bytes
         return _parse_slow(line, number)
     return Observation(o.task, o.observer, o.channel, o.send_ns, o.recv_ns, o.wall, o.http, o.status,
                        o.output, o.error, o.updated_at, o.outcome, o.conn, o.seq, o.kind, o.trail,

@@ -122,3 +122,9 @@ def test_files_torn_last_line_crlf_and_gzip(tmp_path: Path) -> None:
     plain.write_text(lines[0] + "\n{oops}\n" + lines[1] + "\n")
     with pytest.raises(HistoryError, match="line 2: not an observation"):
         list(read_history(plain))
+
+
+def test_a_lone_surrogate_takes_the_plain_path() -> None:
+    # msgspec raises UnicodeEncodeError, not its own error, on a str it cannot encode.
+    line = '{"task": "\ud800", "observer": "o", "channel": "get", "send_ns": 1, "wall": 0}\n'
+    assert _outcome(_parse, line) == _outcome(_parse_slow, line)
