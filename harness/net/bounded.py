@@ -38,6 +38,16 @@ def bounded_request(client: httpx.Client, method: str, url: str, deadline_s: flo
     The run's deadline (harness/net/deadline.py) is checked first and shortens `deadline_s`."""
     deadline.check_deadline()
     deadline_s = deadline.capped(deadline_s)
+    try:
+        return _read_within(client, method, url, deadline_s, cap, kwargs)
+    except httpx.TimeoutException:
+        # A wait the run's deadline cut short says nothing of the target: the suite stops there.
+        deadline.check_deadline()
+        raise
+
+
+def _read_within(client: httpx.Client, method: str, url: str, deadline_s: float, cap: int,
+                 kwargs: dict[str, object]) -> httpx.Response:
     end = time.monotonic() + deadline_s
     with client.stream(method, url, **kwargs) as response:  # type: ignore[arg-type]
         body = bytearray()

@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness.net.bounded import bounded_request
+from harness.net import deadline
+from harness.net.bounded import CutAnswer, bounded_request
 from tests.hostile.servers import Request, drip, raw_server, send_all
 from tests.test_cli import harness
 
@@ -45,3 +46,16 @@ def test_a_bounded_request_stops_at_its_deadline(drip_url: str) -> None:
         with pytest.raises(httpx.ReadTimeout):
             bounded_request(client, "GET", drip_url + "/", 2.0)
         assert time.monotonic() - started < 6
+
+
+def test_a_drip_the_suite_deadline_cuts_short_ends_the_suite_not_as_a_cut_answer(drip_url: str) -> None:
+    # The suite's deadline, not the target, ended the read: DeadlineExceeded (the suite's -DEADLINE
+    # finding), never CutAnswer, which a suite would take for a wrong answer or a crash.
+    deadline.set_deadline(time.monotonic() + 1.0, "suite", 1.0)
+    try:
+        with httpx.Client() as client, pytest.raises(deadline.DeadlineExceeded):
+            bounded_request(client, "GET", drip_url + "/", 30.0)
+    finally:
+        deadline.set_deadline(None)
+    with httpx.Client() as client, pytest.raises(CutAnswer):  # without a deadline: a cut answer
+        bounded_request(client, "GET", drip_url + "/", 1.0)
