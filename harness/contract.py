@@ -55,6 +55,14 @@ class Lifecycle(BaseModel):
     cancelling: int | None = None
     setup_phases: list[int] = Field(default_factory=list)
     transitions: dict[int, list[int]]
+    # SDK name -> the statuses it takes for a task's end (contracts/lifecycle.yaml).
+    client_terminal: dict[str, list[int]] = Field(default_factory=dict)
+
+    def clients_waiting_on(self, status: int) -> list[str]:
+        """The SDKs that would go on waiting on a task ended at `status` (it is not terminal to them)."""
+        if not self.is_terminal(status):
+            return []
+        return [name for name, ends in self.client_terminal.items() if status not in ends]
 
     def is_terminal(self, status: int) -> bool:
         return status in self.terminal

@@ -24,7 +24,7 @@ import heapq
 from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from harness.checks.streams import StreamEnd
 from harness.contract import Lifecycle
@@ -52,7 +52,11 @@ CHECKS = {
     "LC-DUPLICATE-ID": "task ids are unique",
     "LC-ISOLATION": "another key's task is invisible (404)",
     "LC-SETUP-WARM": "a run on a worker warm for its app and setup skips the setup phases",
+    "LC-SDK-UNKNOWN-TERMINAL": "no task ends at a status an official SDK does not know as terminal "
+                               "(that SDK would wait forever)",
 }
+# An SDK hazard, not a broken promise: the target may end a task so (Rejected, 13).
+SEVERITY: dict[str, Literal["error", "warning", "info"]] = {"LC-SDK-UNKNOWN-TERMINAL": "warning"}
 MAX_FINDINGS_PER_CHECK = 25
 FINALIZE_EVERY = 20_000
 
@@ -135,7 +139,11 @@ class Checker:
         self._follows = {s: lifecycle.reachable.get(s, frozenset()) | {s} for s in lifecycle.statuses}
         self._failed = frozenset(s for s in (lifecycle.failed, lifecycle.rejected) if s is not None)
         # Statuses that _content looks at beyond the warm-setup rule.
-        self._content_statuses = frozenset({lifecycle.completed, *self._failed, *self._cancel_statuses})
+        # Terminal statuses some SDK does not know (-> the SDKs left waiting).
+        self._stranding = {s: lifecycle.clients_waiting_on(s) for s in lifecycle.terminal
+                           if lifecycle.clients_waiting_on(s)}
+        self._content_statuses = frozenset({lifecycle.completed, *self._failed, *self._cancel_statuses,
+                                            *self._stranding})
         bound = self.options.heartbeat_bound_s
         self._bound_ns = None if bound is None else bound * 1e9
         self._horizon_ns = int(self.options.horizon_s * 1e9)
@@ -170,7 +178,7 @@ class Checker:
             return
         self._per_check[check] = self._per_check.get(check, 0) + 1
         self.report.findings.append(Finding(
-            check=check, suite=SUITE, message=message, task_id=task,
+            check=check, severity=SEVERITY.get(check, "error"), suite=SUITE, message=message, task_id=task,
             evidence={"witness": [_brief(o) for o in witness]}))
 
     # -- the pass --------------------------------------------------------------------------
@@ -360,6 +368,11 @@ class Checker:
         if status in self._failed and obs.error is False:
             self._find("LC-FAILED-ERROR", f"task {task_id} is {self.lc.label(status)} without an "
                        "error message", [obs], task_id)
+        stranded = self._stranding.get(status)
+        if stranded:
+            self._find("LC-SDK-UNKNOWN-TERMINAL", f"task {task_id} ended {self.lc.label(status)}, which "
+                       f"{' and '.join(stranded)} does not know as terminal: its run() waits forever "
+                       "(stream or poll)", [obs], task_id)
         if status in self._cancel_statuses:
             first = task.first_cancel_status
             if first is None or (obs.recv_ns or 0) < (first.recv_ns or 0):

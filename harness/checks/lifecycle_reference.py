@@ -241,6 +241,14 @@ def failed_error(history: History, lc: Lifecycle, options: InvariantOptions) -> 
             yield Violation("LC-FAILED-ERROR", obs.task, (obs,))
 
 
+def sdk_unknown_terminal(history: History, lc: Lifecycle,
+                         options: InvariantOptions) -> Iterator[Violation]:
+    """LC-SDK-UNKNOWN-TERMINAL: whoever sees a task end at a status an SDK does not know (a warning)."""
+    for obs in known(history, lc):
+        if lc.clients_waiting_on(obs.status):
+            yield Violation("LC-SDK-UNKNOWN-TERMINAL", obs.task, (obs,))
+
+
 def cancel_unrequested(history: History, lc: Lifecycle,
                        options: InvariantOptions) -> Iterator[Violation]:
     """LC-CANCEL-UNREQUESTED: Cancelling or Cancelled is received only after a cancel was sent.
@@ -336,6 +344,7 @@ RULES: dict[str, Rule] = {
     "LC-DUPLICATE-ID": duplicate_id,
     "LC-ISOLATION": isolation,
     "LC-SETUP-WARM": setup_warm,
+    "LC-SDK-UNKNOWN-TERMINAL": sdk_unknown_terminal,
 }
 assert RULES.keys() == CHECKS.keys(), "every LC- check has its reference rule"
 

@@ -29,7 +29,12 @@ def checks_of(history: list[Observation]) -> list[str]:
 def test_correct_histories_have_no_findings(seed: int, tasks: int, observers: int, streams: int) -> None:
     history = simulate(LC, seed, tasks, observers, streams)
     report = check_history(history, LC)
-    assert report.findings == [], [f.message for f in report.findings]
+    # A correct target may reject at admission; that is only the JS SDK's hazard, a warning per task.
+    errors = [f.message for f in report.findings if f.check != "LC-SDK-UNKNOWN-TERMINAL"]
+    assert errors == []
+    rejected = {o.task for o in history if o.status == LC.rejected}
+    hazards = {f.task_id for f in report.findings if f.severity == "warning"}
+    assert hazards == rejected or (len(hazards) == 25 and hazards < rejected)
     assert report.metrics["observations"] == len(history)
 
 
@@ -71,6 +76,9 @@ ANOMALIES: dict[str, list[Observation]] = {
         Observation("k", "runner", "run", 0, MS, 0.0, http=200, status=1),
         at(3, task="k", observer="x", channel="cancel", status=7),
         at(5, task="k", observer="o1", status=10, output=True)],
+    # Rejected at admission, with its reason: all the API promises, but the JS SDK waits forever.
+    "LC-SDK-UNKNOWN-TERMINAL": [
+        Observation("r", "runner", "run", 0, MS, 0.0, http=200, status=13, error=True)],
     "LC-FAILED-ERROR": [
         Observation("f", "runner", "run", 0, MS, 0.0, http=200, status=1),
         at(5, task="f", observer="o1", status=11, error=False)],

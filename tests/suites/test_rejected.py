@@ -56,7 +56,12 @@ def test_the_python_sdk_raises_on_a_rejected_run(full: ReferenceServer) -> None:
         list(sdk.run(ECHO, stream=True))
 
 
-@pytest.mark.parametrize(("fault", "wanted"), [(None, set()), ("failed-without-error", {"LC-FAILED-ERROR"})])
+# A rejected task is an SDK hazard on any server (the JS SDK has no 13): a warning, never an error.
+HAZARD = "LC-SDK-UNKNOWN-TERMINAL"
+
+
+@pytest.mark.parametrize(("fault", "wanted"), [(None, {HAZARD}),
+                                               ("failed-without-error", {HAZARD, "LC-FAILED-ERROR"})])
 def test_the_lifecycle_checks_hold_on_rejected_tasks(tmp_path: Path, fault: str | None,
                                                      wanted: set[str]) -> None:
     # One cloud worker and a queue of one: under the suite's concurrency most runs are rejected.
@@ -70,5 +75,8 @@ def test_the_lifecycle_checks_hold_on_rejected_tasks(tmp_path: Path, fault: str 
     rejected = {o.task for o in read_history(history) if o.status == REJECTED}
     assert len(rejected) >= 3
     assert {f.check for f in result.findings} == wanted, [f.message for f in result.findings]
+    hazards = [f for f in result.findings if f.check == HAZARD]
+    assert {f.task_id for f in hazards} == rejected and {f.severity for f in hazards} == {"warning"}
+    assert "@inferencesh/sdk" in hazards[0].message
     if fault:
-        assert any(f.task_id in rejected for f in result.findings)
+        assert any(f.task_id in rejected for f in result.findings if f.check == "LC-FAILED-ERROR")
