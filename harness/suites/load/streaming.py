@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import gevent  # type: ignore[import-untyped]
 
@@ -38,6 +38,18 @@ class StreamResult:
     events: int = 0
     nbytes: int = 0
     statuses: list[Any] = field(default_factory=list)
+
+
+class StreamSink(Protocol):
+    """What `read_stream` reads into: a task stream (`StreamLog`) or a chat turn (`chats.ChatTurn`)."""
+
+    @property
+    def fmt(self) -> StreamFormat: ...
+
+    @property
+    def result(self) -> StreamResult: ...
+
+    def event(self, event: StreamEvent, now: int) -> None: ...
 
 
 @dataclass
@@ -120,12 +132,14 @@ class StreamLog:
         return None
 
 
-def read_stream(raw: Any, log: StreamLog, deadline_ns: int, idle_s: float = STREAM_IDLE_S) -> None:
+def read_stream(raw: Any, log: StreamSink, deadline_ns: int, idle_s: float = STREAM_IDLE_S) -> None:
     """Read `raw` as it arrives into `log` until the server closes it, it breaks, or time is up.
 
     Time is up at the deadline, after `idle_s` without a byte, or a short grace after the
     terminal update (the server should close right after it); a line or stream past the
-    decoder's caps ends the read too (`result.cut`). `raw` is released in any case.
+    decoder's caps ends the read too (`result.cut`). `raw` is released in any case. `log.event`
+    runs between two reads, outside the idle deadline: it may send a request of its own (a chat
+    turn posts a tool's result there) while the task deadline keeps running.
     """
     decoder: NdjsonDecoder | SseDecoder = NdjsonDecoder() if log.fmt == "ndjson" else SseDecoder()
     result = log.result
