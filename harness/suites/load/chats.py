@@ -27,7 +27,7 @@ from harness.contract import load_chat_lifecycle
 from harness.net.decoders import StreamEvent
 from harness.suites.load.config import CALCULATOR, PRODUCT
 from harness.suites.load.metrics import PhaseMetrics
-from harness.suites.load.streaming import StreamFormat, StreamResult
+from harness.suites.load.stream_state import StreamFormat, StreamResult
 
 _FACTORS = re.compile(r"^\(?\s*(\d+)\s*[*x\u00d7]\s*(\d+)\s*\)?$")
 _NOT_DIGITS = re.compile(r"(?<=\d)[,\s](?=\d{3}\b)")

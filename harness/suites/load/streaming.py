@@ -2,13 +2,14 @@
 
 Bounded three ways: the decoder caps a line (event) and the whole stream, a silence past the
 idle deadline and the task's deadline end the read. Each is an error with its reason.
+`read_stream` reads a task stream (into a `StreamLog`) or an agent chat's (a `chats.ChatTurn`).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any
 
 import gevent  # type: ignore[import-untyped]
 
@@ -19,37 +20,10 @@ from harness.net.decoders import NdjsonDecoder, SseDecoder, StreamEvent
 from harness.suites.load.answers import AnswerTimeout, read_some
 from harness.suites.load.facts import NO_DIGEST, Digest, task_fields
 from harness.suites.load.session import LoadSession
+from harness.suites.load.stream_state import StreamFormat, StreamResult, StreamSink
 
-StreamFormat = Literal["ndjson", "sse"]
 TERMINAL_GRACE_S = 2.0
 monotonic_ns = time.monotonic_ns
-
-
-@dataclass
-class StreamResult:
-    """What a stream delivered: its first terminal update (and when), how it ended, the statuses."""
-
-    terminal: dict[str, Any] | None = None
-    terminal_ns: int = 0
-    closed: bool = False
-    timed_out: bool = False
-    error: str | None = None
-    cut: str | None = None  # why the harness stopped reading: a cap or the idle deadline
-    events: int = 0
-    nbytes: int = 0
-    statuses: list[Any] = field(default_factory=list)
-
-
-class StreamSink(Protocol):
-    """What `read_stream` reads into: a task stream (`StreamLog`) or a chat turn (`chats.ChatTurn`)."""
-
-    @property
-    def fmt(self) -> StreamFormat: ...
-
-    @property
-    def result(self) -> StreamResult: ...
-
-    def event(self, event: StreamEvent, now: int) -> None: ...
 
 
 @dataclass

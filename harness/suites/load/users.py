@@ -57,7 +57,8 @@ from harness.suites.load.routes import (
     json_payload,
 )
 from harness.suites.load.session import Abort, LoadSession, session_of
-from harness.suites.load.streaming import StreamFormat, StreamLog, StreamResult, read_stream
+from harness.suites.load.stream_state import StreamFormat, StreamResult
+from harness.suites.load.streaming import StreamLog, read_stream
 
 log = logging.getLogger("harness.load")
 monotonic_ns = time.monotonic_ns
