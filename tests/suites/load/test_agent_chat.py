@@ -26,7 +26,7 @@ def _run(faults: list[str], folder: Path, thresholds: list[str]) -> SuiteResult:
                           extra_args=["--heartbeat", "0.2"]) as server:
         limits = load_limits().model_copy(update={"window_seconds": 2.0})
         return run_load(server.url, keys, load_lifecycle(), limits, folder, LoadOptions(
-            scenarios=["agent_chat"], users=3, duration_s=1.5, deadline_s=5.0, max_tasks=5000,
+            scenarios=["agent_chat"], users=3, duration_s=1.0, deadline_s=5.0, max_tasks=5000,
             thresholds=thresholds))
 
 
