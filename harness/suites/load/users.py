@@ -720,15 +720,19 @@ class AgentChatUser(ApiUser):
             session.metrics.count("no_app_mapped")
             raise StopUser()  # the profile maps no agent
         chat_id: str | None = None
-        for _ in range(self.TURNS):
-            chat_id = self.turn(body if chat_id is None else follow_up(body, chat_id))
-            if chat_id is None:
+        for index in range(self.TURNS):
+            turn = self.turn(body if chat_id is None else follow_up(body, chat_id))
+            if turn is None:
                 return  # the conversation cannot go on (its error is counted)
+            if index == 0 and not turn.asked:
+                # A real model may answer without the tool: the API promised nothing else.
+                session.metrics.count("tool_not_called")
+            chat_id = turn.chat_id
         session.metrics.count("conversations")
 
-    def turn(self, body: dict[str, Any]) -> str | None:
-        """One message: sent, its chat stream read to the run's end, the chat judged. The chat's
-        id, or None when the conversation cannot go on."""
+    def turn(self, body: dict[str, Any]) -> ChatTurn | None:
+        """One message: sent, its chat stream read to the run's end, the chat judged. None when
+        the conversation cannot go on."""
         session = self.hs
         if not session.budget.take():
             session.metrics.count("budget_exhausted")
@@ -750,10 +754,9 @@ class AgentChatUser(ApiUser):
         session.metrics.count("tasks_created")
         turn = ChatTurn(session.metrics, chat_id, run_id if isinstance(run_id, str) else None, sent,
                         lambda invocation, result: self.post_tool(chat_id, invocation, result))
-        if not self.chat_stream(turn, deadline):
-            return None
-        if not turn.ended_ns:
-            # It still costs money: stop it, as a task past its deadline is cancelled.
+        if not self.chat_stream(turn, deadline) or not turn.ended_ns:
+            # A run not seen to end may still be going (or waiting on a tool result nobody will
+            # post), and it costs money: stop it, as a task past its deadline is cancelled.
             self.call(Request(STOP_CHAT, f"/chats/{chat_id}/stop", b"", extra={"chat": chat_id,
                                                                                "cleanup": True}))
             return None
@@ -762,7 +765,7 @@ class AgentChatUser(ApiUser):
             return None
         turn.judge(chat.data)
         session.metrics.count("agent_turns")
-        return chat_id
+        return turn
 
     def chat_stream(self, turn: ChatTurn, deadline_ns: int) -> bool:
         """Read the turn's chat stream as it arrives, to the server's close after the run ended

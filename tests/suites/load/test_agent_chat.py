@@ -46,6 +46,7 @@ def test_agent_chat_measures_turns_and_catches_a_faulty_agent(tmp_path: Path) ->
     assert chat["errors"] == 0, chat["error_reasons"]
     conversations = counts["conversations"]
     assert conversations > 0 and counts["tool_roundtrips"] == conversations, counts
+    assert "tool_not_called" not in counts  # the scripted model always asks for the calculator
     # Two turns a conversation (a turn cut by the phase's end may add one), each timed once.
     turns = counts["agent_turns"]
     assert 2 * conversations <= turns <= 2 * conversations + 3, counts
