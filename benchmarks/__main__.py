@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks import checker, conformance, get_task, load_user, streams
+from benchmarks import agent_load, checker, conformance, get_task, load_user, streams
 from benchmarks.common import (
     DEFAULT_OUT,
     SCHEMA_VERSION,
@@ -53,6 +53,7 @@ BENCHMARKS = {
     "checker": Benchmark("checker", checker, {"sizes": "sizes", "repeat": "repeat"}),
     "load_user": Benchmark("load_user", load_user, {"rounds": "rounds", "seconds": "seconds"}),
     "conformance": Benchmark("conformance", conformance),
+    "agent_load": Benchmark("agent_load", agent_load),
 }
 
 

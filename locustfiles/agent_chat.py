@@ -1,4 +1,9 @@
-"""agent_chat: send an agent a message, read the chat stream to its end, GET the chat.
+"""agent_chat: two-turn conversations with an agent, the first with a client tool round trip.
+
+Turn one offers the client `calculator` and asks for 42 * 17 (the result is posted to
+`POST /tools/{id}`, the answer must hold 714); turn two is a second message in the same chat.
+Time to first delta, gap between deltas and turn latency: `agent.first_delta`,
+`agent.delta_gap`, `agent.turn` (thresholds like `agent_chat:agent.first_delta.p99<2s`).
 
 Run it (web UI on http://localhost:8089, or headless):
 
@@ -6,7 +11,7 @@ Run it (web UI on http://localhost:8089, or headless):
     locust -f locustfiles/agent_chat.py
     locust -f locustfiles/agent_chat.py --headless -u 10 -r 10 -t 60s
 
-Every message is a billable agent run on a real target (the `run` budget and --max-tasks).
+Every message (two per conversation) is a billable agent run on a real target (the `run` budget and --max-tasks).
 Environment variables, exit codes and findings: locustfiles/README.md.
 """
 

@@ -4,12 +4,17 @@ Grammar: `[SCENARIO:]METRIC[.STAT] OP NUMBER[UNIT]`, OP one of `< <= > >= == !=`
 
 - Latency metrics (HDR, milliseconds): the request names `run`, `get_task`, `status`,
   `stream_ndjson`, `stream_sse` (time to the response headers), `create_file`, `upload`,
-  `download`, `cancel`, `list`; the stream metrics `ndjson.ttfe` / `sse.ttfe` (time to the first event),
-  `ndjson.terminal` / `sse.terminal` (stream open to the terminal event), `ndjson.heartbeat_gap`
-  / `sse.heartbeat_gap` (silence between two events); the task metrics `task.terminal` (run
-  sent to terminal status seen), `task.queue` (received to dispatched, server clock),
+  `download`, `cancel`, `list`, and the agent_chat scenario's `agent_run`, `chat_stream` (to the
+  response headers), `get_chat`, `tool_result`, `stop_chat`; the stream metrics `ndjson.ttfe` /
+  `sse.ttfe` (time to the first event), `ndjson.terminal` / `sse.terminal` (stream open to the
+  terminal event), `ndjson.heartbeat_gap` / `sse.heartbeat_gap` (silence between two events);
+  the task metrics `task.terminal` (run sent to terminal status seen), `task.queue` (received
+  to dispatched, server clock),
   `task.setup_cold` / `task.setup_warm` (dispatched to running, with / without the Preparing
-  phase); and `iteration` (one scenario iteration, from its intended start in the open model).
+  phase); the agent metrics `agent.first_delta` (message sent to the turn's first delta),
+  `agent.delta_gap` (between two consecutive deltas of one message), `agent.turn` (message sent
+  to the run's end); and `iteration` (one scenario iteration, from its intended start in the
+  open model).
   STAT: `p50 p90 p95 p99 p999` (also `p(95)`, `p99.9`), `min mean avg med max`, `count`,
   `rps`, and for request names `errors` (that request's unexpected-error rate). A latency
   value without a unit is in ms; units `us`, `ms`, `s`.
@@ -24,11 +29,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 REQUEST_METRICS = ("run", "get_task", "status", "stream_ndjson", "stream_sse", "create_file",
-                   "upload", "download", "cancel", "list")
+                   "upload", "download", "cancel", "list", "agent_run", "chat_stream", "get_chat",
+                   "tool_result", "stop_chat")
 STREAM_METRICS = tuple(f"{fmt}.{what}" for fmt in ("ndjson", "sse")
                        for what in ("ttfe", "terminal", "heartbeat_gap"))
 TASK_METRICS = ("task.terminal", "task.queue", "task.setup_cold", "task.setup_warm")
-LATENCY_METRICS = (*REQUEST_METRICS, *STREAM_METRICS, *TASK_METRICS, "iteration")
+AGENT_METRICS = ("agent.first_delta", "agent.delta_gap", "agent.turn")
+LATENCY_METRICS = (*REQUEST_METRICS, *STREAM_METRICS, *TASK_METRICS, *AGENT_METRICS, "iteration")
 RATE_GLOBALS = ("errors", "rate_limited")
 COUNT_GLOBALS = ("rps", "requests", "iterations", "dropped_iterations")
 LATENCY_STATS = {"p50": "p50", "med": "p50", "p90": "p90", "p95": "p95", "p99": "p99",

@@ -388,15 +388,17 @@ def _finite(value: Any) -> float:
 
 
 def endpoint_chart(tables: Sequence[EndpointTable]) -> Chart:
-    """p50 / p95 / p99 per endpoint of each load phase, and the streams' own times."""
+    """p50 / p95 / p99 per endpoint of each load phase, and the streams' own times (a task
+    stream's first event and terminal; an agent chat's first delta and turn, from the message)."""
     chart_id = "chart-endpoints"
-    title = "Load latency per endpoint (p50, p95, p99; streams: first event, terminal)"
+    title = "Load latency per endpoint (p50, p95, p99; streams: first event or delta, terminal or turn)"
     rows = [(scenario, row) for scenario, table in tables for row in table if isinstance(row, dict)]
     if not rows:
         return Chart(chart_id, title, None, "No data: no load phase ran.")
     labels = [f"{scenario} · {row.get('endpoint')}" for scenario, row in rows]
     series = [("p50", "#4285f4"), ("p95", "#fbbc04"), ("p99", RED)]
-    streams = [(label, row) for label, (_, row) in zip(labels, rows, strict=True) if "ttfe_p50" in row]
+    streams = [(label, row) for label, (_, row) in zip(labels, rows, strict=True)
+               if "ttfe_p50" in row or "first_delta_p50" in row]
     with _style():
         fig = _figure(9.5, 1.2 + 0.32 * len(rows) + (0.9 + 0.32 * len(streams) if streams else 0))
         axes = fig.subplots(2 if streams else 1, 1, squeeze=False,
@@ -413,14 +415,15 @@ def endpoint_chart(tables: Sequence[EndpointTable]) -> Chart:
         axes[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
         if streams:
             ys = np.arange(len(streams))
-            for index, (stat, color) in enumerate((("ttfe_p95", "#34a853"), ("terminal_p95", "#8e24aa"))):
-                axes[1].barh(ys + index * 0.4, [_finite(row.get(stat)) for _, row in streams], 0.4,
-                             color=color, label={"ttfe_p95": "first event p95",
-                                                 "terminal_p95": "terminal p95"}[stat])
+            pairs = ((("ttfe_p95", "first_delta_p95"), "#34a853", "first event / delta p95"),
+                     (("terminal_p95", "turn_p95"), "#8e24aa", "terminal / turn p95"))
+            for index, ((stat, agent_stat), color, legend) in enumerate(pairs):
+                axes[1].barh(ys + index * 0.4, [_finite(row.get(stat, row.get(agent_stat)))
+                                                for _, row in streams], 0.4, color=color, label=legend)
             axes[1].set_yticks(ys + 0.2, [label for label, _ in streams])
             axes[1].invert_yaxis()
             axes[1].set_xscale("log")
-            axes[1].set_xlabel("ms from the stream's opening (log scale)")
+            axes[1].set_xlabel("ms from the stream's opening; agent: from the message sent (log scale)")
             axes[1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return Chart(chart_id, title, _svg(fig, chart_id),
                  f"{len(rows)} endpoint(s) in {len(tables)} phase(s); HDR percentiles, 3 significant digits.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 from harness.findings import Finding, RunResult, SuiteResult
@@ -102,8 +102,20 @@ def xml_safe(text: str) -> str:
 
 
 ENDPOINT_COLUMNS = (("requests", "requests"), ("rps", "rps"), ("errors", "errors"), ("p50", "p50 ms"),
-                    ("p90", "p90 ms"), ("p95", "p95 ms"), ("p99", "p99 ms"), ("max", "max ms"),
-                    ("ttfe_p95", "first event p95 ms"), ("terminal_p95", "terminal p95 ms"))
+                    ("p90", "p90 ms"), ("p95", "p95 ms"), ("p99", "p99 ms"), ("max", "max ms"))
+# Columns a table shows when one of its rows has them: task streams' times, agent turns' times.
+STREAM_COLUMNS = (("ttfe_p95", "first event p95 ms"), ("terminal_p95", "terminal p95 ms"))
+AGENT_COLUMNS = (("first_delta_p95", "first delta p95 ms"), ("delta_gap_p95", "delta gap p95 ms"),
+                 ("turn_p95", "turn p95 ms"))
+
+
+def endpoint_columns(rows: Sequence[dict[str, Any]]) -> tuple[tuple[str, str], ...]:
+    """The columns of one per-endpoint table: the request columns, then each group a row has."""
+    columns: tuple[tuple[str, str], ...] = ENDPOINT_COLUMNS
+    for group in (STREAM_COLUMNS, AGENT_COLUMNS):
+        if any(group[0][0] in row for row in rows):
+            columns += group
+    return columns
 
 
 def endpoint_tables(result: RunResult) -> list[tuple[str, list[dict[str, Any]]]]:

@@ -10,10 +10,10 @@ from harness import __version__
 from harness.findings import Finding, RunResult
 from harness.report.charts import Chart
 from harness.report.common import (
-    ENDPOINT_COLUMNS,
     billable_runs,
     count_by_severity,
     endpoint_cell,
+    endpoint_columns,
     endpoint_tables,
     evidence_text,
     findings_by_check,
@@ -180,18 +180,20 @@ def _endpoints(result: RunResult) -> str:
     tables = endpoint_tables(result)
     if not tables:
         return ""
-    head = "".join(f'<th class="num">{escape(label)}</th>' for _, label in ENDPOINT_COLUMNS)
     parts = []
     for scenario, rows in tables:
+        columns = endpoint_columns(rows)
+        head = "".join(f'<th class="num">{escape(label)}</th>' for _, label in columns)
         body = "".join(
             f"<tr><td><code>{escape(str(row.get('endpoint', '')))}</code></td>"
-            + "".join(f'<td class="num">{escape(endpoint_cell(row, c))}</td>' for c, _ in ENDPOINT_COLUMNS)
+            + "".join(f'<td class="num">{escape(endpoint_cell(row, c))}</td>' for c, _ in columns)
             + "</tr>" for row in rows)
         parts.append(f"<h3>Scenario <code>{escape(scenario)}</code></h3><table class=\"endpoints\">"
                      f"<thead><tr><th>Endpoint</th>{head}</tr></thead><tbody>{body}</tbody></table>")
     return ('<section id="endpoints"><h2>Load per endpoint</h2><p>Latencies from HDR histograms '
             "(3 significant digits), streams to the response headers; first event and terminal are "
-            "the stream's own times.</p>" + "".join(parts) + "</section>")
+            "the stream's own times; first delta and turn count from the agent message sent, the "
+            "delta gap between two deltas of one message.</p>" + "".join(parts) + "</section>")
 
 
 def _finding_row(finding: Finding) -> str:

@@ -6,10 +6,10 @@ from datetime import datetime
 
 from harness.findings import RunResult
 from harness.report.common import (
-    ENDPOINT_COLUMNS,
     billable_runs,
     count_by_severity,
     endpoint_cell,
+    endpoint_columns,
     endpoint_tables,
     format_duration,
     key_metrics,
@@ -80,11 +80,12 @@ def render_summary(result: RunResult, report_path: str) -> str:
     else:
         lines += ["No suite ran.", ""]
     for scenario, rows in endpoint_tables(result):
+        columns = endpoint_columns(rows)
         lines += [f"### Load `{_cell(scenario, 40)}` per endpoint", "",
-                  "| Endpoint | " + " | ".join(label for _, label in ENDPOINT_COLUMNS) + " |",
-                  "|---|" + "--:|" * len(ENDPOINT_COLUMNS)]
+                  "| Endpoint | " + " | ".join(label for _, label in columns) + " |",
+                  "|---|" + "--:|" * len(columns)]
         for row in rows:
-            cells = " | ".join(endpoint_cell(row, column) for column, _ in ENDPOINT_COLUMNS)
+            cells = " | ".join(endpoint_cell(row, column) for column, _ in columns)
             lines.append(f"| {_code(str(row.get('endpoint', '')))} | {cells} |")
         lines.append("")
     if findings:

@@ -54,6 +54,13 @@ ENDPOINTS = [
      "p95": 2.5, "p99": 4.0, "max": 9.0, "ttfe_p50": 3.0, "ttfe_p95": 7.5, "terminal_p50": 180.0,
      "terminal_p95": 410.0},
 ]
+AGENT_ENDPOINTS = [
+    {"endpoint": "agent_run", "requests": 82, "rps": 20.5, "errors": 0, "p50": 0.783, "p90": 3.69,
+     "p95": 6.11, "p99": 6.68, "max": 8.84},
+    {"endpoint": "chat_stream", "requests": 82, "rps": 20.5, "errors": 0, "p50": 1.1, "p90": 2.2,
+     "p95": 2.9, "p99": 4.1, "max": 5.0, "first_delta_p50": 57.2, "first_delta_p95": 65.3,
+     "delta_gap_p50": 5.35, "delta_gap_p95": 7.33, "turn_p50": 89.2, "turn_p95": 127.0},
+]
 
 
 def make_result(extra_findings: int = 0) -> RunResult:
@@ -136,7 +143,8 @@ def make_result(extra_findings: int = 0) -> RunResult:
         metrics={"users": 32, "rps": 842.5, "p95_ms": 212.0, "errors": 17, "tasks_created": 300,
                  "scenarios": {"mixed": {"hdr": {"get_task": "HISTFAAAAB94nJNpmSzMwMDAyQABzFCaEUwy",
                                                  },
-                                         "endpoints": ENDPOINTS}}},
+                                         "endpoints": ENDPOINTS},
+                               "agent_chat": {"endpoints": AGENT_ENDPOINTS}}},
         duration_s=60.3,
         findings=[
             Finding(check="LD-P95-LATENCY", suite="load",
@@ -318,6 +326,11 @@ def test_summary_is_one_screen_with_the_findings(run_dir: Path) -> None:
     assert "### Load `mixed` per endpoint" in summary
     assert "| `get_task` | 4,289 | 141 | 0 | 0.668 | 2.35 | 3.22 | 5.14 | 34.3 | — | — |" in summary
     assert "| `stream_sse` | 686 | 22.5 | 2 | 1.2 | 2 | 2.5 | 4 | 9 | 7.5 | 410 |" in summary
+    # A table shows the column groups its rows have: the agent turn times, not the task streams'.
+    assert "### Load `agent_chat` per endpoint" in summary
+    assert "| p99 ms | max ms | first delta p95 ms | delta gap p95 ms | turn p95 ms |" in summary
+    assert "| `agent_run` | 82 | 20.5 | 0 | 0.783 | 3.69 | 6.11 | 6.68 | 8.84 | — | — | — |" in summary
+    assert "| `chat_stream` | 82 | 20.5 | 0 | 1.1 | 2.2 | 2.9 | 4.1 | 5 | 65.3 | 7.33 | 127 |" in summary
 
 
 HAR_SCHEMA = {  # the required parts of HAR 1.2 that viewers rely on
@@ -357,7 +370,8 @@ def test_the_endpoint_chart_draws_the_tables(run_dir: Path) -> None:
     page = (run_dir / "index.html").read_text()
     start = page.index('id="chart-endpoints"')
     svg = page[start:page.index("</svg>", start)]
-    assert "mixed · get_task" in svg and "mixed · stream_sse" in svg and "first event p95" in svg
+    assert "mixed · get_task" in svg and "mixed · stream_sse" in svg and "first event / delta p95" in svg
+    assert "agent_chat · chat_stream" in svg and "terminal / turn p95" in svg
 
 
 def test_time_charts_shade_each_suite(run_dir: Path) -> None:
@@ -372,6 +386,7 @@ def test_time_charts_shade_each_suite(run_dir: Path) -> None:
 def test_the_page_has_the_endpoint_table_and_no_histogram_blobs(run_dir: Path) -> None:
     page = (run_dir / "index.html").read_text()
     assert 'id="endpoints"' in page and "<code>stream_sse</code>" in page
+    assert "<code>chat_stream</code>" in page and ">first delta p95 ms<" in page and ">turn p95 ms<" in page
     assert "HISTFAAAAB94" not in page  # the encoded histograms stay in results.json
     assert "HISTFAAAAB94" in (run_dir / "results.json").read_text()
 

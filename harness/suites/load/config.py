@@ -47,11 +47,34 @@ def scenario_apps(profile: Profile) -> tuple[dict[str, dict[str, Any]] | None, b
     return apps, False
 
 
+# The agent_chat scenario's conversation: the docs' calculator example (a client tool the agent
+# is offered, a question that asks for it, the product its result makes), then a second turn.
+CALCULATOR = "calculator"
+CALCULATOR_TOOL: dict[str, Any] = {
+    "name": CALCULATOR, "display_name": CALCULATOR, "description": "Do math", "type": "client",
+    "require_approval": False,
+    "client": {"input_schema": {"type": "object", "required": ["expression"],
+                                "properties": {"expression": {"type": "string",
+                                                              "description": "Math expression"}}}},
+}
+QUESTION = "What is 42 * 17? Use the calculator tool."
+PRODUCT = "714"
+FOLLOW_UP = "Thank you. My name is Ada."
+
+
 def agent_body(core_app: str, config: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The `POST /agents/run` body of the agent_chat scenario: a new chat, one short message."""
-    return {"chat_id": None, "input": {"text": "Hello, my name is Ada."},
-            "agent_config": {"core_app": {"ref": core_app}, **(config or {})},
+    """The first `POST /agents/run` body of the agent_chat scenario: a new chat with the profile's
+    agent, offered the client calculator besides its own tools, asked the calculator question.
+    Later turns send the same body with the chat's id and their own text (`follow_up`)."""
+    agent_config: dict[str, Any] = {"core_app": {"ref": core_app}, **(config or {})}
+    agent_config["tools"] = [*(agent_config.get("tools") or []), CALCULATOR_TOOL]
+    return {"chat_id": None, "input": {"text": QUESTION}, "agent_config": agent_config,
             "agent_name": "inference-harness-load"}
+
+
+def follow_up(body: dict[str, Any], chat_id: str, text: str = FOLLOW_UP) -> dict[str, Any]:
+    """The body of a later turn in chat `chat_id` (WIRE.md section 13: `chat_id` names it)."""
+    return {**body, "chat_id": chat_id, "input": {**body.get("input", {}), "text": text}}
 
 
 def reference_apps() -> dict[str, dict[str, Any]]:

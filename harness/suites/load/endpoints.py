@@ -1,8 +1,9 @@
 """The per-endpoint table of a load phase: requests, rps, errors and latency percentiles.
 
 One row per request name (`run`, `get_task`, `stream_sse`, ...), latencies in milliseconds to
-3 significant digits (what an HDR histogram of 3 digits can tell apart). Stream rows also carry
-time to first event and time to the terminal event.
+3 significant digits (what an HDR histogram of 3 digits can tell apart). Task stream rows also
+carry time to first event and time to the terminal event; the agent chat stream's row carries
+the agent_chat scenario's turn times (first delta, gap between deltas, the run's end).
 """
 
 from __future__ import annotations
@@ -12,8 +13,13 @@ from collections.abc import Mapping
 from typing import Any
 
 ROW_PERCENTILES = ("p50", "p90", "p95", "p99", "max")
-# Request name -> the stream metrics recorded under its format.
-STREAM_METRICS = {"stream_ndjson": "ndjson", "stream_sse": "sse"}
+# Request name -> the histograms its row also summarizes (`<prefix>.<metric>` as
+# `<metric>_p50` and `<metric>_p95`).
+STREAM_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "stream_ndjson": ("ndjson", ("ttfe", "terminal")),
+    "stream_sse": ("sse", ("ttfe", "terminal")),
+    "chat_stream": ("agent", ("first_delta", "delta_gap", "turn")),
+}
 
 
 def significant(value: float | None, digits: int = 3) -> float | None:
@@ -39,11 +45,10 @@ def endpoint_rows(requests: Mapping[str, int], errors: Mapping[str, int],
         summary = latency_ms.get(name, {})
         for label in ROW_PERCENTILES:
             row[label] = significant(summary.get(label))
-        stream = STREAM_METRICS.get(name)
-        if stream is not None:
-            for metric in ("ttfe", "terminal"):
-                found = latency_ms.get(f"{stream}.{metric}", {})
-                row[f"{metric}_p50"] = significant(found.get("p50"))
-                row[f"{metric}_p95"] = significant(found.get("p95"))
+        prefix, metrics = STREAM_METRICS.get(name, ("", ()))
+        for metric in metrics:
+            found = latency_ms.get(f"{prefix}.{metric}", {})
+            row[f"{metric}_p50"] = significant(found.get("p50"))
+            row[f"{metric}_p95"] = significant(found.get("p95"))
         rows.append(row)
     return rows

@@ -38,6 +38,8 @@ DOWNLOAD = Route("download", "download", "GET", "/files/{id}/{name}")
 AGENT_RUN = Route("agent_run", "agent_run", "POST", "/agents/run", "run")
 CHAT_STREAM = Route("chat", "chat_stream", "GET", "/chats/{id}/stream", "get")
 GET_CHAT = Route("chat", "get_chat", "GET", "/chats/{id}", "get")
+TOOL_RESULT = Route("chat", "tool_result", "POST", "/tools/{id}", "get")
+STOP_CHAT = Route("chat", "stop_chat", "POST", "/chats/{id}/stop", "get")
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,9 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              "the contract's own generated requests replayed at load; a sample of the answers "
              "judged against the contract (LD-CONTRACT-UNDER-LOAD)"),
     Scenario("agent_chat", ("AgentChatUser",), "flow",
-             "POST /agents/run, read the chat stream to its end, GET the chat: the answer is there"),
+             "two turns in one agent chat: a client calculator round trip (42 * 17, the answer "
+             "holds 714), then a second message; each chat stream read as it arrives, the chat "
+             "judged after it"),
     Scenario("at_limit", ("AtLimitUser",), "at_limit",
              "every key sends exactly its documented budget per window (run, get, upload): no 429"),
     Scenario("over_limit", ("OverLimitUser",), "over_limit",

@@ -2,13 +2,14 @@
 
 Bounded three ways: the decoder caps a line (event) and the whole stream, a silence past the
 idle deadline and the task's deadline end the read. Each is an error with its reason.
+`read_stream` reads a task stream (into a `StreamLog`) or an agent chat's (a `chats.ChatTurn`).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import gevent  # type: ignore[import-untyped]
 
@@ -19,25 +20,10 @@ from harness.net.decoders import NdjsonDecoder, SseDecoder, StreamEvent
 from harness.suites.load.answers import AnswerTimeout, read_some
 from harness.suites.load.facts import NO_DIGEST, Digest, task_fields
 from harness.suites.load.session import LoadSession
+from harness.suites.load.stream_state import StreamFormat, StreamResult, StreamSink
 
-StreamFormat = Literal["ndjson", "sse"]
 TERMINAL_GRACE_S = 2.0
 monotonic_ns = time.monotonic_ns
-
-
-@dataclass
-class StreamResult:
-    """What a stream delivered: its first terminal update (and when), how it ended, the statuses."""
-
-    terminal: dict[str, Any] | None = None
-    terminal_ns: int = 0
-    closed: bool = False
-    timed_out: bool = False
-    error: str | None = None
-    cut: str | None = None  # why the harness stopped reading: a cap or the idle deadline
-    events: int = 0
-    nbytes: int = 0
-    statuses: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -120,12 +106,14 @@ class StreamLog:
         return None
 
 
-def read_stream(raw: Any, log: StreamLog, deadline_ns: int, idle_s: float = STREAM_IDLE_S) -> None:
+def read_stream(raw: Any, log: StreamSink, deadline_ns: int, idle_s: float = STREAM_IDLE_S) -> None:
     """Read `raw` as it arrives into `log` until the server closes it, it breaks, or time is up.
 
     Time is up at the deadline, after `idle_s` without a byte, or a short grace after the
     terminal update (the server should close right after it); a line or stream past the
-    decoder's caps ends the read too (`result.cut`). `raw` is released in any case.
+    decoder's caps ends the read too (`result.cut`). `raw` is released in any case. `log.event`
+    runs between two reads, outside the idle deadline: it may send a request of its own (a chat
+    turn posts a tool's result there) while the task deadline keeps running.
     """
     decoder: NdjsonDecoder | SseDecoder = NdjsonDecoder() if log.fmt == "ndjson" else SseDecoder()
     result = log.result

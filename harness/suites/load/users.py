@@ -27,11 +27,13 @@ from geventhttpclient.url import URL
 from locust import FastHttpUser, constant, task
 from locust.exception import CatchResponseError, StopUser
 
-from harness.history import Observation, Outcome, key_label
+from harness.history import Channel, Observation, Outcome, key_label
 from harness.net.bounded import ANSWER_DEADLINE_S
 from harness.net.hosts import HostPolicy, origin_of
 from harness.profile import with_file
 from harness.suites.load.answers import AnswerCut, AnswerTimeout, NoAnswer, read_body
+from harness.suites.load.chats import ChatTurn
+from harness.suites.load.config import follow_up
 from harness.suites.load.facts import NO_DIGEST, Digest, limit_facts
 from harness.suites.load.open_model import Slot
 from harness.suites.load.pacing import BudgetPacer
@@ -46,6 +48,8 @@ from harness.suites.load.routes import (
     LIST,
     RUN,
     STATUS,
+    STOP_CHAT,
+    TOOL_RESULT,
     UPLOAD,
     Request,
     Route,
@@ -53,7 +57,8 @@ from harness.suites.load.routes import (
     json_payload,
 )
 from harness.suites.load.session import Abort, LoadSession, session_of
-from harness.suites.load.streaming import StreamFormat, StreamLog, StreamResult, read_stream
+from harness.suites.load.stream_state import StreamFormat, StreamResult
+from harness.suites.load.streaming import StreamLog, read_stream
 
 log = logging.getLogger("harness.load")
 monotonic_ns = time.monotonic_ns
@@ -534,9 +539,10 @@ class ApiUser(FastHttpUser):
         self.pace(key, "get")
         self._conns += 1
         conn = f"{self.observer}/{fmt}{self._conns}"
-        opened = self._open_stream(task_id, fmt, key)
+        url = f"{self._base}/tasks/{task_id}/stream"
+        opened = self._open_stream(url, self._stream_headers[fmt][key], f"stream_{fmt}")
         if opened.code != 200:
-            self._stream_refused(task_id, fmt, key, opened)
+            self._stream_refused(opened, key, f"stream_{fmt}", STREAM_NAMES[fmt], fmt, task_id)
             return StreamResult()
         log = StreamLog(self.hs, task_id, fmt, self.observer, key_label(key), conn, opened.send_ns,
                         opened.wall)
@@ -546,15 +552,14 @@ class ApiUser(FastHttpUser):
                   opened.response, None if failure is None else CatchResponseError(failure), opened.url)
         return log.result
 
-    def _open_stream(self, task_id: str, fmt: StreamFormat, key: int) -> OpenedStream:
+    def _open_stream(self, url: str, headers: dict[str, str], metric: str) -> OpenedStream:
         """Send the stream request and wait for the response head (its latency is the metric's)."""
-        url = f"{self._base}/tasks/{task_id}/stream"
         wall = time.time()
         send = monotonic_ns()
         perf = time.perf_counter()
         timer = self._answer_timer()  # the head only: the stream's own deadlines take over after it
         try:
-            response: Any = self._agent.urlopen(url, method="GET", headers=self._stream_headers[fmt][key])
+            response: Any = self._agent.urlopen(url, method="GET", headers=headers)
             error: BaseException | None = None
         except Exception as exc:
             response, error = None, exc
@@ -563,18 +568,20 @@ class ApiUser(FastHttpUser):
         head = monotonic_ns()
         head_ms = (time.perf_counter() - perf) * 1000.0
         metrics = self.hs.metrics
-        metrics.request(f"stream_{fmt}")
-        metrics.hdr.record_ns(f"stream_{fmt}", head - send)
+        metrics.request(metric)
+        metrics.hdr.record_ns(metric, head - send)
         return OpenedStream(url, wall, send, head, head_ms, response, error)
 
-    def _stream_refused(self, task_id: str, fmt: StreamFormat, key: int, opened: OpenedStream) -> None:
+    def _stream_refused(self, opened: OpenedStream, key: int, metric: str, name: str, channel: Channel,
+                        task_id: str | None, extra: dict[str, Any] | None = None) -> None:
         """A stream that did not open (no answer, a 429, an error status): counters, event, Observation."""
-        session, metric = self.hs, f"stream_{fmt}"
+        session = self.hs
         response, content = opened.response, b""
+        subject = {"task": task_id} if extra is None else dict(extra)
         failure: BaseException | None
         if response is None:
             reason = opened.error.reason if isinstance(opened.error, AnswerCut) else "no answer"
-            session.metrics.error(metric, reason, {"task": task_id, "error": str(opened.error)[:200]})
+            session.metrics.error(metric, reason, {**subject, "error": str(opened.error)[:200]})
             failure = opened.error
         else:
             timer = self._answer_timer()
@@ -582,7 +589,7 @@ class ApiUser(FastHttpUser):
                 content = read_body(response)
             except Exception as exc:  # the refusal's body is evidence only: its cut is one more error
                 reason = exc.reason if isinstance(exc, AnswerCut) else f"no answer ({type(exc).__name__})"
-                session.metrics.error(metric, reason, {"task": task_id, "error": str(exc)[:200]})
+                session.metrics.error(metric, reason, {**subject, "error": str(exc)[:200]})
             finally:
                 timer.cancel()
             if opened.code == 429:
@@ -591,15 +598,15 @@ class ApiUser(FastHttpUser):
                 failure = CatchResponseError("rate limited (429)")
             else:
                 session.metrics.error(metric, f"HTTP {opened.code}", {
-                    "task": task_id, "body": content[:300].decode("utf-8", "replace")})
+                    **subject, "body": content[:300].decode("utf-8", "replace")})
                 failure = CatchResponseError(f"HTTP {opened.code}")
-        self.fire("GET", STREAM_NAMES[fmt], opened.wall, opened.head_ms, len(content), response, failure,
-                  opened.url)
+        self.fire("GET", name, opened.wall, opened.head_ms, len(content), response, failure, opened.url)
         answered = response is not None
-        session.record(Observation(task_id, self.observer, fmt, opened.send_ns,
+        session.record(Observation(task_id, self.observer, channel, opened.send_ns,
                                    opened.head_ns if answered else None, opened.wall,
                                    opened.code if answered else None,
-                                   outcome="ok" if answered else "error", key=key_label(key)))
+                                   outcome="ok" if answered else "error", key=key_label(key),
+                                   extra=extra or {}))
 
 
 # -- scenario users ------------------------------------------------------------------------
@@ -695,10 +702,16 @@ class SseUser(ApiUser):
 
 
 class AgentChatUser(ApiUser):
-    """agent_chat: POST /agents/run (a new chat, one message), read the chat stream until the
-    server closes it after the run, then GET the chat: its last message must be a ready answer."""
+    """agent_chat: a two-turn conversation with the profile's agent (harness/suites/load/chats.py).
+
+    Turn one offers the client `calculator` and asks for 42 * 17: the chat stream is read as it
+    arrives, a calculator call waiting for its result gets it (`POST /tools/{id}`), and the
+    answer after it must hold 714. Turn two is another message in the same chat (`chat_id`),
+    whose answer must come. Each turn: stream to the run's end, then `GET /chats/{id}` judged.
+    """
 
     weight = 1
+    TURNS = 2
 
     def scenario(self) -> None:
         session = self.hs
@@ -706,30 +719,82 @@ class AgentChatUser(ApiUser):
         if body is None:
             session.metrics.count("no_app_mapped")
             raise StopUser()  # the profile maps no agent
+        chat_id: str | None = None
+        for index in range(self.TURNS):
+            turn = self.turn(body if chat_id is None else follow_up(body, chat_id))
+            if turn is None:
+                return  # the conversation cannot go on (its error is counted)
+            if index == 0 and not turn.asked:
+                # A real model may answer without the tool: the API promised nothing else.
+                session.metrics.count("tool_not_called")
+            chat_id = turn.chat_id
+        session.metrics.count("conversations")
+
+    def turn(self, body: dict[str, Any]) -> ChatTurn | None:
+        """One message: sent, its chat stream read to the run's end, the chat judged. None when
+        the conversation cannot go on."""
+        session = self.hs
         if not session.budget.take():
             session.metrics.count("budget_exhausted")
             raise StopUser()
+        sent = self._intended or monotonic_ns()  # the open model counts from the intended start
+        deadline = sent + int(session.config.deadline_s * 1e9)
         answer = self.call(Request(AGENT_RUN, "/agents/run", json_payload(body)))
         data = answer.data if isinstance(answer.data, dict) else {}
         assistant = data.get("assistant_message")
-        chat_id = assistant.get("chat_id") if isinstance(assistant, dict) else None
+        assistant = assistant if isinstance(assistant, dict) else {}
+        chat_id, run_id = assistant.get("chat_id"), assistant.get("agent_run_id")
         if not isinstance(chat_id, str):
             if answer.code != 0:
                 session.budget.refund()
             if answer.ok:
                 session.metrics.error("agent_run", "answer without an assistant message's chat_id",
                                       {"body": answer.content[:300].decode("utf-8", "replace")})
-            return
+            return None
         session.metrics.count("tasks_created")
-        # The stream ends when the run does: its whole body is the answer as it was written.
-        self.call(Request(CHAT_STREAM, f"/chats/{chat_id}/stream", extra={"chat": chat_id}))
+        turn = ChatTurn(session.metrics, chat_id, run_id if isinstance(run_id, str) else None, sent,
+                        lambda invocation, result: self.post_tool(chat_id, invocation, result))
+        if not self.chat_stream(turn, deadline) or not turn.ended_ns:
+            # A run not seen to end may still be going (or waiting on a tool result nobody will
+            # post), and it costs money: stop it, as a task past its deadline is cancelled.
+            self.call(Request(STOP_CHAT, f"/chats/{chat_id}/stop", b"", extra={"chat": chat_id,
+                                                                               "cleanup": True}))
+            return None
         chat = self.call(Request(GET_CHAT, f"/chats/{chat_id}", extra={"chat": chat_id}))
-        messages = chat.data.get("chat_messages") if isinstance(chat.data, dict) else None
-        last = messages[-1] if isinstance(messages, list) and messages else {}
-        if chat.ok and not (isinstance(last, dict) and last.get("role") == "assistant"
-                            and last.get("status") == "ready"):
-            session.metrics.error("get_chat", "the chat's last message is not a ready answer once "
-                                  "its stream ended", {"chat": chat_id, "last": str(last)[:300]})
+        if not (chat.ok and isinstance(chat.data, dict)):
+            return None
+        turn.judge(chat.data)
+        session.metrics.count("agent_turns")
+        return turn
+
+    def chat_stream(self, turn: ChatTurn, deadline_ns: int) -> bool:
+        """Read the turn's chat stream as it arrives, to the server's close after the run ended
+        (or the deadline); one Locust event and one Observation. False: it did not open."""
+        key, chat_id = self.key_index, turn.chat_id
+        self.pace(key, "get")
+        url = f"{self._base}/chats/{chat_id}/stream"
+        opened = self._open_stream(url, self._stream_headers["ndjson"][key], CHAT_STREAM.metric)
+        if opened.code != 200:
+            self._stream_refused(opened, key, CHAT_STREAM.metric, CHAT_STREAM.name, "chat", None,
+                                 {"chat": chat_id})
+            return False
+        read_stream(opened.response._response, turn, deadline_ns)
+        failure = turn.stream_failure()
+        result = turn.result
+        self.fire("GET", CHAT_STREAM.name, opened.wall, opened.head_ms, result.nbytes, opened.response,
+                  None if failure is None else CatchResponseError(failure), opened.url)
+        self.hs.record(Observation(None, self.observer, "chat", opened.send_ns, opened.head_ns,
+                                   opened.wall, 200, key=key_label(key),
+                                   extra={"chat": chat_id, "events": result.events, "bytes": result.nbytes,
+                                          "deltas": sum(len(d.seqs) for d in turn.deltas.values()),
+                                          "run_state": turn.run_state, "closed": result.closed}))
+        return True
+
+    def post_tool(self, chat_id: str, invocation: str, result: str) -> bool:
+        """POST /tools/{id} with a client tool's result; whether it was answered 2xx."""
+        answer = self.call(Request(TOOL_RESULT, f"/tools/{invocation}", json_payload({"result": result}),
+                                   extra={"chat": chat_id, "invocation": invocation}))
+        return answer.ok
 
 
 class UploadUser(ApiUser):
