@@ -121,7 +121,8 @@ class Settings(BaseModel):
     limit_groups: list[Literal["run", "get", "upload"]] = _suite(
         "load", [], "rate-limit groups the at/over-limit scenarios drive (default all)")
     master: bool = _suite("load", False, "also wait for load workers from other machines")
-    master_bind: str = _suite("load", "*", "with master: the interface to listen on")
+    master_bind: str = _suite("load", "127.0.0.1", "with master: the interface to listen on (loopback by "
+                               "default; name a private one for workers on other machines)")
     master_port: int = _suite("load", 5557, "the Locust master's port", ge=1)
     master_host: str | None = _suite("load", None, "with `harness load --worker`: the master's host")
     expect_workers: int = _suite("load", 1, "with master: workers from other machines to wait for", ge=1)

@@ -30,7 +30,7 @@ class LoadOptions:
     allow_hosts: list[str] = field(default_factory=list)
     limit_groups: list[str] = field(default_factory=list)  # at/over-limit lanes; empty: every group
     master: bool = False  # wait for workers from other machines
-    master_bind_host: str = "*"
+    master_bind_host: str = "127.0.0.1"  # Locust's port has no authentication: opt in to a network
     master_port: int = 5557
     expect_workers: int = 1  # with master: workers from other machines to wait for
     worker_wait_s: float = 120.0
@@ -104,7 +104,8 @@ def add_load_arguments(parser: argparse.ArgumentParser, standalone: bool = True)
     group.add_argument("--expect-workers", type=positive_int, dest="expect_workers", metavar="N",
                        help="with --master: workers from other machines to wait for (default 1)")
     group.add_argument("--master-bind", dest="master_bind", metavar="HOST",
-                       help="with --master: interface to listen on (default all)")
+                       help="with --master: interface to listen on (default 127.0.0.1: give a private "
+                       "interface, e.g. 10.0.0.5 or 0.0.0.0 in a container, for workers on other machines)")
     group.add_argument("--master-port", type=positive_int, dest="master_port", metavar="P",
                        help="with --master / --worker: the master's port (default 5557)")
     if not standalone:
