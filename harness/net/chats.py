@@ -124,14 +124,15 @@ class ChatSession:
         return response
 
     def read_stream(self, chat_id: str, conv: Conversation, started: float, deadline_s: float,
-                    on_event: Callable[[ChatEvent], None], stop_grace_s: float | None = None
-                    ) -> int | None:
+                    on_event: Callable[[ChatEvent], None], stop_grace_s: float | None = None,
+                    stopped_at: Callable[[], float | None] | None = None) -> int | None:
         """Read the chat stream into `conv` until the server closes it or the deadline passes.
 
         Returns the HTTP status (0: a transport error before the head), or None when the head
         never came before the deadline: indeterminate, counted in `indeterminate`. A stream cut
         after its head is closed by the server (`conv.closed_by_server`), as an SDK reads it.
-        Once `conv.stop_at` is set, reading ends `stop_grace_s` after it. The run's deadline
+        Once the chat was stopped (`stopped_at()`, by default `conv.stop_at`), reading ends
+        `stop_grace_s` after it. The run's deadline
         (harness/net/deadline.py) is checked first and shortens this one."""
         deadline.check_deadline()
         deadline_s = deadline.capped(deadline_s)
@@ -158,8 +159,9 @@ class ChatSession:
                         if event is not None:
                             conv.events.append(event)
                             on_event(event)
-                    if stop_grace_s is not None and conv.stop_at is not None:
-                        end = min(end, started + conv.stop_at + stop_grace_s)
+                    stopped = stopped_at() if stopped_at is not None else conv.stop_at
+                    if stop_grace_s is not None and stopped is not None:
+                        end = min(end, started + stopped + stop_grace_s)
                     if now > end:
                         return 200
                 conv.closed_by_server = True
