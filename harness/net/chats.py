@@ -284,7 +284,7 @@ def foreign_probes(other: ChatSession, conv: Conversation) -> None:
     probes: dict[str, Callable[[], int | None]] = {
         "GET /chats/{id}": lambda: other.request("GET", f"/chats/{chat_id}").status_code,
         STREAM: lambda: other.read_stream(chat_id, Conversation("probe", chat_id), time.monotonic(),
-                                          2.0, lambda _e: None),
+                                          min(2.0, other.deadline_s), lambda _e: None),
         "POST /chats/{id}/stop": lambda: other.request("POST", f"/chats/{chat_id}/stop",
                                                        content=b"").status_code,
         "POST /tools/{id}": lambda: other.request("POST", f"/tools/{invocation}",
