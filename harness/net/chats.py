@@ -108,19 +108,20 @@ class ChatSession:
                                                  http=response.status_code, key=self.recorder.key,
                                                  extra=extra))
 
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One bounded request; an answer that never came raises (and is counted and recorded)."""
+    def request(self, method: str, path: str, chat: str | None = None, **kwargs: Any) -> httpx.Response:
+        """One bounded request; an answer that never came raises (and is counted and recorded).
+        `chat` names the chat in the history when the path does not (a tool result)."""
         self.requests += 1
         sent, wall = time.monotonic_ns(), time.time()
         try:
             response = bounded_request(self.http, method, path, self.deadline_s, **kwargs)
         except httpx.HTTPError as exc:
             meter().observe(None, True)  # the live line counts what the suite sees
-            self._record(method, path, sent, wall, None, None, exc)
+            self._record(method, path, sent, wall, None, None, exc, chat)
             raise
         recv = time.monotonic_ns()
         meter().observe((recv - sent) / 1e6, response.status_code >= 500)
-        self._record(method, path, sent, wall, recv, response, None, _started_chat(response))
+        self._record(method, path, sent, wall, recv, response, None, chat or _started_chat(response))
         return response
 
     def read_stream(self, chat_id: str, conv: Conversation, started: float, deadline_s: float,
@@ -250,7 +251,8 @@ def post_tool_result(session: ChatSession, conv: Conversation, invocation: dict[
     arguments = as_dict(as_dict(invocation.get("function")).get("arguments"))
     result = calculate(str(arguments.get("expression", "")))
     sent = time.monotonic() - started
-    response = session.request("POST", f"/tools/{invocation['id']}", json={"result": result})
+    response = session.request("POST", f"/tools/{invocation['id']}", chat=conv.chat_id,
+                               json={"result": result})
     conv.posts.append(ToolPost(str(invocation["id"]), result, sent, response.status_code))
 
 
@@ -287,7 +289,7 @@ def foreign_probes(other: ChatSession, conv: Conversation) -> None:
                                           min(2.0, other.deadline_s), lambda _e: None),
         "POST /chats/{id}/stop": lambda: other.request("POST", f"/chats/{chat_id}/stop",
                                                        content=b"").status_code,
-        "POST /tools/{id}": lambda: other.request("POST", f"/tools/{invocation}",
+        "POST /tools/{id}": lambda: other.request("POST", f"/tools/{invocation}", chat=chat_id,
                                                   json={"result": "0"}).status_code,
     }
     for name, probe in probes.items():

@@ -67,7 +67,8 @@ class Turn:
     """One user message of a chat, and when (if ever) its run is stopped.
 
     `stop`: None, "submitted" (as soon as the run is accepted), "tool" (instead of the client
-    tool's result) or "delta:N" (at the N-th delta of the stream)."""
+    tool's result) or "delta:N" (at the N-th delta of the stream; in a tool turn at the tool call
+    at the latest: its result is never posted once a stop is planned)."""
 
     text: str
     tool: bool = False
@@ -285,8 +286,11 @@ class ChatRunner:
                     halt()
             for invocation in awaiting_client_tools(event, answered):
                 answered.add(str(invocation["id"]))
-                if turn.stop == "tool" or conv.state_at_stop is not None:
-                    halt()  # stopped instead of answered: the result is never posted
+                if turn.stop is not None:
+                    # Stopped instead of answered, at the latest here: a reader that joined late
+                    # and missed the first deltas must not stop during the answer, which can end
+                    # (completed) before the stop arrives.
+                    halt()
                 else:
                     post_tool_result(driver, conv, invocation, chat.started)
                     with self.tally.lock:

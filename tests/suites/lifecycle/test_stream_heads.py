@@ -46,8 +46,8 @@ def _cut(conn: socket.socket, request: Request, _stop: threading.Event) -> None:
     """A 200 NDJSON head and one line showing the work going on, then the connection closes
     without the chunked body's end."""
     if request.path.startswith("/chats/"):
-        line: dict[str, object] = {"event": "chats", "data": {"id": "chat_x", "status": "busy",
-                                                            "active_run": {"id": "run_1", "state": "working"}}}
+        chat = {"id": "chat_x", "status": "busy", "active_run": {"id": "run_1", "state": "working"}}
+        line: dict[str, object] = {"event": "chats", "data": chat}
     else:
         line = {"data": {"id": "task_x", "status": 6, "output": None, "error": None}, "fields": ["status"]}
     send_all(conn, b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n"
