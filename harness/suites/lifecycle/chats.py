@@ -1,9 +1,9 @@
 """The lifecycle suite's chats: agent chats held at once beside the tasks, each watched by others.
 
 Each chat is a few turns (multi-turn: the same chat id) planned from the run's seed: client tool
-round trips (the calculator, the docs' "42 * 17" first), long answers and a name to remember, and
-stops at seeded moments (as the run is accepted, at the n-th delta, or instead of a tool's
-result). A driver holds the chat as the Agent SDK does (its stream, its tool results, its stops);
+round trips (the calculator, the docs' "42 * 17" first), long answers (always stopped) and a name
+to remember, and stops at seeded moments (as the run is accepted, at the n-th delta, or instead
+of a tool's result). A driver holds the chat as the Agent SDK does (its stream, its tool results, its stops);
 for every turn a watcher reads the same chat stream on its own connection, and a poller reads
 GET /chats/{id} all along. Each record is judged by the AG- rules (harness/checks/agents.py):
 the driver's and the watcher's per turn, the poller's over the whole chat, each GET giving the
@@ -106,9 +106,9 @@ def plan_chats(seed: int, chats: int, turns: int, budget: int, stop_share: float
                 where = rng.choice(("submitted", "tool", f"delta:{rng.randint(1, TOOL_TURN_DELTAS)}"))
                 chat.append(Turn(f"What is {expression}? Use the calculator tool.", tool=True,
                                  stop=where if stops else None))
-            else:
+            else:  # a long answer is always stopped: a whole one would only make the run slower
                 where = rng.choice(("submitted", f"delta:{rng.randint(1, STORY_DELTAS)}"))
-                chat.append(Turn(STORY, stop=where if stops else None))
+                chat.append(Turn(STORY, stop=where))
         plans.append(chat)
     if not any(t.stop for chat in plans for t in chat):
         # A plan without a stop would list AG-STOP as passed without judging it: the last turn

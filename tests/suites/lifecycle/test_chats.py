@@ -19,7 +19,7 @@ from tests.conftest import TEST_WINDOW, StartServer
 
 LIMITS = load_limits().model_copy(update={"window_seconds": TEST_WINDOW})
 # Small task side: these tests are about the chats held beside it.
-SMALL = {"tasks": 2, "clients": 2, "deadline_s": 5.0, "chats": 3, "chat_stop_deadline_s": 2.0}
+SMALL = {"tasks": 2, "clients": 2, "deadline_s": 5.0, "chats": 3, "chat_stop_deadline_s": 1.0}
 
 
 def test_the_plan_is_seeded_and_bounded() -> None:
