@@ -108,6 +108,8 @@ class Settings(BaseModel):
                                "stateful scenarios (0: the suite's probes and rules only)", ge=0)
     clients: int = _suite("lifecycle", 8, "concurrent observers", ge=1)
     tasks: int = _suite("lifecycle", 24, "tasks the lifecycle suite creates", ge=1)
+    chats: int = _suite("lifecycle", 3, "agent chats the lifecycle suite holds at once beside its "
+                        "tasks, three turns each (0: none)", ge=0)
     scenarios: list[str] = _suite("load", ["mixed"], "load scenarios, one phase each (over_limit runs last)")
     users: int = _suite("load", 10, "concurrent users per phase (the pool in the open model)", ge=1)
     spawn_rate: float = _suite("load", 10.0, "users started per second", gt=0)

@@ -11,7 +11,7 @@ import httpx
 
 from harness.checks.envelope import data_of
 from harness.net import deadline
-from harness.net.bounded import ANSWER_DEADLINE_S, bounded_request
+from harness.net.bounded import ANSWER_DEADLINE_S, bounded_request, unanswered
 from harness.net.decoders import NdjsonDecoder, SseDecoder, StreamEvent
 from harness.net.hosts import file_policy
 from harness.net.tls import policy
@@ -39,6 +39,7 @@ class StreamReading:
     events: list[TimedEvent] = field(default_factory=list)
     closed_by_server: bool = False
     timed_out: bool = False
+    unanswered: bool = False  # the head never came (harness/net/bounded.unanswered): indeterminate
     error: str | None = None
     raw_tail: bytes = b""
     started: float = 0.0
@@ -189,6 +190,7 @@ class ApiClient:
                         if on_event is not None:
                             on_event(event)
         except httpx.HTTPError as exc:
+            reading.unanswered = not headed and unanswered(exc)
             if not headed and self.recorder is not None:
                 self.recorder("GET", self.base_url + path, send, wall, None, exc)
             if isinstance(exc, httpx.ReadTimeout):

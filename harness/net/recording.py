@@ -168,12 +168,20 @@ class RecordingClient:
             seq += 1
 
         reading = self.client.read_stream(task_id, fmt, deadline_s, on_event)
-        if reading.status_code != 200:
+        if reading.unanswered:
+            # The head never came: indeterminate (harness/net/bounded.unanswered), never judged.
+            why = {"error": reading.error or "timeout"}
+            self.history.append(Observation(task_id, self.observer, fmt, send, None, wall, outcome="timeout",
+                                            key=self.key_label, extra={**extra, **why}))
+        elif reading.status_code != 200:
             self.history.append(Observation(task_id, self.observer, fmt, send, time.monotonic_ns(), wall,
                                             http=reading.status_code or None, key=self.key_label,
                                             extra=extra, outcome="ok" if reading.status_code else "error"))
-        elif reading.closed_by_server:
+        elif reading.closed_by_server or reading.error is not None:
+            # Cut after its head (a reset, a broken chunk) is the server's end of the stream, as
+            # an SDK reads it: judged as a close (LC-STREAM-NO-TERMINAL before the terminal update).
+            cut = {"cut": reading.error} if reading.error is not None else {}
             self.history.append(Observation(task_id, self.observer, fmt, send, time.monotonic_ns(), wall,
                                             http=200, conn=conn, seq=seq, kind="close",
-                                            key=self.key_label, extra=extra))
+                                            key=self.key_label, extra={**extra, **cut}))
         return reading

@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 from harness.checks.agents import CHECKS
+from harness.checks.lifecycle import check_history
+from harness.contract import load_lifecycle
+from harness.history import read_history
 from harness.net.reference import ReferenceServer
 from harness.profile import Profile
 from harness.suites.agents.run import AgentsOptions, run_agents
@@ -25,8 +28,17 @@ FAULT_GROUPS = {
 
 def test_clean_server_has_no_findings_and_records_the_conversations(server: ReferenceServer,
                                                                     tmp_path: Path) -> None:
-    result = run_agents(server.url, server.keys, AgentsOptions(out_dir=tmp_path))
+    history = tmp_path / "observations.jsonl"
+    result = run_agents(server.url, server.keys, AgentsOptions(out_dir=tmp_path, history_path=history))
     assert result.status == "passed", [f.message for f in result.findings]
+    # Every request is in the run's history (no task, the operation and the chat named), and the
+    # task lifecycle checker finds nothing in it.
+    observations = list(read_history(history))
+    assert len(observations) == result.metrics["requests"] and result.metrics["indeterminate"] == 0
+    assert {o.channel for o in observations} == {"agent_run", "chat"}
+    assert all(o.task is None and o.extra["request"] and o.extra.get("chat") for o in observations)
+    assert check_history(read_history(history), load_lifecycle()).findings == []
+    assert all(key not in history.read_text() for key in server.keys)
     assert result.checks == list(CHECKS) and result.skipped == {}
     assert result.metrics["conversations"] == 4 and result.metrics["tasks_created"] == 4
     lines = (tmp_path / "agents" / "conversations.jsonl").read_text().splitlines()

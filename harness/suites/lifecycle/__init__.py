@@ -1,11 +1,12 @@
-"""The lifecycle suite: concurrent clients on every channel, and the history they saw, checked."""
+"""The lifecycle suite: concurrent clients on every channel, and the history they saw, checked;
+agent chats held at once beside the tasks, judged with the AG- checks."""
 
 from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
 
-from harness.argtypes import positive_int
+from harness.argtypes import non_negative_int, positive_int
 from harness.findings import SuiteResult
 from harness.settings import Settings
 from harness.suites.base import Context, Suite
@@ -15,6 +16,7 @@ from harness.suites.base import Context, Suite
 class LifecycleFlags:
     clients: int = 8
     tasks: int = 24
+    chats: int = 3
 
 
 class LifecycleSuite(Suite):
@@ -28,14 +30,18 @@ class LifecycleSuite(Suite):
                            help="concurrent observers (default 8; HARNESS_CLIENTS)")
         group.add_argument("--tasks", type=positive_int, metavar="N",
                            help="tasks to create (default 24)")
+        group.add_argument("--chats", type=non_negative_int, metavar="N",
+                           help="agent chats held at once beside the tasks, three turns each "
+                                "(default 3; 0: none)")
 
     def options(self, settings: Settings) -> LifecycleFlags:
-        return LifecycleFlags(clients=settings.clients, tasks=settings.tasks)
+        return LifecycleFlags(clients=settings.clients, tasks=settings.tasks, chats=settings.chats)
 
     def all_checks(self) -> tuple[str, ...]:
+        from harness.checks.agents import CHECKS as AG_CHECKS
         from harness.checks.lifecycle import CHECKS
 
-        return tuple(CHECKS)
+        return (*CHECKS, *AG_CHECKS)
 
     def judged_something(self, result: SuiteResult) -> bool:
         return int(result.metrics.get("tasks_created", 0)) > 0
@@ -54,7 +60,9 @@ class LifecycleSuite(Suite):
         return run_lifecycle(ctx.base_url, ctx.keys, ctx.lifecycle, ctx.limits, ctx.history_path,
                              LifecycleOptions(clients=flags.clients, tasks=tasks, seed=ctx.seed,
                                               deadline_s=ctx.settings.deadline,
-                                              profile=ctx.settings.profile),
+                                              profile=ctx.settings.profile, chats=flags.chats,
+                                              chat_budget=max(0, ctx.tasks_left - 2 - tasks),
+                                              out_dir=ctx.run_dir),
                              progress=ctx.progress)
 
 

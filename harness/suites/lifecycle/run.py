@@ -3,7 +3,9 @@
 Tasks of every app are created at a paced rate; for each, observers poll GET and /status,
 read NDJSON and SSE streams, cancel at random moments, and a second key probes isolation.
 Every answer and stream event goes to observations.jsonl as it happens; the checker then
-reads the file back and judges the whole history.
+reads the file back and judges the whole history. Beside the tasks, agent chats are held at once
+(`chats.py`): their requests go to the same history, and what their readers saw is judged with the
+AG- rules.
 """
 
 from __future__ import annotations
@@ -17,14 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.checks.agents import CHECKS as AG_CHECKS
 from harness.checks.lifecycle import CHECKS, InvariantOptions, check_history
 from harness.contract import Lifecycle, Limits
-from harness.findings import SuiteResult
+from harness.findings import Finding, SuiteResult
 from harness.history import HistoryWriter, read_history
 from harness.net.client import ApiClient, ForeignHost, response_data
 from harness.net.recording import RecordingClient
 from harness.net.samples import PNG_1X1
 from harness.profile import REFERENCE, AppRole, Profile
+from harness.suites.lifecycle.chats import ChatOptions, ChatRunner, chat_metrics, plan_chats
 
 SUITE = "lifecycle"
 
@@ -38,6 +42,11 @@ class LifecycleOptions:
     heartbeat_bound_s: float | None = 15.0
     cancel_share: float = 0.25
     profile: Profile = field(default_factory=lambda: REFERENCE)
+    chats: int = 0  # agent chats held beside the tasks (the suite passes --chats, default 3)
+    chat_turns: int = 3
+    chat_budget: int = 500  # billable runs the chats may start (each turn is one)
+    chat_stop_deadline_s: float = 10.0  # a stopped run ends canceled within this
+    out_dir: Path | None = None  # the run folder: lifecycle/conversations.jsonl goes there
 
 
 @dataclass
@@ -188,6 +197,34 @@ def _warm_pair(runner: RecordingClient, worker: str, deadline_s: float, lifecycl
     return ids
 
 
+def _start_chats(base_url: str, keys: list[str], history: HistoryWriter, options: LifecycleOptions,
+                 seed: int, limits: Limits, note: Callable[[str], None]
+                 ) -> tuple[ChatRunner | None, dict[str, str]]:
+    """The planned chats started (None, with why every AG- check is skipped, when there are none)."""
+    role = options.profile.get("agent")
+    why = None
+    if role is None:
+        why = "the profile maps no 'agent' role ([apps.agent] in harness.toml)"
+    elif options.chats < 1:
+        why = "no chats asked for (--chats 0)"
+    plans = [] if why else plan_chats(seed, options.chats, options.chat_turns, options.chat_budget)
+    if why is None and not plans:
+        why = "task budget (--max-tasks) spent"
+    if why is not None or role is None:
+        return None, {check: why or "" for check in AG_CHECKS}
+    # A quarter of the run and get budgets (the tasks take half): each chat's poller, and the
+    # turns of every chat together.
+    get_rate = limits.groups["get"].limit / limits.window_seconds
+    run_rate = limits.groups["run"].limit / limits.window_seconds
+    runner = ChatRunner(base_url, keys, role, history, ChatOptions(
+        deadline_s=options.deadline_s, stop_deadline_s=options.chat_stop_deadline_s,
+        poll_interval_s=max(0.05, 2 * len(plans) / (0.25 * get_rate)),
+        turn_gap_s=len(plans) / (0.25 * run_rate), out_dir=options.out_dir))
+    note(f"lifecycle: {len(plans)} chats, {sum(len(p.turns) for p in plans)} turns")
+    runner.start(plans)
+    return runner, {}
+
+
 def run_lifecycle(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: Limits,
                   history_path: Path, options: LifecycleOptions | None = None,
                   progress: Callable[[str], None] | None = None) -> SuiteResult:
@@ -219,6 +256,7 @@ def run_lifecycle(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: 
             cancel_thread = threading.Thread(target=_canceller, args=(shared, canceller, stop), daemon=True)
             for thread in [*threads, cancel_thread]:
                 thread.start()
+            chats, chats_skipped = _start_chats(base_url, keys, history, options, seed, limits, note)
             plans = _plans(rng, options.tasks, private, options.cancel_share, options.profile)
             upload_uri = None
             for index, plan in enumerate(plans, 1):
@@ -262,6 +300,9 @@ def run_lifecycle(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: 
                 shared.jobs.put(None)
             for thread in [*threads, cancel_thread]:
                 thread.join(timeout=options.deadline_s)
+            if chats is not None:
+                note("lifecycle: waiting for the chats")
+                chats.join(options.chat_turns * (options.deadline_s + options.chat_stop_deadline_s + 10.0))
         finally:
             for c in clients:
                 c.close()
@@ -281,15 +322,23 @@ def run_lifecycle(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: 
     if "slow" not in options.profile.roles and "setup" not in options.profile.roles:
         for check in ("LC-CANCEL-IGNORED", "LC-CANCEL-UNREQUESTED"):
             skipped[check] = "the profile maps no 'slow' (or 'setup') app to cancel"
-    checks = [c for c in CHECKS if c not in skipped]
+    chat_findings: list[Finding] = []
+    chat_facts: dict[str, Any] = {}
+    if chats is not None:
+        chat_findings, chats_skipped = chats.judge(seed, options.chat_stop_deadline_s)
+        chat_facts = chat_metrics(chats.tally, chats.conversations)
+    skipped.update(chats_skipped)
+    checks = [c for c in (*CHECKS, *AG_CHECKS) if c not in skipped]
+    findings = [*report.findings, *chat_findings]
     return SuiteResult(
         name=SUITE,
-        status="failed" if report.findings else "passed",
+        status="failed" if findings else "passed",
         checks=checks,
-        metrics={"seed": seed, "tasks_created": shared.tasks_created, "refused_runs": shared.refused_runs,
+        metrics={"seed": seed, "tasks_created": shared.tasks_created + chat_facts.get("chat_turns", 0),
+                 "refused_runs": shared.refused_runs,
                  "clients": options.clients, "poll_interval_s": round(poll_interval, 3),
-                 "history": history_path.name, **report.metrics},
-        findings=report.findings,
+                 "history": history_path.name, **report.metrics, **chat_facts},
+        findings=findings,
         duration_s=round(time.monotonic() - started, 3),
         skipped=skipped,
     )
