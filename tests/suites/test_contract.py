@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.checks.lifecycle import check_history
 from harness.checks.responses import Exchange, OperationTable, RuleSet
 from harness.contract import Limits, contracts_dir, load_lifecycle, load_limits
+from harness.history import read_history
 from harness.net.client import ApiClient
 from harness.net.reference import ReferenceServer, read_announced_url, stop_process
 from harness.suites.contract.fuzz import FuzzOptions, run_schemathesis
@@ -83,9 +85,11 @@ def scaled_limits() -> Limits:
     return load_limits().model_copy(update={"window_seconds": TEST_WINDOW})
 
 
-def test_clean_server_default_depth_has_no_findings(server: ReferenceServer) -> None:
+def test_clean_server_default_depth_has_no_findings(server: ReferenceServer, tmp_path: Path) -> None:
     # Its speed is measured by `python -m benchmarks conformance`, not asserted here.
-    result = run_conformance(server.url, server.keys, load_lifecycle(), scaled_limits())
+    history = tmp_path / "observations.jsonl"
+    result = run_conformance(server.url, server.keys, load_lifecycle(), scaled_limits(),
+                             ConformanceOptions(history=history))
     found = [(f.check, f.message[:300]) for f in result.findings]
     assert found == [], f"seed {result.metrics['seed']}: {found}"
     assert result.status == "passed" and result.name == SUITE and result.checks == list(CHECKS)
@@ -95,6 +99,19 @@ def test_clean_server_default_depth_has_no_findings(server: ReferenceServer) -> 
     assert metrics["rate_limited"] == 0 and metrics["stopped"] is None
     assert "schemathesis_errors" not in metrics, metrics["schemathesis_errors"]
     assert metrics["statuses_seen"]["9"] == ["uploading"] and metrics["statuses_seen"]["12"] == ["cancelled"]
+    # Every request, the probes' and schemathesis' alike, is one observation of the history.
+    observations = list(read_history(history))
+    answered = [o for o in observations if o.outcome == "ok"]
+    assert len(answered) == metrics["requests"]
+    assert len(observations) == metrics["requests"] + metrics["indeterminate"]
+    assert {o.observer for o in observations} == {"contract"} and all(o.task is None for o in observations)
+    assert {"run", "get", "status", "ndjson", "sse", "cancel", "delete", "files", "upload", "download",
+            "agent_run", "chat"} <= {o.channel for o in observations}
+    # The unknown-key and keyless probes are no key of the run.
+    assert {o.key for o in observations} == {"key1", None}
+    assert all(o.recv_ns is not None and o.recv_ns >= o.send_ns for o in answered)
+    assert not any(key in history.read_text() for key in server.keys)
+    assert check_history(observations, load_lifecycle()).findings == []
 
 
 @pytest.mark.parametrize(("fault", "wanted", "options"), CAUGHT_BY,

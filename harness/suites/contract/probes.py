@@ -34,7 +34,14 @@ from harness.net.decoders import NdjsonDecoder, SseDecoder
 from harness.net.hosts import file_policy
 from harness.net.samples import PNG_1X1
 from harness.net.tls import policy
-from harness.suites.contract.traffic import StopRun, TaskBudgetSpent, Traffic, exchange_evidence, repro_of
+from harness.suites.contract.traffic import (
+    StopRun,
+    TaskBudgetSpent,
+    Traffic,
+    exchange_evidence,
+    repro_of,
+    stamp,
+)
 
 ACCEPT = {"ndjson": "application/x-ndjson", "sse": "text/event-stream"}
 
@@ -91,6 +98,12 @@ class Http:
     def close(self) -> None:
         self.client.close()
 
+    def _auth(self, auth: bool) -> str:
+        """Which key the history names for this client's requests (a stranger's: none of the run's)."""
+        if not auth:
+            return "none"
+        return "key" if self.key in self.traffic.keys[:1] else "other"
+
     def _headers(self, auth: bool, extra: dict[str, str] | None) -> dict[str, str]:
         headers = {"User-Agent": "inference-harness/0.1 (contract)"}
         if auth:
@@ -110,21 +123,23 @@ class Http:
             request_headers.setdefault("Content-Type", "application/json")
         for attempt in range(2):
             operation = self.traffic.before(method, absolute)
-            sent = time.time()
+            sent = stamp()
             label = operation or f"{method} {self.traffic.relative_path(absolute)}"
             try:
                 response = bounded_request(self.client, method, absolute, self.timeout_s, content=body,
                                            headers=self._headers(auth, request_headers))
             except httpx.HTTPError as exc:
-                if unanswered(exc):
-                    self.traffic.unanswered(label, f"{method} {absolute}", type(exc).__name__)
+                never, error = unanswered(exc), type(exc).__name__
+                self.traffic.record_failure(method, absolute, sent, error, never, self._auth(auth))
+                if never:
+                    self.traffic.unanswered(label, f"{method} {absolute}", error)
                     return None
-                self.traffic.collector.add(Issue("CT-TRANSPORT", f"no complete answer: {type(exc).__name__}: "
-                                                 f"{str(exc)[:300]}", key=type(exc).__name__),
-                                           label, {"request": f"{method} {absolute}", "sent_at": sent})
+                self.traffic.collector.add(Issue("CT-TRANSPORT", f"no complete answer: {error}: "
+                                                 f"{str(exc)[:300]}", key=error),
+                                           label, {"request": f"{method} {absolute}", "sent_at": sent[1]})
                 return None
             ex = _exchange(response, body, request_headers, "key" if auth else "none", self.traffic)
-            wait = self.traffic.after(ex, operation)
+            wait = self.traffic.after(ex, operation, sent, auth=self._auth(auth))
             if ex.status != 429 or attempt:
                 return ex
             time.sleep(wait)
@@ -140,16 +155,26 @@ class Http:
         if requested != "default":
             extra["Accept"] = ACCEPT[requested]
         operation = self.traffic.before("GET", url)
+        sent = stamp()
         started = time.monotonic()
         chunks: queue.Queue[tuple[str, Any]] = queue.Queue()
         with self._open(url, extra, chunks, deadline_s + 5.0):
-            kind, value = _next(chunks, started + min(deadline_s, 10.0))
+            # The head is an answer like any other: it comes within the answer deadline.
+            kind, value = _next(chunks, started + min(deadline_s, self.timeout_s))
             if kind != "headers":
-                cap.error = str(value) if kind == "error" else None
-                cap.timed_out = kind == "timeout"
-                if kind == "error":
-                    self._stream_transport(url, value, operation)
+                # No head: nothing of a stream to judge (judge_stream passes it). One that never
+                # came is indeterminate, counted; a connection that broke is CT-TRANSPORT.
+                never = kind == "timeout" or (kind == "error" and unanswered(value))
+                error = "ReadTimeout" if kind == "timeout" else type(value).__name__
+                self.traffic.record_failure("GET", url, sent, error, never)
+                if never:
+                    cap.unanswered = True
+                    self.traffic.unanswered(operation or "GET /tasks/{id}/stream", f"GET {url}", error)
+                else:
+                    cap.error = _describe(value)
+                    self._stream_transport(url, cap.error, operation)
                 return cap
+            head_ns = time.monotonic_ns()
             response: httpx.Response = value
             cap.status = response.status_code
             cap.content_type = response.headers.get("content-type", "")
@@ -176,8 +201,8 @@ class Http:
                     cap.closed, cap.closed_at = True, now
                     break
                 elif kind == "error":
-                    cap.error = str(value)
-                    self._stream_transport(url, value, operation)
+                    cap.error = _describe(value)
+                    self._stream_transport(url, cap.error, operation)
                     break
                 else:
                     cap.timed_out = terminal_at is None
@@ -190,7 +215,7 @@ class Http:
                       {k.lower(): v for k, v in response.headers.items()},
                       bytes(body) if cap.status != 200 else b"", time.time(),
                       request_headers={k.lower(): v for k, v in extra.items()}, auth="key")
-        self.traffic.after(ex, operation)
+        self.traffic.after(ex, operation, sent, head_ns)  # a stream's latency is to its head
         return cap
 
     lifecycle: Lifecycle | None = None
@@ -225,7 +250,7 @@ class Http:
                 chunks.put(("end", None))
             except Exception as exc:  # reported by the reader; the thread must never raise
                 if not stop.is_set():
-                    chunks.put(("error", f"{type(exc).__name__}: {exc}"))
+                    chunks.put(("error", exc))
 
         thread = threading.Thread(target=pump, daemon=True, name="contract-stream")
         thread.start()
@@ -240,6 +265,10 @@ class Http:
                     pass
             # The reader stops at its next chunk or when the closed socket errors; never wait long.
             thread.join(timeout=0.2)
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
 
 
 def _next(chunks: queue.Queue[tuple[str, Any]], until: float) -> tuple[str, Any]:
@@ -346,6 +375,8 @@ class Prober:
         return str(task["id"])
 
     def _judge(self, cap: StreamCapture) -> None:
+        if cap.headless:
+            return  # counted as indeterminate, or reported as CT-TRANSPORT, by read_stream
         self.streams += 1
         url = f"{self.traffic.base_url.rstrip('/')}/tasks/{cap.task_id}/stream"
         headers = {} if cap.requested == "default" else {"Accept": ACCEPT[cap.requested]}
