@@ -9,6 +9,7 @@ holds the suite past its deadline.
 from __future__ import annotations
 
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -236,11 +237,25 @@ class Http:
               read_timeout_s: float) -> Iterator[None]:
         stop = threading.Event()
         holder: list[httpx.Response] = []
+        sockets: list[socket.socket] = []
+
+        def trace(event: str, info: dict[str, Any]) -> None:
+            # The stream's own socket, to wake the pump when the reader gives up on a head that
+            # never came: no response exists yet to close, and closing a client does not
+            # interrupt a blocked read (shutdown does). Without it the target would hold the
+            # request, and the pump its thread, until the pump's read timeout.
+            if event == "connection.connect_tcp.complete":
+                sockets.append(info["return_value"].get_extra_info("socket"))
+                if stop.is_set():
+                    _shutdown(sockets)
 
         def pump() -> None:
             try:
-                with self.client.stream("GET", url, headers=self._headers(True, extra),
-                                        timeout=httpx.Timeout(read_timeout_s, connect=5.0)) as response:
+                # A connection of its own (never a pooled one), so that `trace` sees it opened.
+                with httpx.Client(verify=policy().context()) as client, \
+                        client.stream("GET", url, headers=self._headers(True, extra),
+                                      timeout=httpx.Timeout(read_timeout_s, connect=5.0),
+                                      extensions={"trace": trace}) as response:
                     holder.append(response)
                     chunks.put(("headers", response))
                     for chunk in response.iter_raw():
@@ -263,8 +278,18 @@ class Http:
                     holder[0].close()
                 except Exception:
                     pass
+            else:
+                _shutdown(sockets)
             # The reader stops at its next chunk or when the closed socket errors; never wait long.
             thread.join(timeout=0.2)
+
+
+def _shutdown(sockets: list[socket.socket]) -> None:
+    for sock in sockets:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed
 
 
 def _describe(error: BaseException) -> str:
