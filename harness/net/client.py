@@ -11,7 +11,7 @@ import httpx
 
 from harness.checks.envelope import data_of
 from harness.net import deadline
-from harness.net.bounded import ANSWER_DEADLINE_S, bounded_request
+from harness.net.bounded import ANSWER_DEADLINE_S, bounded_request, unanswered
 from harness.net.decoders import NdjsonDecoder, SseDecoder, StreamEvent
 from harness.net.hosts import file_policy
 from harness.net.tls import policy
@@ -40,6 +40,8 @@ class StreamReading:
     closed_by_server: bool = False
     timed_out: bool = False
     error: str | None = None
+    # No head came (a timeout before it): the error's name. Indeterminate: judged neither way.
+    unanswered: str | None = None
     raw_tail: bytes = b""
     started: float = 0.0
 
@@ -191,6 +193,8 @@ class ApiClient:
         except httpx.HTTPError as exc:
             if not headed and self.recorder is not None:
                 self.recorder("GET", self.base_url + path, send, wall, None, exc)
+            if not headed and unanswered(exc):
+                reading.unanswered = type(exc).__name__
             if isinstance(exc, httpx.ReadTimeout):
                 reading.timed_out = True
             else:
