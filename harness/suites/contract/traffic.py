@@ -236,7 +236,8 @@ class Traffic:
     # Recorded without a task, so the lifecycle checker leaves them alone: it judges task
     # histories (every accepted run followed to its end, per-observer order, the real-time
     # terminal rule), and this suite's traffic is not one: schemathesis starts tasks it never
-    # follows, sends negative and keyless cases, and the cancel probe runs on a second thread.
+    # follows (each would stay unresolved), sends negative and keyless cases, and the cancel
+    # probe runs on a second thread under the same observer.
     recorder: ExchangeRecorder | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
