@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from harness.history import read_history
 from harness.net.reference import ReferenceServer
 from tests.conftest import StartServer
 from tests.files import file_text, folder_texts
@@ -17,6 +19,8 @@ from tests.files import file_text, folder_texts
 def harness(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
             timeout: float = 120) -> subprocess.CompletedProcess[str]:
     base = {"PATH": "/usr/bin:/bin", "HOME": str(cwd or Path.cwd())}
+    if "PYTHONPATH" in os.environ:  # the tree under test, when it is not the installed one
+        base["PYTHONPATH"] = os.environ["PYTHONPATH"]
     return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True,
                           env={**base, **(env or {})}, cwd=cwd, timeout=timeout)
 
@@ -67,6 +71,14 @@ def test_check_on_a_self_started_server_is_clean(tmp_path: Path) -> None:
     assert "inf_" not in every_file_text(run_dir).replace("inf_harness_not_a_real_key", "")
     assert results["target"].startswith("http://127.0.0.1:")
     assert "smoke 1/" in result.stderr  # progress on stderr
+    # The history holds every suite's requests, the contract suite's (without a task) too, and
+    # the lifecycle checker finds nothing in them.
+    history = run_dir / "observations.jsonl.gz"
+    observers = {o.observer for o in read_history(history)}
+    assert {"contract", "smoke", "runner"} <= observers, sorted(observers)
+    checked = harness("check-history", str(history), cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert " 0 findings" in checked.stdout
 
 
 def test_check_with_a_fault_exits_1_and_keeps_keys_out(tmp_path: Path, server: ReferenceServer) -> None:

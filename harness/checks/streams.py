@@ -37,6 +37,7 @@ class StreamCapture:
     closed: bool = False  # the server ended the response
     timed_out: bool = False  # the suite stopped reading at its deadline
     error: str | None = None  # the connection broke
+    unanswered: bool = False  # no head came by the answer deadline: indeterminate, never judged
     closed_at: float | None = None
     partial: bytes = b""  # bytes after the last line break when the stream ended
     body: bytes = b""  # the body of a non-200 answer
@@ -45,6 +46,12 @@ class StreamCapture:
     @property
     def updates(self) -> list[tuple[float, StreamEvent]]:
         return [(t, e) for t, e in self.events if e.kind == "update"]
+
+    @property
+    def headless(self) -> bool:
+        """No response head came (no status): there is no stream to judge. The reader says
+        why: `unanswered` (indeterminate, counted) or `error` (the connection broke)."""
+        return self.status == 0
 
 
 def capture_of(body: bytes, *, requested: Requested, task_id: str, label: str, status: int,
@@ -146,7 +153,10 @@ class StreamEnd:
 
 def judge_stream(cap: StreamCapture, lifecycle: Lifecycle, schema: StreamLineSchema,
                  close_grace_s: float) -> list[Issue]:
-    """Every stream rule that applies to one capture."""
+    """Every stream rule that applies to one capture (none to one without a head: an answer
+    that never came is indeterminate, a refused or reset connection is the reader's to report)."""
+    if cap.headless:
+        return []
     fmt = "SSE" if cap.requested == "sse" else "NDJSON"
     wanted = "text/event-stream" if cap.requested == "sse" else "application/x-ndjson"
     accept = {"ndjson": "Accept: application/x-ndjson", "sse": "Accept: text/event-stream",

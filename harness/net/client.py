@@ -39,8 +39,9 @@ class StreamReading:
     events: list[TimedEvent] = field(default_factory=list)
     closed_by_server: bool = False
     timed_out: bool = False
-    unanswered: bool = False  # the head never came (harness/net/bounded.unanswered): indeterminate
     error: str | None = None
+    # No head came (a timeout before it): the error's name. Indeterminate: judged neither way.
+    unanswered: str | None = None
     raw_tail: bytes = b""
     started: float = 0.0
 
@@ -190,9 +191,10 @@ class ApiClient:
                         if on_event is not None:
                             on_event(event)
         except httpx.HTTPError as exc:
-            reading.unanswered = not headed and unanswered(exc)
             if not headed and self.recorder is not None:
                 self.recorder("GET", self.base_url + path, send, wall, None, exc)
+            if not headed and unanswered(exc):
+                reading.unanswered = type(exc).__name__
             if isinstance(exc, httpx.ReadTimeout):
                 reading.timed_out = True
             else:

@@ -18,6 +18,7 @@ from harness.history import (
     rate_limit_facts,
     task_digest,
 )
+from harness.net.bounded import unanswered
 from harness.net.client import ApiClient, StreamFormat, StreamReading, response_data
 from harness.net.decoders import StreamEvent
 
@@ -34,6 +35,10 @@ def rate_limit_extra(headers: Mapping[str, str], group: str | None) -> dict[str,
 
 def channel_of(method: str, path: str) -> Channel:
     """The history channel of a request by its method and path (for exchanges without a task)."""
+    if path.endswith("/agents/run"):
+        return "agent_run"
+    if "/chats/" in path:
+        return "chat"
     if path.endswith("/stream"):
         return "ndjson"
     if path.endswith("/status"):
@@ -65,20 +70,31 @@ class ExchangeRecorder:
 
     def __call__(self, method: str, url: str, send: int, wall: float, response: httpx.Response | None,
                  error: BaseException | None) -> None:
+        if response is None:
+            self.failed(method, url, send, wall, type(error).__name__,
+                        timeout=error is not None and unanswered(error))
+        else:
+            self.answered(method, url, send, wall, response.status_code, response.headers)
+
+    def answered(self, method: str, url: str, send: int, wall: float, status: int,
+                 headers: Mapping[str, str], recv_ns: int | None = None) -> None:
+        """An answer came (its head at `recv_ns`, default now); `headers` looked up in lower case."""
         path = httpx.URL(url).path
         channel = channel_of(method, path)
-        extra: dict[str, Any] = {"request": f"{method} {path}"}
-        if response is None:
-            timeout = isinstance(error, httpx.TimeoutException)
-            self.history.append(Observation(None, self.observer, channel, send, None, wall,
-                                            outcome="timeout" if timeout else "error", key=self.key_label,
-                                            extra={**extra, "error": type(error).__name__}))
-            return
-        if channel == "ndjson" and response.headers.get("content-type", "").startswith("text/event-stream"):
+        if channel == "ndjson" and headers.get("content-type", "").startswith("text/event-stream"):
             channel = "sse"
-        extra.update(rate_limit_extra(response.headers, RecordingClient.GROUPS.get(channel)))
-        self.history.append(Observation(None, self.observer, channel, send, time.monotonic_ns(), wall,
-                                        http=response.status_code, key=self.key_label, extra=extra))
+        extra: dict[str, Any] = {"request": f"{method} {path}"}
+        extra.update(rate_limit_extra(headers, RecordingClient.GROUPS.get(channel)))
+        self.history.append(Observation(None, self.observer, channel, send,
+                                        recv_ns if recv_ns is not None else time.monotonic_ns(), wall,
+                                        http=status, key=self.key_label, extra=extra))
+
+    def failed(self, method: str, url: str, send: int, wall: float, error: str, timeout: bool) -> None:
+        """No complete answer: `timeout` when it never came (indeterminate), else a broken or cut one."""
+        path = httpx.URL(url).path
+        self.history.append(Observation(None, self.observer, channel_of(method, path), send, None, wall,
+                                        outcome="timeout" if timeout else "error", key=self.key_label,
+                                        extra={"request": f"{method} {path}", "error": error}))
 
 
 class RecordingClient:

@@ -80,6 +80,7 @@ class Fault(StrEnum):
     GENERIC_ERROR_TITLES = "generic-error-titles"
     UNANSWERED_READS = "unanswered-reads"
     HEARTBEATS_ONLY = "heartbeats-only"
+    UNANSWERED_STREAMS = "unanswered-streams"
 
 
 FAULTS: dict[Fault, str] = {
@@ -167,6 +168,8 @@ FAULTS: dict[Fault, str] = {
         "Every 5th task read (GET /tasks/{id}, /status) never answers: it is held until the client leaves.",
     Fault.HEARTBEATS_ONLY:
         "Streams forward only status changes: no log updates, no keep-alive updates, heartbeats between.",
+    Fault.UNANSWERED_STREAMS:
+        "Every 2nd task stream never answers: no head, held until the client leaves.",
 }
 
 

@@ -55,6 +55,8 @@ def served_media_type(content_type: str | None) -> str:
 STALL_S, STALL_PERIOD_S = 1.0, 3.0
 # Fault `unanswered-reads`: every UNANSWERED_EVERY-th read is held, at most UNANSWERED_HOLD_S.
 UNANSWERED_EVERY, UNANSWERED_HOLD_S = 5, 60.0
+# Fault `unanswered-streams`: every UNANSWERED_STREAM_EVERY-th stream's head is held the same way.
+UNANSWERED_STREAM_EVERY = 2
 
 Handler = Callable[[Request, str], Awaitable[Response]]
 
@@ -69,6 +71,7 @@ class ReferenceApi:
         self.faults = Faults(config.faults)
         self.started = time.monotonic()
         self.reads = 0  # task reads so far (fault unanswered-reads)
+        self.streams = 0  # task streams so far (fault unanswered-streams)
         self.catalog = renamed_catalog(config.app_names)
         self.keys = set(config.keys)
         self.limiter = FixedWindowLimiter(
@@ -242,6 +245,10 @@ class ReferenceApi:
         self.reads += 1
         if self.reads % UNANSWERED_EVERY:
             return
+        await self._until_gone(request)
+
+    async def _until_gone(self, request: Request) -> None:
+        """Hold a request, unanswered, until its client leaves (at most UNANSWERED_HOLD_S)."""
         end = time.monotonic() + UNANSWERED_HOLD_S
         while time.monotonic() < end and not await request.is_disconnected():
             await asyncio.sleep(0.05)
@@ -323,6 +330,10 @@ class ReferenceApi:
 
     async def stream(self, request: Request, key: str) -> Response:
         task = self._owned_task(request, key)
+        if Fault.UNANSWERED_STREAMS in self.faults:
+            self.streams += 1
+            if not self.streams % UNANSWERED_STREAM_EVERY:
+                await self._until_gone(request)  # no head: the stream never starts
         stream = TaskStream(self.engine, task, wants_sse(request.headers.get("accept", "")),
                             self.config.heartbeat_interval, self.config.progress_interval,
                             StreamFaults(self.faults))

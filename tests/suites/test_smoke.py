@@ -18,7 +18,7 @@ from tests.conftest import TEST_WINDOW, StartServer
 CAUGHT_BY = {
     "status-regression": "ST-POLL-ORDER",
     "float-status": "ST-POLL-ORDER",
-    "stream-without-terminal": "ST-STREAM-TERMINAL",
+    # stream-without-terminal (ST-STREAM-TERMINAL): test_an_answer_that_never_came_is_indeterminate_*
     "events-after-terminal": "ST-STREAM-AFTER-TERMINAL",
     "completed-without-output": "ST-RUN-COMPLETES",
     "invalid-key-accepted": "ST-AUTH-REQUIRED",
@@ -79,17 +79,32 @@ def test_placement_is_judged_for_a_role_with_infra_and_skipped_without(server: R
     assert "ST-WORKER-PLACEMENT" in good.checks and good.findings == [], [f.message for f in good.findings]
 
 
-def test_an_answer_that_never_came_is_indeterminate_not_a_crash(start_server: StartServer) -> None:
-    # unanswered-reads holds every 5th task read until the client leaves: the steps it stops are
-    # counted as indeterminate, and nothing is judged wrong for it.
-    with start_server(faults=["unanswered-reads"], extra_args=["--heartbeat", "0.2"]) as srv:
+def test_an_answer_that_never_came_is_indeterminate_not_a_crash(start_server: StartServer,
+                                                                 tmp_path: Path) -> None:
+    # unanswered-reads holds every 5th task read, unanswered-streams every 2nd stream's head (the
+    # SSE step's), until the client leaves: the steps they stop are counted as indeterminate, and
+    # nothing is judged wrong for it. stream-without-terminal closes the NDJSON stream (a head
+    # came) before its terminal update: that stays a finding. (This is also the proof of
+    # stream-without-terminal: ST-STREAM-TERMINAL.)
+    history = tmp_path / "observations.jsonl"
+    faults = ["unanswered-reads", "unanswered-streams", "stream-without-terminal"]
+    with start_server(faults=faults, extra_args=["--heartbeat", "0.2"]) as srv:
         result = run_smoke(srv.url, srv.keys, load_lifecycle(), limits_for_tests(),
-                           SmokeOptions(deadline_s=20, request_timeout_s=0.3))
-    assert result.findings == [], [f.message for f in result.findings]
-    assert result.metrics["indeterminate"] >= 1
-    assert all(r["request"].startswith("GET /tasks/") for r in result.metrics["indeterminate_requests"])
+                           SmokeOptions(deadline_s=2, request_timeout_s=0.3, history=history))
+    found = [(f.check, f.message) for f in result.findings]
+    assert [check for check, _ in found] == ["ST-STREAM-TERMINAL"], found
+    assert found[0][1].startswith("ndjson stream closed"), found
+    held = result.metrics["indeterminate_requests"]
+    assert len(held) == min(10, result.metrics["indeterminate"]) and len(held) >= 2
+    streams = [r for r in held if r["request"].endswith("/stream")]
+    assert [(r["step"], r["error"]) for r in streams] == [("stream sse", "ReadTimeout")]
+    assert all(r["request"].startswith("GET /tasks/") for r in held)
     for check, why in result.skipped.items():  # a check left undecided says why, never passes
         assert check not in result.checks and why
+    # The stream checks were judged on the NDJSON stream: not left undecided by the SSE one.
+    assert {"ST-STREAM-TERMINAL", "ST-STREAM-FORMAT"} <= set(result.checks)
+    observed = [o for o in read_history(history) if o.extra["request"].endswith("/stream")]
+    assert sorted(o.outcome for o in observed) == ["ok", "timeout"]
 
 
 def test_every_request_goes_to_the_history(server: ReferenceServer, tmp_path: Path) -> None:

@@ -49,7 +49,7 @@ class ContractSuite(Suite):
         max_examples = DEFAULT_MAX_EXAMPLES if options is None else options
         return run_conformance(ctx.base_url, ctx.keys, ctx.lifecycle, ctx.limits, ConformanceOptions(
             max_examples=max_examples, seed=ctx.seed, max_tasks=max(0, ctx.tasks_left),
-            apps=probe_apps(ctx.settings.profile)), ctx.progress)
+            apps=probe_apps(ctx.settings.profile), history=ctx.history_path), ctx.progress)
 
 
 SUITE = ContractSuite()

@@ -55,6 +55,7 @@ from harness.suites.contract.traffic import (
     auth_label,
     exchange_evidence,
     repro_of,
+    stamp,
 )
 
 # Imported as a module object: requests ships no type information, and types-requests is optional.
@@ -135,9 +136,20 @@ class _PacedSession(requests.Session):  # type: ignore[misc]
             # A redirect is an answer to judge against the contract, never a request the session
             # sends on its own: past the pacing and the budget, perhaps to another host.
             kwargs["allow_redirects"] = False
-            response = super().request(method, url, *args, **kwargs)
-            self._read(response)
-            wait = self.traffic.after(_exchange(response, self.traffic), operation)
+            sent = stamp()
+            try:
+                response = super().request(method, url, *args, **kwargs)
+                self._read(response)
+            except requests.RequestException as exc:
+                # The request as sent when the error carries it (not those _read raises).
+                sent_headers = exc.request.headers if exc.request is not None else {
+                    **self.headers, **(kwargs.get("headers") or {})}
+                auth = sent_headers.get("Authorization")
+                timeout = isinstance(exc, requests.exceptions.Timeout) and not isinstance(exc, CutAnswer)
+                self.traffic.record_failure(method.upper(), url, sent, type(exc).__name__, timeout,
+                                            auth_label(auth, self.traffic.keys))
+                raise
+            wait = self.traffic.after(_exchange(response, self.traffic), operation, sent)
             if response.status_code != 429 or attempt:
                 return response
             if time.monotonic() + wait >= self.traffic.stop_at:

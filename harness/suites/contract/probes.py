@@ -9,6 +9,7 @@ holds the suite past its deadline.
 from __future__ import annotations
 
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -34,7 +35,14 @@ from harness.net.decoders import NdjsonDecoder, SseDecoder
 from harness.net.hosts import file_policy
 from harness.net.samples import PNG_1X1
 from harness.net.tls import policy
-from harness.suites.contract.traffic import StopRun, TaskBudgetSpent, Traffic, exchange_evidence, repro_of
+from harness.suites.contract.traffic import (
+    StopRun,
+    TaskBudgetSpent,
+    Traffic,
+    exchange_evidence,
+    repro_of,
+    stamp,
+)
 
 ACCEPT = {"ndjson": "application/x-ndjson", "sse": "text/event-stream"}
 
@@ -91,6 +99,12 @@ class Http:
     def close(self) -> None:
         self.client.close()
 
+    def _auth(self, auth: bool) -> str:
+        """Which key the history names for this client's requests (a stranger's: none of the run's)."""
+        if not auth:
+            return "none"
+        return "key" if self.key in self.traffic.keys[:1] else "other"
+
     def _headers(self, auth: bool, extra: dict[str, str] | None) -> dict[str, str]:
         headers = {"User-Agent": "inference-harness/0.1 (contract)"}
         if auth:
@@ -110,21 +124,23 @@ class Http:
             request_headers.setdefault("Content-Type", "application/json")
         for attempt in range(2):
             operation = self.traffic.before(method, absolute)
-            sent = time.time()
+            sent = stamp()
             label = operation or f"{method} {self.traffic.relative_path(absolute)}"
             try:
                 response = bounded_request(self.client, method, absolute, self.timeout_s, content=body,
                                            headers=self._headers(auth, request_headers))
             except httpx.HTTPError as exc:
-                if unanswered(exc):
-                    self.traffic.unanswered(label, f"{method} {absolute}", type(exc).__name__)
+                never, error = unanswered(exc), type(exc).__name__
+                self.traffic.record_failure(method, absolute, sent, error, never, self._auth(auth))
+                if never:
+                    self.traffic.unanswered(label, f"{method} {absolute}", error)
                     return None
-                self.traffic.collector.add(Issue("CT-TRANSPORT", f"no complete answer: {type(exc).__name__}: "
-                                                 f"{str(exc)[:300]}", key=type(exc).__name__),
-                                           label, {"request": f"{method} {absolute}", "sent_at": sent})
+                self.traffic.collector.add(Issue("CT-TRANSPORT", f"no complete answer: {error}: "
+                                                 f"{str(exc)[:300]}", key=error),
+                                           label, {"request": f"{method} {absolute}", "sent_at": sent[1]})
                 return None
             ex = _exchange(response, body, request_headers, "key" if auth else "none", self.traffic)
-            wait = self.traffic.after(ex, operation)
+            wait = self.traffic.after(ex, operation, sent, auth=self._auth(auth))
             if ex.status != 429 or attempt:
                 return ex
             time.sleep(wait)
@@ -140,16 +156,26 @@ class Http:
         if requested != "default":
             extra["Accept"] = ACCEPT[requested]
         operation = self.traffic.before("GET", url)
+        sent = stamp()
         started = time.monotonic()
         chunks: queue.Queue[tuple[str, Any]] = queue.Queue()
         with self._open(url, extra, chunks, deadline_s + 5.0):
-            kind, value = _next(chunks, started + min(deadline_s, 10.0))
+            # The head is an answer like any other: it comes within the answer deadline.
+            kind, value = _next(chunks, started + min(deadline_s, self.timeout_s))
             if kind != "headers":
-                cap.error = str(value) if kind == "error" else None
-                cap.timed_out = kind == "timeout"
-                if kind == "error":
-                    self._stream_transport(url, value, operation)
+                # No head: nothing of a stream to judge (judge_stream passes it). One that never
+                # came is indeterminate, counted; a connection that broke is CT-TRANSPORT.
+                never = kind == "timeout" or (kind == "error" and unanswered(value))
+                error = "ReadTimeout" if kind == "timeout" else type(value).__name__
+                self.traffic.record_failure("GET", url, sent, error, never)
+                if never:
+                    cap.unanswered = True
+                    self.traffic.unanswered(operation or "GET /tasks/{id}/stream", f"GET {url}", error)
+                else:
+                    cap.error = _describe(value)
+                    self._stream_transport(url, cap.error, operation)
                 return cap
+            head_ns = time.monotonic_ns()
             response: httpx.Response = value
             cap.status = response.status_code
             cap.content_type = response.headers.get("content-type", "")
@@ -176,8 +202,8 @@ class Http:
                     cap.closed, cap.closed_at = True, now
                     break
                 elif kind == "error":
-                    cap.error = str(value)
-                    self._stream_transport(url, value, operation)
+                    cap.error = _describe(value)
+                    self._stream_transport(url, cap.error, operation)
                     break
                 else:
                     cap.timed_out = terminal_at is None
@@ -190,7 +216,7 @@ class Http:
                       {k.lower(): v for k, v in response.headers.items()},
                       bytes(body) if cap.status != 200 else b"", time.time(),
                       request_headers={k.lower(): v for k, v in extra.items()}, auth="key")
-        self.traffic.after(ex, operation)
+        self.traffic.after(ex, operation, sent, head_ns)  # a stream's latency is to its head
         return cap
 
     lifecycle: Lifecycle | None = None
@@ -211,11 +237,25 @@ class Http:
               read_timeout_s: float) -> Iterator[None]:
         stop = threading.Event()
         holder: list[httpx.Response] = []
+        sockets: list[socket.socket] = []
+
+        def trace(event: str, info: dict[str, Any]) -> None:
+            # The stream's own socket, to wake the pump when the reader gives up on a head that
+            # never came: no response exists yet to close, and closing a client does not
+            # interrupt a blocked read (shutdown does). Without it the target would hold the
+            # request, and the pump its thread, until the pump's read timeout.
+            if event == "connection.connect_tcp.complete":
+                sockets.append(info["return_value"].get_extra_info("socket"))
+                if stop.is_set():
+                    _shutdown(sockets)
 
         def pump() -> None:
             try:
-                with self.client.stream("GET", url, headers=self._headers(True, extra),
-                                        timeout=httpx.Timeout(read_timeout_s, connect=5.0)) as response:
+                # A connection of its own (never a pooled one), so that `trace` sees it opened.
+                with httpx.Client(verify=policy().context()) as client, \
+                        client.stream("GET", url, headers=self._headers(True, extra),
+                                      timeout=httpx.Timeout(read_timeout_s, connect=5.0),
+                                      extensions={"trace": trace}) as response:
                     holder.append(response)
                     chunks.put(("headers", response))
                     for chunk in response.iter_raw():
@@ -225,7 +265,7 @@ class Http:
                 chunks.put(("end", None))
             except Exception as exc:  # reported by the reader; the thread must never raise
                 if not stop.is_set():
-                    chunks.put(("error", f"{type(exc).__name__}: {exc}"))
+                    chunks.put(("error", exc))
 
         thread = threading.Thread(target=pump, daemon=True, name="contract-stream")
         thread.start()
@@ -238,8 +278,22 @@ class Http:
                     holder[0].close()
                 except Exception:
                     pass
+            else:
+                _shutdown(sockets)
             # The reader stops at its next chunk or when the closed socket errors; never wait long.
             thread.join(timeout=0.2)
+
+
+def _shutdown(sockets: list[socket.socket]) -> None:
+    for sock in sockets:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
 
 
 def _next(chunks: queue.Queue[tuple[str, Any]], until: float) -> tuple[str, Any]:
@@ -346,6 +400,8 @@ class Prober:
         return str(task["id"])
 
     def _judge(self, cap: StreamCapture) -> None:
+        if cap.headless:
+            return  # counted as indeterminate, or reported as CT-TRANSPORT, by read_stream
         self.streams += 1
         url = f"{self.traffic.base_url.rstrip('/')}/tasks/{cap.task_id}/stream"
         headers = {} if cap.requested == "default" else {"Accept": ACCEPT[cap.requested]}

@@ -23,7 +23,9 @@ from harness.checks.responses import OperationTable, RuleSet
 from harness.checks.streams import StreamLineSchema
 from harness.contract import Lifecycle, Limits, contracts_dir, load_lifecycle
 from harness.findings import SuiteResult
+from harness.history import HistoryWriter
 from harness.net import deadline
+from harness.net.recording import ExchangeRecorder
 from harness.settings import DEFAULT_MAX_TASKS
 from harness.suites.contract.fuzz import FuzzOptions, FuzzStats, run_schemathesis
 from harness.suites.contract.probes import ProbeOptions, Prober, drift_issues
@@ -53,6 +55,7 @@ class ConformanceOptions:
     schema_path: Path | None = None
     wire_lifecycle: Lifecycle | None = None  # the contract's own table (drift reference)
     apps: dict[str, dict[str, Any]] = field(default_factory=lambda: ProbeOptions().apps)
+    history: Path | None = None  # where every request is recorded (the run's observations)
 
 
 def _load_openapi(path: Path) -> dict[str, Any]:
@@ -81,6 +84,9 @@ def run_conformance(base_url: str, keys: list[str], lifecycle: Lifecycle, limits
     # The run's or the suite's deadline comes before the suite's own budget: when it stops the
     # suite, that is the deadline's finding (CT-DEADLINE), not a transport problem.
     cut_by_deadline = deadline.capped(options.time_budget_s) < options.time_budget_s
+    writer = HistoryWriter(options.history) if options.history is not None else None
+    if writer is not None:
+        traffic.recorder = ExchangeRecorder(writer, SUITE, None)  # each request names its key
     stats = FuzzStats()
     seed = options.seed if options.seed is not None else random.randrange(2**32)
     prober: Prober | None = None
@@ -109,6 +115,9 @@ def run_conformance(base_url: str, keys: list[str], lifecycle: Lifecycle, limits
             checks = [c for c in checks if c not in SCHEMATHESIS_CHECKS]
     except StopRun:
         stopped = "time budget spent"
+    finally:
+        if writer is not None:
+            writer.close()
     if prober is not None:
         wire = options.wire_lifecycle or load_lifecycle()
         for issue in drift_issues(lifecycle, wire, prober.book):

@@ -23,11 +23,26 @@ from harness.checks.headers import header_count
 from harness.checks.issues import SUITE, Issue
 from harness.checks.responses import Exchange, RuleSet, check_exchange
 from harness.findings import Finding
+from harness.history import key_label
+from harness.net.recording import ExchangeRecorder
 from harness.net.repro import KEY_VAR, SECOND_KEY_VAR, curl
 
 MAX_FINDINGS_PER_CHECK = 25
 # Operations that start billable work on a real target: each counts against --max-tasks.
 BILLABLE = frozenset({"POST /apps/run", "POST /agents/run"})
+
+
+# When a request went out: CLOCK_MONOTONIC nanoseconds and epoch seconds (an Observation's
+# `send_ns` and `wall`). Taken after the pacer's wait, so that latency is the target's alone.
+Stamp = tuple[int, float]
+
+
+def stamp() -> Stamp:
+    return time.monotonic_ns(), time.time()
+
+
+# The key an Exchange.auth label stands for, as the history names it (None: no key of the run).
+_KEY_LABELS = {"key": key_label(0), "second": key_label(1)}
 
 
 class StopRun(Exception):
@@ -217,6 +232,13 @@ class Traffic:
     indeterminate: list[dict[str, str]] = field(default_factory=list)
     statuses_seen: list[tuple[Any, Any, Any]] = field(default_factory=list)
     on_exchange: list[Callable[[Exchange, str | None], None]] = field(default_factory=list)
+    # Every request, answered or not, as an Observation of the run's history (None: not recorded).
+    # Recorded without a task, so the lifecycle checker leaves them alone: it judges task
+    # histories (every accepted run followed to its end, per-observer order, the real-time
+    # terminal rule), and this suite's traffic is not one: schemathesis starts tasks it never
+    # follows (each would stay unresolved), sends negative and keyless cases, and the cancel
+    # probe runs on a second thread under the same observer.
+    recorder: ExchangeRecorder | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -233,6 +255,12 @@ class Traffic:
         with self._lock:
             self.indeterminate.append({"operation": operation, "request": request, "error": error})
 
+    def record_failure(self, method: str, url: str, sent: Stamp, error: str, timeout: bool,
+                       auth: str = "key") -> None:
+        """Record a request without a complete answer: `timeout` when none came at all."""
+        if self.recorder is not None:
+            self.recorder.as_key(_KEY_LABELS.get(auth)).failed(method, url, *sent, error, timeout)
+
     def out_of_time(self) -> bool:
         return time.monotonic() >= self.stop_at
 
@@ -246,8 +274,14 @@ class Traffic:
         self.pacer.acquire(self.rules.group(operation), self.stop_at)
         return operation
 
-    def after(self, ex: Exchange, operation: str | None) -> float:
-        """Judge a complete answer; returns seconds to wait before retrying a 429, else 0."""
+    def after(self, ex: Exchange, operation: str | None, sent: Stamp | None = None,
+              head_ns: int | None = None, auth: str | None = None) -> float:
+        """Judge a complete answer, and record it when `sent` says when it went out (its latency
+        is to `head_ns`, default now; its key `auth`, default the exchange's); returns seconds
+        to wait before retrying a 429, else 0."""
+        if self.recorder is not None and sent is not None:
+            label = _KEY_LABELS.get(auth or ex.auth)
+            self.recorder.as_key(label).answered(ex.method, ex.url, *sent, ex.status, ex.headers, head_ns)
         with self._lock:
             self.requests += 1
             if operation in BILLABLE and 200 <= ex.status < 300:

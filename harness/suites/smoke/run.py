@@ -312,6 +312,9 @@ def _check_stream(run: _Run, fmt: StreamFormat, body: dict[str, Any]) -> None:
     if task_id is None:
         return
     reading = run.client.read_stream(task_id, fmt, run.deadline_s)
+    if reading.unanswered is not None:
+        # No head came: an answer that never came, not a broken stream (the step says so).
+        raise NoAnswer(f"GET /tasks/{task_id}/stream", reading.unanswered)
     run.requests += 1
     _judge_stream(run, task_id, fmt, reading)
 
@@ -481,6 +484,15 @@ def _request_line(exc: httpx.HTTPError) -> str:
     return f"{request.method} {request.url.path}"
 
 
+class NoAnswer(Exception):
+    """A step's request whose answer never came, found without an exception of httpx (a stream
+    read returns what it got): the step stops, indeterminate."""
+
+    def __init__(self, request: str, error: str) -> None:
+        super().__init__(f"{request}: {error}")
+        self.request, self.error = request, error
+
+
 def _run_step(run: _Run, label: str, step: Callable[[], Any]) -> None:
     """One step; an answer that never came makes it indeterminate (counted), never a crash."""
     try:
@@ -488,13 +500,19 @@ def _run_step(run: _Run, label: str, step: Callable[[], Any]) -> None:
     except httpx.TimeoutException as exc:
         if not unanswered(exc):
             raise
-        sent = _request_line(exc)
-        run.requests += 1
-        run.indeterminate.append({"step": label, "request": sent, "error": type(exc).__name__})
-        for check in _step_checks(label):
-            run.undecided.setdefault(check, f"indeterminate: {sent} ({label}) got no answer")
+        _indeterminate(run, label, _request_line(exc), type(exc).__name__)
+        return
+    except NoAnswer as exc:
+        _indeterminate(run, label, exc.request, exc.error)
         return
     run.judged.update(_step_checks(label))
+
+
+def _indeterminate(run: _Run, label: str, sent: str, error: str) -> None:
+    run.requests += 1
+    run.indeterminate.append({"step": label, "request": sent, "error": error})
+    for check in _step_checks(label):
+        run.undecided.setdefault(check, f"indeterminate: {sent} ({label}) got no answer")
 
 
 def _steps(run: _Run, base_url: str, plan: dict[str, AppRole],
