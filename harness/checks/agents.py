@@ -391,3 +391,23 @@ def _squeeze_ints(values: list[int]) -> str:
     return ", ".join(str(v) for v in values[:20]) + (" ..." if len(values) > 20 else "")
 
 
+
+
+def reply_problem(conv: Conversation) -> str | None:
+    """Why one message to an agent got no reply as the SDK's `send_message` returns it, or None:
+    the run started a chat, its stream ended, and the chat ends with the assistant's ready answer."""
+    if not 200 <= conv.start_status < 300 or not conv.chat_id:
+        return f"POST /agents/run answered {conv.start_status} without starting a chat"
+    if not conv.closed_by_server:
+        return "the chat stream was still open at the deadline (the SDK would still be waiting)"
+    messages = _messages(conv.final_chat)
+    if not messages:
+        return "GET /chats/{id} shows no messages once the stream ended"
+    last = messages[-1]
+    if last.get("role") != "assistant":
+        return f"the chat's last message is the {last.get('role')!r}'s, not the agent's answer"
+    if last.get("status") != "ready" or not _text(last).strip():
+        errors = [p.get("error") for p in last.get("content") or [] if isinstance(p, dict) and p.get("error")]
+        why = f" ({errors[0]})" if errors else ""
+        return f"the agent's answer ended {last.get('status')!r} with {len(_text(last))} characters{why}"
+    return None

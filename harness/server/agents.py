@@ -299,6 +299,8 @@ class AgentRuntime:
             await self._pause(run, THINK_S)
             self._set_run(chat, run, "working")
             move = model.turn(turn.text, chat.tools, chat.memory, turn.attachments)
+            if Fault.AGENT_RUNS_FAIL in self.faults:
+                move = model.Reply("I am sorry, ", error="the model is unavailable")
             redispatched = False
             while isinstance(move, model.ToolCall):
                 call = move

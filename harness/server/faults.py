@@ -81,6 +81,7 @@ class Fault(StrEnum):
     UNANSWERED_READS = "unanswered-reads"
     HEARTBEATS_ONLY = "heartbeats-only"
     UNANSWERED_STREAMS = "unanswered-streams"
+    AGENT_RUNS_FAIL = "agent-runs-fail"
 
 
 FAULTS: dict[Fault, str] = {
@@ -170,6 +171,8 @@ FAULTS: dict[Fault, str] = {
         "Streams forward only status changes: no log updates, no keep-alive updates, heartbeats between.",
     Fault.UNANSWERED_STREAMS:
         "Every 2nd task stream never answers: no head, held until the client leaves.",
+    Fault.AGENT_RUNS_FAIL:
+        "Every agent run fails after its first words: the message ends failed, the run failed.",
 }
 
 

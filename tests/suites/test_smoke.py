@@ -10,7 +10,7 @@ from harness.checks.lifecycle import check_history
 from harness.contract import load_lifecycle, load_limits
 from harness.history import read_history
 from harness.net.reference import ReferenceServer
-from harness.profile import AppRole, Profile
+from harness.profile import REFERENCE, AppRole, Profile
 from harness.suites.smoke.run import CHECKS, SmokeOptions, run_smoke
 from tests.conftest import TEST_WINDOW, StartServer
 
@@ -32,6 +32,7 @@ CAUGHT_BY = {
     "private-first-to-cloud": "ST-WORKER-PLACEMENT",
     "app-not-found-as-422": "ST-APP-NOT-FOUND",
     "generic-error-titles": "ST-ERROR-TITLE",
+    # agent-runs-fail (ST-AGENT-REPLY): test_one_agent_conversation (the agent role alone, faster)
 }
 
 
@@ -103,7 +104,8 @@ def test_an_answer_that_never_came_is_indeterminate_not_a_crash(start_server: St
         assert check not in result.checks and why
     # The stream checks were judged on the NDJSON stream: not left undecided by the SSE one.
     assert {"ST-STREAM-TERMINAL", "ST-STREAM-FORMAT"} <= set(result.checks)
-    observed = [o for o in read_history(history) if o.extra["request"].endswith("/stream")]
+    observed = [o for o in read_history(history) if o.extra["request"].endswith("/stream")
+                and o.channel != "chat"]  # the task streams (the agent's chat stream answered)
     assert sorted(o.outcome for o in observed) == ["ok", "timeout"]
 
 
@@ -121,3 +123,31 @@ def test_every_request_goes_to_the_history(server: ReferenceServer, tmp_path: Pa
     text = history.read_text()
     assert not any(key in text for key in server.keys)
     assert check_history(observations, load_lifecycle()).findings == []
+
+
+@pytest.mark.parametrize("fault", [None, "agent-runs-fail"])
+def test_one_agent_conversation(start_server: StartServer, fault: str | None, tmp_path: Path) -> None:
+    # The agent role alone: auth, unknown app and the one conversation (ST-AGENT-REPLY).
+    agent_only = Profile(roles={"agent": REFERENCE.roles["agent"]})
+    history = tmp_path / "observations.jsonl"
+    with start_server(faults=[fault] if fault else []) as srv:
+        result = run_smoke(srv.url, srv.keys, load_lifecycle(), limits_for_tests(),
+                           SmokeOptions(deadline_s=20, profile=agent_only, history=history))
+    assert "ST-AGENT-REPLY" in result.checks and "ST-AGENT-REPLY" not in result.skipped
+    replies = [f for f in result.findings if f.check == "ST-AGENT-REPLY"]
+    if fault is None:
+        assert result.findings == [], [f.message for f in result.findings]
+    else:
+        assert len(replies) == 1 and "ended 'failed'" in replies[0].message, replies
+        assert "the model is unavailable" in replies[0].message and replies[0].repro
+    chat = [o for o in read_history(history) if o.channel in ("agent_run", "chat")]
+    assert {o.extra["request"] for o in chat} >= {"POST /agents/run", "GET /chats/{id}/stream",
+                                                  "GET /chats/{id}"}
+    assert not any(key in history.read_text() for key in srv.keys)
+
+
+def test_without_an_agent_role_the_reply_check_is_skipped(server: ReferenceServer) -> None:
+    quick_only = Profile(roles={"quick": REFERENCE.roles["quick"]})
+    result = run_smoke(server.url, server.keys, load_lifecycle(), limits_for_tests(),
+                       SmokeOptions(deadline_s=20, profile=quick_only))
+    assert "'agent' app" in result.skipped["ST-AGENT-REPLY"] and "ST-AGENT-REPLY" not in result.checks

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from harness.checks.agents import reply_problem
 from harness.checks.envelope import error_answer_gaps, task_of_update, title_gap
 from harness.checks.placement import WorkerView, placement_problem, worker_view
 from harness.checks.streams import StreamEnd
@@ -21,6 +22,7 @@ from harness.contract import Lifecycle, Limits
 from harness.findings import Finding, SuiteResult
 from harness.history import HistoryWriter, key_label
 from harness.net.bounded import ANSWER_DEADLINE_S, unanswered
+from harness.net.chats import STREAM, ChatRecorder, ChatSession, agent_config, finish, start, stop
 from harness.net.client import ApiClient, ForeignHost, Recorder, StreamFormat, StreamReading, response_data
 from harness.net.recording import ExchangeRecorder
 from harness.net.repro import SECOND_KEY_VAR, curl
@@ -42,6 +44,8 @@ CHECKS = {
     "ST-ISOLATION": "another key cannot read a task (404)",
     "ST-APP-NOT-FOUND": "a run naming an unknown app is refused with 404 app_not_found, no task",
     "ST-ERROR-TITLE": "the 401, unknown-app 404 and 422 problems carry the docs' titles",
+    "ST-AGENT-REPLY": "a message to the profile's agent gets its reply: a chat starts, its stream ends, and "
+                      "the chat ends with the agent's ready answer",
     "ST-WORKER-PLACEMENT": "a task runs on a worker its infra and workers allow (private_first: a free "
                            "private worker first)",
 }
@@ -78,6 +82,8 @@ class _Run:
     judged: set[str] = field(default_factory=set)
     undecided: dict[str, str] = field(default_factory=dict)
     stranger_recorder: Recorder | None = None  # records the unknown key's requests
+    key: str = ""  # the first key, for the agent conversation's own client
+    chat_recorder: ChatRecorder | None = None
 
     def find(self, check: str, message: str, task_id: str | None = None,
              evidence: dict[str, Any] | None = None, repro: str | None = None) -> None:
@@ -423,6 +429,34 @@ def _check_cancel(run: _Run, role: AppRole) -> None:
                  "409 with a problem body", task_id, _excerpt(again), curl("POST", url))
 
 
+AGENT_MESSAGE = "Hello! Who are you, in one sentence?"
+
+
+def _check_agent(run: _Run, role: AppRole) -> None:
+    """One message to the profile's agent, read as the SDK's `agent.send_message` does."""
+    session = ChatSession(run.client.base_url, run.key, run.client.deadline_s, run.chat_recorder)
+    try:
+        started = time.monotonic()
+        conv = start(session, role, AGENT_MESSAGE, [], "smoke")
+        if conv.chat_id and 200 <= conv.start_status < 300:
+            read = session.read_stream(conv.chat_id, conv, started, run.deadline_s, lambda _event: None)
+            if read is None:
+                raise NoAnswer(STREAM, "no head before the deadline")
+            finish(session, conv)
+        if conv.chat_id and not conv.closed_by_server:
+            stop(session, conv, started, "unknown")  # no run is left working after the suite
+    finally:
+        run.requests += session.requests
+        session.close()
+    problem = reply_problem(conv)
+    if problem is not None:
+        run.find("ST-AGENT-REPLY", f"{role.app}: {problem}",
+                 evidence={"chat_id": conv.chat_id, "start_status": conv.start_status,
+                           "events": len(conv.events), "final_chat": str(conv.final_chat)[:600]},
+                 repro=curl("POST", f"{run.client.base_url}/agents/run",
+                            {"input": {"text": AGENT_MESSAGE}, "agent_config": agent_config(role, [])}))
+
+
 def _check_isolation(run: _Run, task_id: str) -> None:
     if run.other is None:
         return
@@ -445,7 +479,7 @@ NEEDS: dict[str, str] = {"ST-INVALID-INPUT": "invalid", "ST-RUN-COMPLETES": "qui
                          "ST-FAIL-ERROR": "failing", "ST-STREAM-TERMINAL": "quick",
                          "ST-STREAM-AFTER-TERMINAL": "quick", "ST-STREAM-FORMAT": "quick",
                          "ST-POLL-ORDER": "quick", "ST-UPLOAD-ROUNDTRIP": "file", "ST-CANCEL": "slow",
-                         "ST-ISOLATION": "quick"}
+                         "ST-ISOLATION": "quick", "ST-AGENT-REPLY": "agent"}
 
 
 def _plan(profile: Profile) -> tuple[dict[str, AppRole], dict[str, str]]:
@@ -467,7 +501,7 @@ STEP_CHECKS: dict[str, tuple[str, ...]] = {
     "invalid input": ("ST-INVALID-INPUT",), "placement": ("ST-WORKER-PLACEMENT", *APP_CHECKS),
     "failing": ("ST-FAIL-ERROR", "ST-POLL-ORDER"), "stream ndjson": STREAM_CHECKS,
     "stream sse": STREAM_CHECKS, "upload": ("ST-UPLOAD-ROUNDTRIP", *APP_CHECKS),
-    "cancel": ("ST-CANCEL", "ST-POLL-ORDER"), "isolation": ("ST-ISOLATION",),
+    "cancel": ("ST-CANCEL", "ST-POLL-ORDER"), "isolation": ("ST-ISOLATION",), "agent": ("ST-AGENT-REPLY",),
 }
 Step = tuple[str, Callable[[], Any]]
 
@@ -550,6 +584,8 @@ def _steps(run: _Run, base_url: str, plan: dict[str, AppRole],
         steps.append(("upload", lambda: _check_upload(run, plan["file"])))
     if "slow" in plan:
         steps.append(("cancel", lambda: _check_cancel(run, plan["slow"])))
+    if "agent" in plan:
+        steps.append(("agent", lambda: _check_agent(run, plan["agent"])))
     return steps
 
 
@@ -568,8 +604,9 @@ def run_smoke(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: Limi
     writer = HistoryWriter(options.history) if options.history is not None else None
     with ApiClient(base_url, keys[0], timeout) as client:
         other = ApiClient(base_url, keys[1], timeout) if len(keys) > 1 else None
-        run = _Run(client, other, lifecycle, profile, interval, options.deadline_s)
+        run = _Run(client, other, lifecycle, profile, interval, options.deadline_s, key=keys[0])
         if writer is not None:
+            run.chat_recorder = ChatRecorder(writer, SUITE, key_label(0))
             recorder = ExchangeRecorder(writer, SUITE, key_label(0))
             client.recorder, run.stranger_recorder = recorder, recorder.as_key(None)
             if other is not None:
