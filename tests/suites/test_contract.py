@@ -35,6 +35,9 @@ COVERAGE = ConformanceOptions(max_examples=2, phases=("coverage",), coverage_cap
 # schemathesis' fuzzing phase deep enough to reach one mutated field of one operation reliably.
 # Seeded: the same seed sends the same cases (seed 1 reaches a negative size; ~80 % of seeds do).
 FUZZ = ConformanceOptions(max_examples=30, phases=("fuzzing",), probes=False, seed=1)
+# schemathesis' stateful phase alone, following the contract's links: scenarios long enough to
+# run a task that ends at once (infsh/fail, the peer dictionary), DELETE it and read it again.
+STATEFUL = ConformanceOptions(max_examples=10, phases=("stateful",), probes=False, seed=2, stateful_steps=25)
 
 # Which checks prove each reference-server fault is caught, and with which depth (a fault may
 # be proven at two depths: by the suite's own rules and by schemathesis' checks).
@@ -55,6 +58,7 @@ CAUGHT_BY: list[tuple[str, tuple[str, ...], ConformanceOptions]] = [
     ("stream-status-regression", ("CT-STREAM-ORDER",), PROBES),
     ("read-after-write-delay", ("CT-RESOURCE-AVAILABILITY",), PROBES),
     ("delete-keeps-task", ("CT-USE-AFTER-FREE",), PROBES),
+    ("delete-keeps-task", ("CT-USE-AFTER-FREE",), STATEFUL),  # schemathesis' use_after_free
     ("stream-without-terminal", ("CT-SDK-STREAM-CLOSED-EARLY",), PROBES),
     ("events-after-terminal", ("CT-STREAM-AFTER-TERMINAL",), PROBES),
     ("completed-without-output", ("CT-STREAM-LINE",), PROBES),
@@ -117,7 +121,8 @@ def test_clean_server_default_depth_has_no_findings(server: ReferenceServer, tmp
 
 
 @pytest.mark.parametrize(("fault", "wanted", "options"), CAUGHT_BY,
-                         ids=[f"{fault}-{'+'.join(checks)}" for fault, checks, _ in CAUGHT_BY])
+                         ids=[f"{fault}-{'+'.join(checks)}" + ("-stateful" if options is STATEFUL else "")
+                              for fault, checks, options in CAUGHT_BY])
 def test_fault_is_caught(start_server: StartServer, fault: str, wanted: tuple[str, ...],
                          options: ConformanceOptions) -> None:
     with start_server(faults=[fault], extra_args=["--heartbeat", "0.2"]) as srv:
