@@ -13,13 +13,19 @@ Loading it registers:
 * the harness's own per-response checks, each a thin call of its one rule in `harness.checks`:
   `harness_envelope`, `harness_problem`, `harness_rate_headers`, `harness_task_status` (through
   `checks.responses.check_exchange`) and `harness_stream` (`checks.streams.judge_stream`).
-  A failure names its CT- check id (docs/checks.md) in its title.
+  A failure names its CT- check id (docs/checks.md) in its title;
+* a `before_call` hook that reads an NDJSON answer as schemathesis reads an SSE one: to its end,
+  or for the operation's request timeout in total, then the stream counts as cut short.
+  schemathesis reads any other body to its end, and a chat stream stays open while its run waits
+  for a person's approval or a client tool's result: the CLI would wait forever.
 
-`configure()` sets the lifecycle and limits the checks judge by (default: contracts/).
+`configure()` is for library callers (the contract suite): it sets the lifecycle and limits the
+checks judge by (default: contracts/), and leaves the reading of streams to the caller's session.
 """
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +34,8 @@ from urllib.parse import urlsplit
 
 import schemathesis
 from schemathesis.core.failures import Failure, FailureGroup, Severity
+from schemathesis.core.transport import DEFAULT_RESPONSE_TIMEOUT, STREAM_CUT_SHORT_ATTRIBUTE
+from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from harness.checks.issues import CHECKS, Issue
 from harness.checks.responses import Exchange, OperationTable, RuleSet, check_exchange
@@ -42,6 +50,8 @@ SSE = "text/event-stream"
 STREAM_OPERATION = "GET /tasks/{id}/stream"
 _Case = schemathesis.Case[Any]
 _LINES_MARK = "x-harness-ndjson-lines"  # set on a wrapped schema, so a second load does not wrap again
+# Imported as a module object: requests ships no type information, and types-requests is optional.
+_requests: Any = importlib.import_module("requests")
 
 # schemathesis check name -> the CT- ids it reports (one rule each, in harness.checks).
 CHECK_IDS: dict[str, frozenset[str]] = {
@@ -79,6 +89,7 @@ class _Judge:
 
     lifecycle: Lifecycle | None = None
     limits: Limits | None = None
+    read_streams: bool = True  # False: the caller's session reads (and caps) stream answers
     schema: Any = None  # the raw OpenAPI document the rules below were built from
     rules: RuleSet | None = None
     lines: StreamLineSchema | None = None
@@ -95,9 +106,12 @@ class _Judge:
 _JUDGE = _Judge()
 
 
-def configure(lifecycle: Lifecycle | None = None, limits: Limits | None = None) -> None:
-    """Judge by this lifecycle and these limits (None: the contract's own files)."""
+def configure(lifecycle: Lifecycle | None = None, limits: Limits | None = None,
+              read_streams: bool = False) -> None:
+    """Judge by this lifecycle and these limits (None: the contract's own files). A library
+    caller reads stream answers with its own session unless `read_streams`."""
     _JUDGE.lifecycle, _JUDGE.limits, _JUDGE.rules = lifecycle, limits, None
+    _JUDGE.read_streams = read_streams
 
 
 # -- reading streams ----------------------------------------------------------------------
@@ -159,6 +173,49 @@ def _contents(node: Any) -> Iterator[dict[str, Any]]:
             stack.extend(v for k, v in current.items() if k != "content")
         elif isinstance(current, list):
             stack.extend(current)
+
+
+@schemathesis.hook
+def before_call(context: schemathesis.HookContext, case: _Case, kwargs: dict[str, Any]) -> None:
+    """Have requests hand every answer to `_read_ndjson` before schemathesis reads its body."""
+    if not _JUDGE.read_streams:
+        return
+    hooks = dict(kwargs.get("hooks") or {})
+    response_hooks = hooks.get("response") or []
+    hooks["response"] = [*(response_hooks if isinstance(response_hooks, list) else [response_hooks]),
+                         _read_ndjson]
+    kwargs["hooks"] = hooks
+
+
+def _read_ndjson(response: Any, *args: Any, timeout: Any = None, **kwargs: Any) -> None:
+    """Read an NDJSON body until it ends or the request timeout has passed in total (a quiet
+    stream: until a read times out), as schemathesis reads SSE; a body cut so is marked cut short."""
+    if _media_type(response.headers.get("content-type")) != NDJSON or not kwargs.get("stream"):
+        return
+    if isinstance(timeout, tuple):  # (connect, read): the read half bounds a stream
+        timeout = timeout[1]
+    deadline = time.monotonic() + float(timeout or DEFAULT_RESPONSE_TIMEOUT)
+    chunks: list[bytes] = []
+    cut = False
+    try:
+        while chunk := response.raw.read1(65536, decode_content=True):
+            chunks.append(chunk)
+            if time.monotonic() >= deadline:
+                cut = True
+                break
+    except (ReadTimeoutError, TimeoutError):
+        cut = True
+    except ProtocolError as exc:  # broken off: what requests itself raises for it
+        raise _requests.exceptions.ChunkedEncodingError(exc) from exc
+    response._content = b"".join(chunks)
+    response._content_consumed = True
+    if cut:
+        setattr(response, STREAM_CUT_SHORT_ATTRIBUTE, True)
+        response.close()
+
+
+def _media_type(value: str | None) -> str:
+    return (value or "").split(";", 1)[0].strip().lower()
 
 
 # -- the project's checks -----------------------------------------------------------------
