@@ -8,7 +8,8 @@ Method:
   serving and warm setups, failures, cancels, a few rejections); 1-3 virtual users (from a
   pool of 512) poll each task by GET (with the event trail) or GET status every 1-3 s until
   they have seen it end; 30 % of the tasks also have an NDJSON or SSE stream (snapshot,
-  updates, a heartbeat every 5 s of silence, the server's close); 12 % are cancelled.
+  updates, a heartbeat every 5 s of silence and a field-less update every 20 s of it, as
+  the reference server sends, the server's close); 12 % are cancelled.
   A generated history must check with zero findings, else the run is invalid.
 - Every measurement runs in a fresh child process pinned to one CPU:
   `memory` reads the file into a list of Observations first (not timed; the parse time is
@@ -99,6 +100,9 @@ class Shape:
     users: int = 512
     stream_share: float = 0.3
     heartbeat_s: float = 5.0
+    # The reference server's cadence: a quiet live stream sends a field-less update this often
+    # (the contract's bound, LC-PROGRESS-GAP); the ticks between are heartbeats.
+    progress_s: float = 20.0
     deadline_s: float = 600.0
 
 
@@ -232,11 +236,17 @@ class _Gen:
         event(opened, "update", k)
         last = opened
         heartbeat = int(shape.heartbeat_s * SEC)
+        progress = int(shape.progress_s * SEC)
         for nxt in range(k + 1, len(path)):
             change = times[nxt] + MS
+            last_update = last
             while last + heartbeat < change:
                 last += heartbeat
-                event(last, "heartbeat", None)
+                if last - last_update >= progress:
+                    event(last, "update", None)  # no status: what the server sends, no change
+                    last_update = last
+                else:
+                    event(last, "heartbeat", None)
             event(change, "update", nxt)
             last = change
         event(last + 2 * MS, "close", None)
