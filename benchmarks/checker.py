@@ -14,9 +14,10 @@ Method:
 - Every measurement runs in a fresh child process pinned to one CPU:
   `memory` reads the file into a list of Observations first (not timed; the parse time is
   reported separately), then times `check_history` over the list (pure checker speed);
-  `stream` times `check_history(read_history(path))` end to end (parse + check), which is
-  how `harness check-history` and the lifecycle suite run, and also times reading alone (the
-  history parsed and dropped), so the checker's own share of the streaming time shows.
+  `stream` times `check_history(read_records(path))` end to end (parse + check), which is
+  how `harness check-history` runs (the decoded records, no Observation built per line), and
+  also times reading alone (the history parsed and dropped), so the checker's own share of
+  the streaming time shows.
   Each child repeats its timing (more for small histories), and every child runs once per
   round, the rounds going over all histories in turn (like ABAB); rates are
   observations per CPU second of the child's thread (wall-clock rates are in the JSON too),
@@ -60,7 +61,7 @@ from typing import Any
 
 from benchmarks.common import PROJECT_ROOT, BenchmarkError, busy_share, core_ticks, median
 from harness.contract import Lifecycle, load_lifecycle
-from harness.history import Observation
+from harness.history import Observation, ObservationRecord
 
 NAME = "checker"
 GOAL_RATE = 500_000.0
@@ -333,7 +334,7 @@ def child(argv: list[str]) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
     from harness.checks.lifecycle import Checker, InvariantOptions
-    from harness.history import read_history
+    from harness.history import read_history, read_records
 
     lc = load_lifecycle()
     options = InvariantOptions(horizon_s=args.horizon)
@@ -342,7 +343,7 @@ def child(argv: list[str]) -> int:
         print(json.dumps(result))
         return 0
 
-    def check(observations: Iterable[Observation]) -> tuple[float, float, Checker]:
+    def check(observations: Iterable[ObservationRecord]) -> tuple[float, float, Checker]:
         checker = Checker(lc, options)
         start, cpu = time.perf_counter(), time.thread_time()
         if hasattr(checker, "add_all"):
@@ -355,7 +356,7 @@ def child(argv: list[str]) -> int:
 
     def parse_only() -> float:
         cpu = time.thread_time()
-        for _ in read_history(args.file):
+        for _ in read_records(args.file):
             pass
         return time.thread_time() - cpu
 
@@ -373,7 +374,7 @@ def child(argv: list[str]) -> int:
     for _ in range(args.repeat):
         if history is None:
             parse_times.append(parse_only())
-        elapsed, cpu, checker = check(history if history is not None else read_history(args.file))
+        elapsed, cpu, checker = check(history if history is not None else read_records(args.file))
         times.append(elapsed)
         cpu_times.append(cpu)
     assert checker is not None

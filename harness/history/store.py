@@ -13,7 +13,7 @@ import typing
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 import msgspec
 from pydantic_core import from_json as _from_json
@@ -100,15 +100,70 @@ def _open_text(path: Path) -> TextIO:
     return path.open(encoding="utf-8")
 
 
+class ObservationRecord(Protocol):
+    """What `read_records` yields: an observation's fields, read-only. An `Observation` is one;
+    so is the fast decoder's struct (built from Observation's fields, so the two cannot drift)."""
+
+    @property
+    def task(self) -> str | None: ...
+    @property
+    def observer(self) -> str: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def send_ns(self) -> int: ...
+    @property
+    def recv_ns(self) -> int | None: ...
+    @property
+    def wall(self) -> float: ...
+    @property
+    def http(self) -> int | None: ...
+    @property
+    def status(self) -> Any: ...
+    @property
+    def output(self) -> bool | None: ...
+    @property
+    def error(self) -> bool | None: ...
+    @property
+    def updated_at(self) -> str | None: ...
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def conn(self) -> str | None: ...
+    @property
+    def seq(self) -> int | None: ...
+    @property
+    def kind(self) -> str | None: ...
+    @property
+    def trail(self) -> list[int] | None: ...
+    @property
+    def key(self) -> str | None: ...
+    @property
+    def extra(self) -> dict[str, Any]: ...
+
+
 def read_history(path: Path) -> Iterator[Observation]:
     """Yield observations one line at a time; a torn last line (a crash mid-write) is skipped.
 
     A `.gz` file is read compressed (a finished run folder's history)."""
+    return _read(path, True)
+
+
+def read_records(path: Path) -> Iterator[ObservationRecord]:
+    """`read_history` without building an `Observation` per line: the decoded record itself
+    (the same values; an `Observation` for a line the fast decoder refuses). For readers that
+    only look at the fields, such as the lifecycle checker: building the Observation is 40 %
+    of the time of reading a line."""
+    return _read(path, False)
+
+
+def _read(path: Path, observations: bool) -> Iterator[Any]:
     try:
         with _open_text(path) as handle:
             previous: str | None = None
             number = 0  # lines read so far: the 1-based number of `previous`
-            decode, make, refused = _decode_line, Observation, msgspec.MsgspecError
+            decode, make = _decode_line, Observation
+            refused = (msgspec.MsgspecError, UnicodeEncodeError)
             for line in handle:
                 if previous is not None:
                     # _parse inlined: a function call is a tenth of the time of a line.
@@ -119,15 +174,17 @@ def read_history(path: Path) -> Iterator[Observation]:
                     else:
                         yield make(o.task, o.observer, o.channel, o.send_ns, o.recv_ns, o.wall,
                                    o.http, o.status, o.output, o.error, o.updated_at, o.outcome,
-                                   o.conn, o.seq, o.kind, o.trail, o.key, o.extra)
+                                   o.conn, o.seq, o.kind, o.trail, o.key, o.extra) \
+                            if observations else o
                 number += 1
                 previous = line
             if previous is not None:
+                parse = _parse if observations else _parse_record
                 if previous.endswith("\n"):
-                    yield _parse(previous, number)
+                    yield parse(previous, number)
                 else:
                     try:
-                        yield _parse(previous, number)
+                        yield parse(previous, number)
                     except HistoryError:
                         return
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
@@ -174,6 +231,15 @@ def _parse(line: str, number: int) -> Observation:
     return Observation(o.task, o.observer, o.channel, o.send_ns, o.recv_ns, o.wall, o.http, o.status,
                        o.output, o.error, o.updated_at, o.outcome, o.conn, o.seq, o.kind, o.trail,
                        o.key, o.extra)
+
+
+def _parse_record(line: str, number: int) -> ObservationRecord:
+    """`_parse` without the Observation (see `read_records`)."""
+    try:
+        record: ObservationRecord = _decode_line(line)
+    except (msgspec.MsgspecError, UnicodeEncodeError):
+        return _parse_slow(line, number)
+    return record
 
 
 def _parse_slow(line: str, number: int) -> Observation:

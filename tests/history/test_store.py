@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.history import HistoryError, Observation, read_history
-from harness.history.store import _parse, _parse_slow
+from harness.history import HistoryError, Observation, ObservationRecord, read_history, read_records
+from harness.history.store import _parse, _parse_record, _parse_slow
 
 # JSON values of every kind, surrogates and big numbers included (json.dumps escapes them).
 _text = st.text(st.characters(codec=None, categories=None), max_size=8)
@@ -75,6 +75,21 @@ def _outcome(parse: Any, line: str) -> str:
         return f"HistoryError: {exc}"
 
 
+_FIELDS = tuple(Observation.__dataclass_fields__)
+
+
+def _values(record: Any) -> str:
+    """A record's fields as a repr (a decoded struct's repr names its own type)."""
+    return repr(tuple(getattr(record, name) for name in _FIELDS))
+
+
+def _record_outcome(parse: Any, line: str) -> str:
+    try:
+        return _values(parse(line, 6))
+    except HistoryError as exc:
+        return f"HistoryError: {exc}"
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_observations())
 def test_written_observations_read_back_the_same_by_both_paths(obs: Observation) -> None:
@@ -87,6 +102,7 @@ def test_written_observations_read_back_the_same_by_both_paths(obs: Observation)
 @given(_hostile_lines())
 def test_hostile_lines_give_what_the_plain_path_gives(line: str) -> None:
     assert _outcome(_parse, line) == _outcome(_parse_slow, line)
+    assert _record_outcome(_parse_record, line) == _record_outcome(_parse_slow, line)
 
 
 @pytest.mark.parametrize("line", [
@@ -128,3 +144,22 @@ def test_a_lone_surrogate_takes_the_plain_path() -> None:
     # msgspec raises UnicodeEncodeError, not its own error, on a str it cannot encode.
     line = '{"task": "\ud800", "observer": "o", "channel": "get", "send_ns": 1, "wall": 0}\n'
     assert _outcome(_parse, line) == _outcome(_parse_slow, line)
+
+
+def test_the_record_protocol_has_observations_fields() -> None:
+    members = [name for name in vars(ObservationRecord) if not name.startswith("_")]
+    assert tuple(members) == _FIELDS
+
+
+def test_records_read_the_same_values_as_observations(tmp_path: Path) -> None:
+    lines = [Observation(f"t{i}", "o", "get", i, i + 1, 0.5, http=200, status=9, trail=[1, 9],
+                         extra={"rl_group": "get"}).to_json() for i in range(3)]
+    odd = '{"observer":"o","channel":"get","send_ns":1,"wall":5,"extra":[]}'  # the plain path's
+    path = tmp_path / "h.jsonl"
+    path.write_text("\n".join([lines[0], odd, lines[1], lines[2]]) + "\n" + lines[0][:20])  # torn
+    records = list(read_records(path))
+    assert [_values(r) for r in records] == [_values(o) for o in read_history(path)]
+    assert [type(r) is Observation for r in records] == [False, True, False, False]
+    path.write_text(lines[0] + "\n{oops}\n")
+    with pytest.raises(HistoryError, match="line 2: not an observation"):
+        list(read_records(path))
