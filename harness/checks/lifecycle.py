@@ -107,9 +107,6 @@ class _Conn:
     end: StreamEnd = field(default_factory=StreamEnd)
 
 
-_NOTHING: frozenset[int] = frozenset()
-
-
 def _first(item: tuple[int, str, _Task]) -> int:
     return item[0]
 
@@ -221,7 +218,8 @@ class Checker:
                 if recv > newest:
                     newest = recv
                 extra = obs.extra
-                if extra and extra.get("probe") == "foreign":
+                # `in` first: no method call for the records without a probe (nearly all).
+                if extra and "probe" in extra and extra["probe"] == "foreign":
                     if obs.http != 404:
                         self._find("LC-ISOLATION", f"another key's {obs.channel} of task {obs.task} "
                                    f"answered HTTP {obs.http}, not 404", [obs], obs.task)
@@ -260,9 +258,8 @@ class Checker:
                 before = last.get(who)
                 last[who] = obs
                 if before is not None:
-                    previous = before.status
-                    if (type(previous) is int and status not in follows.get(previous, _NOTHING)
-                            and status != previous):
+                    previous = before.status  # a known status: only those are kept in `last`
+                    if status != previous and status not in follows[previous]:
                         self._find("LC-REGRESSION", f"{obs.observer} saw task {task_id} go from "
                                    f"{self.lc.label(previous)} to {self.lc.label(status)}, which the "
                                    "lifecycle does not allow", [before, obs], task_id)

@@ -160,33 +160,27 @@ def read_records(path: Path) -> Iterator[ObservationRecord]:
 def _read(path: Path, observations: bool) -> Iterator[Any]:
     try:
         with _open_text(path) as handle:
-            previous: str | None = None
-            number = 0  # lines read so far: the 1-based number of `previous`
+            number = 0
             decode, make = _decode_line, Observation
             refused = (msgspec.MsgspecError, UnicodeEncodeError)
             for line in handle:
-                if previous is not None:
-                    # _parse inlined: a function call is a tenth of the time of a line.
-                    try:
-                        o = decode(previous)
-                    except refused:
-                        yield _parse_slow(previous, number)
-                    else:
-                        yield make(o.task, o.observer, o.channel, o.send_ns, o.recv_ns, o.wall,
-                                   o.http, o.status, o.output, o.error, o.updated_at, o.outcome,
-                                   o.conn, o.seq, o.kind, o.trail, o.key, o.extra) \
-                            if observations else o
                 number += 1
-                previous = line
-            if previous is not None:
-                parse = _parse if observations else _parse_record
-                if previous.endswith("\n"):
-                    yield parse(previous, number)
-                else:
+                # _parse inlined: a function call is a tenth of the time of a line.
+                try:
+                    o = decode(line)
+                except refused:
+                    if line.endswith("\n"):
+                        yield _parse_slow(line, number)
+                        continue
+                    # Only the last line can lack its newline: torn by a crash mid-write, skipped.
                     try:
-                        yield parse(previous, number)
+                        yield _parse_slow(line, number)
                     except HistoryError:
                         return
+                    return
+                yield make(o.task, o.observer, o.channel, o.send_ns, o.recv_ns, o.wall, o.http,
+                           o.status, o.output, o.error, o.updated_at, o.outcome, o.conn, o.seq,
+                           o.kind, o.trail, o.key, o.extra) if observations else o
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise HistoryError(f"{path.name}: the compressed history is damaged ({exc})") from exc
 
@@ -231,15 +225,6 @@ def _parse(line: str, number: int) -> Observation:
     return Observation(o.task, o.observer, o.channel, o.send_ns, o.recv_ns, o.wall, o.http, o.status,
                        o.output, o.error, o.updated_at, o.outcome, o.conn, o.seq, o.kind, o.trail,
                        o.key, o.extra)
-
-
-def _parse_record(line: str, number: int) -> ObservationRecord:
-    """`_parse` without the Observation (see `read_records`)."""
-    try:
-        record: ObservationRecord = _decode_line(line)
-    except (msgspec.MsgspecError, UnicodeEncodeError):
-        return _parse_slow(line, number)
-    return record
 
 
 def _parse_slow(line: str, number: int) -> Observation:
