@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import io
+import itertools
 import json
 import os
 import re
@@ -11,7 +13,7 @@ import shutil
 import threading
 import typing
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
@@ -94,10 +96,10 @@ def compress_history(folder: Path) -> Path | None:
     return target
 
 
-def _open_text(path: Path) -> TextIO:
+def _open_binary(path: Path) -> io.BufferedIOBase:
     if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return path.open(encoding="utf-8")
+        return gzip.open(path, "rb")
+    return path.open("rb")
 
 
 class ObservationRecord(Protocol):
@@ -146,7 +148,7 @@ def read_history(path: Path) -> Iterator[Observation]:
     """Yield observations one line at a time; a torn last line (a crash mid-write) is skipped.
 
     A `.gz` file is read compressed (a finished run folder's history)."""
-    return _read(path, True)
+    return itertools.chain.from_iterable(_blocks(path, True))
 
 
 def read_records(path: Path) -> Iterator[ObservationRecord]:
@@ -154,35 +156,83 @@ def read_records(path: Path) -> Iterator[ObservationRecord]:
     (the same values; an `Observation` for a line the fast decoder refuses). For readers that
     only look at the fields, such as the lifecycle checker: building the Observation is 40 %
     of the time of reading a line."""
-    return _read(path, False)
+    return itertools.chain.from_iterable(_blocks(path, False))
 
 
-def _read(path: Path, observations: bool) -> Iterator[Any]:
+# Bytes read at a time: the records of a block are alive together, so a block's worth should
+# stay in the core's cache (larger blocks read slower).
+BLOCK_BYTES = 32 * 1024
+_COMMA, _CLOSE = b",", ord("]")
+
+
+def _blocks(path: Path, observations: bool) -> Iterator[list[Any]]:
+    """The history in lists of records (Observations if `observations`), a block of lines each.
+
+    A block of whole lines is decoded in one msgspec call as a JSON array: `[` + the lines
+    joined by commas + `]`. Unless it is `[]` (one blank line), that array decodes exactly when
+    every line holds one object of the record's types, and then gives what decoding each line
+    would; a block that does not, or that has a carriage return (which ends a line in text
+    mode), is read line by line as text (`_lines`), the same as the plain reader did."""
+    make = Observation
     try:
-        with _open_text(path) as handle:
-            number = 0
-            decode, make = _decode_line, Observation
-            refused = (msgspec.MsgspecError, UnicodeEncodeError)
-            for line in handle:
-                number += 1
-                # _parse inlined: a function call is a tenth of the time of a line.
-                try:
-                    o = decode(line)
-                except refused:
-                    if line.endswith("\n"):
-                        yield _parse_slow(line, number)
-                        continue
-                    # Only the last line can lack its newline: torn by a crash mid-write, skipped.
+        with _open_binary(path) as handle:
+            number = 0  # lines before this block
+            pending: list[bytes] = []  # the start of a line longer than what was read so far
+            while data := handle.read(BLOCK_BYTES):
+                cut = data.rfind(b"\n")
+                if cut < 0:
+                    pending.append(data)
+                    continue
+                buffer = bytearray(b"[")
+                for part in pending:
+                    buffer += part
+                buffer += data
+                pending = [data[cut + 1:]] if cut + 1 < len(data) else []
+                end = len(buffer) - (len(data) - cut)  # the block's last newline
+                records: list[Any] | None = None
+                if b"\r" not in buffer:
+                    array = buffer.replace(b"\n", _COMMA)
+                    array[end] = _CLOSE
                     try:
-                        yield _parse_slow(line, number)
-                    except HistoryError:
-                        return
-                    return
-                yield make(o.task, o.observer, o.channel, o.send_ns, o.recv_ns, o.wall, o.http,
-                           o.status, o.output, o.error, o.updated_at, o.outcome, o.conn, o.seq,
-                           o.kind, o.trail, o.key, o.extra) if observations else o
+                        records = _decode_block(memoryview(array)[:end + 1])
+                    except msgspec.MsgspecError:
+                        records = None
+                if not records:  # refused, or `[]`: a block of one blank line, not an observation
+                    number = yield from _lines(bytes(memoryview(buffer)[1:end + 1]), number,
+                                               observations, last=False)
+                    continue
+                number += len(records)
+                yield [make(o.task, o.observer, o.channel, o.send_ns, o.recv_ns, o.wall, o.http,
+                            o.status, o.output, o.error, o.updated_at, o.outcome, o.conn, o.seq,
+                            o.kind, o.trail, o.key, o.extra) for o in records] \
+                    if observations else records
+            if pending:
+                yield from _lines(b"".join(pending), number, observations, last=True)
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise HistoryError(f"{path.name}: the compressed history is damaged ({exc})") from exc
+
+
+def _lines(block: bytes, number: int, observations: bool,
+           last: bool) -> Generator[list[Any], None, int]:
+    """Whole lines one at a time, as text (universal newlines, strict UTF-8) like the plain
+    reader; a line that lacks its newline at the end of the file is torn: skipped if it is
+    not an observation. Yields what it read before raising on a bad line; returns the number
+    of lines read so far."""
+    parse = _parse if observations else _parse_record
+    out: list[Any] = []
+    for line in io.TextIOWrapper(io.BytesIO(block), encoding="utf-8"):
+        number += 1
+        try:
+            out.append(parse(line, number))
+        except HistoryError:
+            if out:
+                yield out
+            if last and not line.endswith("\n"):
+                return number  # only the last line of the file can lack its newline
+            raise
+    if out:
+        yield out
+    return number
 
 
 def _line_struct() -> type[msgspec.Struct]:
@@ -215,6 +265,8 @@ _Line = _line_struct()
 
 # msgspec straight into a typed struct: three times faster than JSON to a dict, then the fields.
 _decode_line: Callable[[str], Any] = msgspec.json.Decoder(_Line).decode
+# A block of lines as one JSON array of them (`_blocks`): a tenth faster than line by line.
+_decode_block: Callable[[memoryview], list[Any]] = msgspec.json.Decoder(list[_Line]).decode  # type: ignore[valid-type]
 
 
 def _parse(line: str, number: int) -> Observation:
@@ -225,6 +277,15 @@ def _parse(line: str, number: int) -> Observation:
     return Observation(o.task, o.observer, o.channel, o.send_ns, o.recv_ns, o.wall, o.http, o.status,
                        o.output, o.error, o.updated_at, o.outcome, o.conn, o.seq, o.kind, o.trail,
                        o.key, o.extra)
+
+
+def _parse_record(line: str, number: int) -> ObservationRecord:
+    """`_parse` without the Observation (see `read_records`)."""
+    try:
+        record: ObservationRecord = _decode_line(line)
+    except (msgspec.MsgspecError, UnicodeEncodeError):
+        return _parse_slow(line, number)
+    return record
 
 
 def _parse_slow(line: str, number: int) -> Observation:

@@ -1,4 +1,4 @@
-"""The history reader: the fast decoder gives exactly what the plain JSON path gives, line by line."""
+"""The history reader: the fast decoders (line by line, and blocks of lines) give exactly what the plain JSON path gives."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import gzip
 import json
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from harness.history import HistoryError, Observation, ObservationRecord, read_history, read_records
+from harness.history import HistoryError, Observation, ObservationRecord, read_history, read_records, store
 from harness.history.store import _parse, _parse_slow
 
 # JSON values of every kind, surrogates and big numbers included (json.dumps escapes them).
@@ -185,3 +186,63 @@ def test_records_read_the_same_values_as_observations(tmp_path: Path) -> None:
     path.write_text(lines[0] + "\n{oops}\n")
     with pytest.raises(HistoryError, match="line 2: not an observation"):
         list(read_records(path))
+
+
+def _plain_read(path: Path) -> list[str]:
+    """What reading line by line as text gives: each line's values by the plain path, the first
+    error, and a torn last line skipped (the reader before block decoding)."""
+    with path.open(encoding="utf-8") as handle:
+        lines = list(handle)
+    out = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            out.append(_values(_parse_slow(line, number)))
+        except HistoryError as exc:
+            if number < len(lines) or line.endswith("\n"):
+                out.append(f"HistoryError: {exc}")
+            break
+    return out
+
+
+def _read_all(read: Any, path: Path) -> list[str]:
+    out = []
+    try:
+        for record in read(path):
+            out.append(_values(record))
+    except HistoryError as exc:
+        out.append(f"HistoryError: {exc}")
+    return out
+
+
+_good_lines = _observations().map(lambda o: o.to_json() + "\n")
+# A carriage return is JSON whitespace inside an object, but it ends a line in text mode.
+_cr_lines = _good_lines.map(lambda line: "{\r" + line[1:])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lines=st.lists(_good_lines | _hostile_lines() | _cr_lines
+                      | st.sampled_from(["\n", " \n", "\r\n", "{}\r"]), max_size=12),
+       torn=st.booleans(), block=st.sampled_from([1, 7, 64, 300, 32 * 1024]))
+def test_files_read_in_blocks_give_what_reading_line_by_line_gives(
+        tmp_path_factory: pytest.TempPathFactory, lines: list[str], torn: bool, block: int) -> None:
+    """Blocks of every size (lines across block ends), odd lines among good ones, a torn end."""
+    text = "".join(lines)
+    assume(not _unwritable(text))
+    if torn and text.endswith("\n"):
+        text = text[:-1]
+    path = tmp_path_factory.getbasetemp() / "many.jsonl"
+    path.write_text(text, encoding="utf-8")
+    with mock.patch.object(store, "BLOCK_BYTES", block):
+        assert _read_all(read_records, path) == _plain_read(path)
+        assert _read_all(read_history, path) == _plain_read(path)
+
+
+def test_invalid_utf8_fails_as_text_reading_does(tmp_path: Path) -> None:
+    good = Observation("t", "o", "get", 1, 2, 0.5).to_json().encode()
+    path = tmp_path / "h.jsonl"
+    path.write_bytes(good + b"\n" + good.replace(b'"o"', b'"\xff"') + b"\n")
+    with pytest.raises(UnicodeDecodeError):
+        list(read_records(path))
+    path.write_bytes(good + b"\n" + good.replace(b'"o"', b'"\xed\xa0\x80"') + b"\n")  # a surrogate
+    with pytest.raises(UnicodeDecodeError):
+        list(read_history(path))
