@@ -1,4 +1,4 @@
-"""The history reader: the fast decoders (line by line, and blocks of lines) give exactly what the plain JSON path gives."""
+"""The history reader: its fast decoders (lines, blocks of lines) give exactly what the plain path gives."""
 
 from __future__ import annotations
 
