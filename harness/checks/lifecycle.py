@@ -5,6 +5,9 @@ writes sequentially); real-time order uses the monotonic send/receive stamps. St
 per task (a few fields) and per open stream connection, never per observation; tasks that
 ended long before the newest observation are finalized and dropped.
 
+Records in: Observations, or the decoded records of `read_records` (anything with
+Observation's fields, `ObservationRecord`); witnesses show every field either way.
+
 Speed (benchmarks/checker.py): `add_all` is the hot path, about a microsecond per
 observation. The common case, a poll showing a known status of a task already seen, runs
 inline with no allocation; the rare cases (runs, cancels, stream events, findings) keep
