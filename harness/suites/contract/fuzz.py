@@ -326,7 +326,15 @@ class _Driver:
         if self.traffic.out_of_time():
             raise StopRun
         lane = self._lane_of.setdefault(case.operation.label, len(self._lane_of) % LANES)
-        self._sent.append(self._lanes[lane].submit(self.run_case, case, phase))
+        self._sent.append(self._lanes[lane].submit(self._run_sent, case, phase))
+
+    def _run_sent(self, case: Any, phase: str) -> None:
+        try:
+            self.run_case(case, phase)
+        except StopRun:
+            raise
+        except Exception as exc:  # noted, as the phase did when it sent its cases itself
+            self._note_error(f"{phase} {case.operation.label}: {type(exc).__name__}: {str(exc)[:200]}")
 
     def _wait_for_sent(self) -> None:
         """Wait until every case sent so far has been judged; raise the first StopRun (or bug)."""
