@@ -8,14 +8,16 @@ Method:
   serving and warm setups, failures, cancels, a few rejections); 1-3 virtual users (from a
   pool of 512) poll each task by GET (with the event trail) or GET status every 1-3 s until
   they have seen it end; 30 % of the tasks also have an NDJSON or SSE stream (snapshot,
-  updates, a heartbeat every 5 s of silence, the server's close); 12 % are cancelled.
+  updates, a heartbeat every 5 s of silence and a field-less update every 20 s of it, as
+  the reference server sends, the server's close); 12 % are cancelled.
   A generated history must check with zero findings, else the run is invalid.
 - Every measurement runs in a fresh child process pinned to one CPU:
   `memory` reads the file into a list of Observations first (not timed; the parse time is
   reported separately), then times `check_history` over the list (pure checker speed);
-  `stream` times `check_history(read_history(path))` end to end (parse + check), which is
-  how `harness check-history` and the lifecycle suite run, and also times reading alone (the
-  history parsed and dropped), so the checker's own share of the streaming time shows.
+  `stream` times `check_history(read_records(path))` end to end (parse + check), which is
+  how `harness check-history` runs (the decoded records, no Observation built per line), and
+  also times reading alone (the history parsed and dropped), so the checker's own share of
+  the streaming time shows.
   Each child repeats its timing (more for small histories), and every child runs once per
   round, the rounds going over all histories in turn (like ABAB); rates are
   observations per CPU second of the child's thread (wall-clock rates are in the JSON too),
@@ -59,7 +61,7 @@ from typing import Any
 
 from benchmarks.common import PROJECT_ROOT, BenchmarkError, busy_share, core_ticks, median
 from harness.contract import Lifecycle, load_lifecycle
-from harness.history import Observation
+from harness.history import Observation, ObservationRecord
 
 NAME = "checker"
 GOAL_RATE = 500_000.0
@@ -99,6 +101,9 @@ class Shape:
     users: int = 512
     stream_share: float = 0.3
     heartbeat_s: float = 5.0
+    # The reference server's cadence: a quiet live stream sends a field-less update this often
+    # (the contract's bound, LC-PROGRESS-GAP); the ticks between are heartbeats.
+    progress_s: float = 20.0
     deadline_s: float = 600.0
 
 
@@ -232,11 +237,17 @@ class _Gen:
         event(opened, "update", k)
         last = opened
         heartbeat = int(shape.heartbeat_s * SEC)
+        progress = int(shape.progress_s * SEC)
         for nxt in range(k + 1, len(path)):
             change = times[nxt] + MS
+            last_update = last
             while last + heartbeat < change:
                 last += heartbeat
-                event(last, "heartbeat", None)
+                if last - last_update >= progress:
+                    event(last, "update", None)  # no status: what the server sends, no change
+                    last_update = last
+                else:
+                    event(last, "heartbeat", None)
             event(change, "update", nxt)
             last = change
         event(last + 2 * MS, "close", None)
@@ -323,7 +334,7 @@ def child(argv: list[str]) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
     from harness.checks.lifecycle import Checker, InvariantOptions
-    from harness.history import read_history
+    from harness.history import read_history, read_records
 
     lc = load_lifecycle()
     options = InvariantOptions(horizon_s=args.horizon)
@@ -332,7 +343,7 @@ def child(argv: list[str]) -> int:
         print(json.dumps(result))
         return 0
 
-    def check(observations: Iterable[Observation]) -> tuple[float, float, Checker]:
+    def check(observations: Iterable[ObservationRecord]) -> tuple[float, float, Checker]:
         checker = Checker(lc, options)
         start, cpu = time.perf_counter(), time.thread_time()
         if hasattr(checker, "add_all"):
@@ -345,7 +356,7 @@ def child(argv: list[str]) -> int:
 
     def parse_only() -> float:
         cpu = time.thread_time()
-        for _ in read_history(args.file):
+        for _ in read_records(args.file):
             pass
         return time.thread_time() - cpu
 
@@ -363,7 +374,7 @@ def child(argv: list[str]) -> int:
     for _ in range(args.repeat):
         if history is None:
             parse_times.append(parse_only())
-        elapsed, cpu, checker = check(history if history is not None else read_history(args.file))
+        elapsed, cpu, checker = check(history if history is not None else read_records(args.file))
         times.append(elapsed)
         cpu_times.append(cpu)
     assert checker is not None

@@ -398,13 +398,13 @@ def _report(args: argparse.Namespace) -> int:
 def _check_history(args: argparse.Namespace) -> int:
     from harness.checks.lifecycle import InvariantOptions, check_history
     from harness.contract import load_lifecycle
-    from harness.history import HistoryError, read_history
+    from harness.history import HistoryError, read_records
 
     if not args.file.is_file():
         return _fail(EXIT_USAGE, f"no such history file: {args.file}")
     try:
         lifecycle = load_lifecycle(args.lifecycle) if args.lifecycle else load_lifecycle()
-        report = check_history(read_history(args.file), lifecycle,
+        report = check_history(read_records(args.file), lifecycle,
                                InvariantOptions(heartbeat_bound_s=args.heartbeat_bound))
     except (HistoryError, OSError, ValueError) as exc:
         return _fail(EXIT_USAGE, f"{args.file}: {exc}")

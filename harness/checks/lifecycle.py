@@ -5,6 +5,9 @@ writes sequentially); real-time order uses the monotonic send/receive stamps. St
 per task (a few fields) and per open stream connection, never per observation; tasks that
 ended long before the newest observation are finalized and dropped.
 
+Records in: Observations, or the decoded records of `read_records` (anything with
+Observation's fields, `ObservationRecord`); witnesses show every field either way.
+
 Speed (benchmarks/checker.py): `add_all` is the hot path, about a microsecond per
 observation. The common case, a poll showing a known status of a task already seen, runs
 inline with no allocation; the rare cases (runs, cancels, stream events, findings) keep
@@ -19,17 +22,18 @@ checks that both find the same (check, task) pairs on random histories.
 from __future__ import annotations
 
 import contextlib
+import copy
 import gc
 import heapq
 from array import array
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from harness.checks.streams import StreamEnd
 from harness.contract import Lifecycle
 from harness.findings import Finding
-from harness.history import Observation
+from harness.history import Observation, ObservationRecord
 
 SUITE = "lifecycle"
 CHECKS = {
@@ -82,21 +86,21 @@ class CheckReport:
 @dataclass(slots=True)
 class _Task:
     serial: int  # creation order: tasks are finalized in the order they were first seen
-    run: Observation | None = None
+    run: ObservationRecord | None = None
     deadline_ns: int | None = None
     terminal: int | None = None
-    terminal_obs: Observation | None = None
-    latest_open: Observation | None = None  # the non-terminal observation sent last
+    terminal_obs: ObservationRecord | None = None
+    latest_open: ObservationRecord | None = None  # the non-terminal observation sent last
     latest_open_send: int = 0  # its send_ns (read without touching the observation)
     first_cancel_send: int | None = None
-    cancel_ack: Observation | None = None
-    first_cancel_status: Observation | None = None  # earliest-received 8/12
+    cancel_ack: ObservationRecord | None = None
+    first_cancel_status: ObservationRecord | None = None  # earliest-received 8/12
     last_recv: int = 0
     warm_expected: bool = False
-    setup_seen: Observation | None = None
+    setup_seen: ObservationRecord | None = None
     flipped: bool = False
     # Per observer (or stream connection): the last observation with a known status.
-    last: dict[str, Observation] = field(default_factory=dict)
+    last: dict[str, ObservationRecord] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -106,19 +110,22 @@ class _Conn:
     last_recv: int = 0
     last_update: int = 0  # the last update's (or the first event's) receive time
     quiet_found: int = 0  # bit 1: LC-PROGRESS-GAP reported, bit 2: LC-SDK-STREAM-IDLE
-    terminal: Observation | None = None
+    terminal: ObservationRecord | None = None
     end: StreamEnd = field(default_factory=StreamEnd)
-
-
-_NOTHING: frozenset[int] = frozenset()
 
 
 def _first(item: tuple[int, str, _Task]) -> int:
     return item[0]
 
 
-def _brief(obs: Observation) -> dict[str, Any]:
-    return {k: v for k, v in asdict(obs).items() if v is not None and v != {}}
+# Every field of a record, in order: what a witness shows (Observation's own: they follow its fields).
+_WITNESS_FIELDS = tuple(spec.name for spec in fields(Observation))
+
+
+def _brief(obs: ObservationRecord) -> dict[str, Any]:
+    """A witness: the set fields of an Observation or of a decoded record (copies, as asdict)."""
+    values = ((name, getattr(obs, name)) for name in _WITNESS_FIELDS)
+    return {k: copy.deepcopy(v) for k, v in values if v is not None and v != {}}
 
 
 class Checker:
@@ -167,7 +174,8 @@ class Checker:
 
     # -- reporting -------------------------------------------------------------------------
 
-    def _find(self, check: str, message: str, witness: list[Observation], task: str | None) -> None:
+    def _find(self, check: str, message: str, witness: list[ObservationRecord],
+              task: str | None) -> None:
         if task is not None:
             # One finding per task and check: the first witness is the clearest.
             if (check, task) in self._reported:
@@ -183,16 +191,16 @@ class Checker:
 
     # -- the pass --------------------------------------------------------------------------
 
-    def add(self, obs: Observation) -> None:
+    def add(self, obs: ObservationRecord) -> None:
         self._add_all((obs,))
 
-    def add_all(self, observations: Iterable[Observation]) -> None:
+    def add_all(self, observations: Iterable[ObservationRecord]) -> None:
         """Check observations in order (any iterable: a list, or `read_history` streaming),
         with the garbage collector's young generation collected rarely meanwhile."""
         with _rare_collections():
             self._add_all(observations)
 
-    def _add_all(self, observations: Iterable[Observation]) -> None:
+    def _add_all(self, observations: Iterable[ObservationRecord]) -> None:
         """`add_all` itself.
 
         The hot path: the per-observer order rule (LC-REGRESSION) and the real-time rule
@@ -221,7 +229,8 @@ class Checker:
                 if recv > newest:
                     newest = recv
                 extra = obs.extra
-                if extra and extra.get("probe") == "foreign":
+                # `in` first: no method call for the records without a probe (nearly all).
+                if extra and "probe" in extra and extra["probe"] == "foreign":
                     if obs.http != 404:
                         self._find("LC-ISOLATION", f"another key's {obs.channel} of task {obs.task} "
                                    f"answered HTTP {obs.http}, not 404", [obs], obs.task)
@@ -260,9 +269,8 @@ class Checker:
                 before = last.get(who)
                 last[who] = obs
                 if before is not None:
-                    previous = before.status
-                    if (type(previous) is int and status not in follows.get(previous, _NOTHING)
-                            and status != previous):
+                    previous = before.status  # a known status: only those are kept in `last`
+                    if status != previous and status not in follows[previous]:
                         self._find("LC-REGRESSION", f"{obs.observer} saw task {task_id} go from "
                                    f"{self.lc.label(previous)} to {self.lc.label(status)}, which the "
                                    "lifecycle does not allow", [before, obs], task_id)
@@ -295,14 +303,14 @@ class Checker:
         self._stats["tasks"] += 1
         return task
 
-    def _unanswered_cancel(self, obs: Observation) -> None:
+    def _unanswered_cancel(self, obs: ObservationRecord) -> None:
         """A cancel that timed out may still have reached the server: it counts as sent
         (LC-CANCEL-UNREQUESTED), though never as acknowledged."""
         if obs.task is None or obs.extra.get("probe") == "foreign":
             return
         self._cancel(self._tasks.get(obs.task) or self._new_task(obs.task), obs)
 
-    def _run(self, task: _Task, task_id: str, obs: Observation) -> None:
+    def _run(self, task: _Task, task_id: str, obs: ObservationRecord) -> None:
         if task.run is not None:
             self._find("LC-DUPLICATE-ID", f"two accepted runs returned the same task id {task_id}",
                        [task.run, obs], task_id)
@@ -318,7 +326,7 @@ class Checker:
             self._find("LC-INITIAL-STATUS", f"the run answered status {self.lc.label(obs.status)}; "
                        f"a new task starts as one of {self.lc.initial}", [obs], task_id)
 
-    def _cancel(self, task: _Task, obs: Observation) -> None:
+    def _cancel(self, task: _Task, obs: ObservationRecord) -> None:
         if task.first_cancel_send is None or obs.send_ns < task.first_cancel_send:
             task.first_cancel_send = obs.send_ns
         acked = obs.http is not None and 200 <= obs.http < 300
@@ -328,7 +336,7 @@ class Checker:
             if task.cancel_ack is None or obs.send_ns < task.cancel_ack.send_ns:
                 task.cancel_ack = obs
 
-    def _realtime_terminal(self, task: _Task, task_id: str, obs: Observation, status: int,
+    def _realtime_terminal(self, task: _Task, task_id: str, obs: ObservationRecord, status: int,
                            recv: int) -> None:
         if task.terminal is not None and status != task.terminal and not task.flipped:
             task.flipped = True
@@ -360,7 +368,7 @@ class Checker:
                        f"had received the terminal status {self.lc.label(term.status)} of task "
                        f"{task_id}, and saw {self.lc.label(late.status)}", [term, late], task_id)
 
-    def _content(self, task: _Task, task_id: str, obs: Observation, status: int) -> None:
+    def _content(self, task: _Task, task_id: str, obs: ObservationRecord, status: int) -> None:
         """Output, error and cancel facts (the warm-setup rule is in `add_all`)."""
         if status == self.lc.completed and obs.output is False:
             self._find("LC-COMPLETED-OUTPUT", f"task {task_id} is completed without an output",
@@ -378,7 +386,7 @@ class Checker:
             if first is None or (obs.recv_ns or 0) < (first.recv_ns or 0):
                 task.first_cancel_status = obs
 
-    def _stream_event(self, obs: Observation) -> None:
+    def _stream_event(self, obs: ObservationRecord) -> None:
         conn_id, recv = obs.conn, obs.recv_ns
         assert conn_id is not None and recv is not None
         conn = self._conns.get(conn_id)
@@ -416,7 +424,7 @@ class Checker:
         if terminal and conn.terminal is None:
             conn.terminal = obs
 
-    def _quiet(self, conn: _Conn, conn_id: str, obs: Observation, quiet_ns: int) -> None:
+    def _quiet(self, conn: _Conn, conn_id: str, obs: ObservationRecord, quiet_ns: int) -> None:
         """A live stream's time since its last update: the contract's bound, the SDK's idle check."""
         options = self.options
         progress, idle = options.progress_bound_s, options.sdk_idle_s
@@ -527,7 +535,7 @@ def _pct(values: list[float], q: float) -> float | None:
     return round(values[min(len(values) - 1, int(q * len(values)))], 3)
 
 
-def check_history(observations: Iterable[Observation], lifecycle: Lifecycle,
+def check_history(observations: Iterable[ObservationRecord], lifecycle: Lifecycle,
                   options: InvariantOptions | None = None) -> CheckReport:
     """Check a whole history; the observations may come from a streaming reader."""
     checker = Checker(lifecycle, options)

@@ -15,12 +15,15 @@ from harness.history.store import (
     HISTORY_FILE,
     HistoryError,
     HistoryWriter,
+    ObservationRecord,
     compress_history,
     history_in,
     read_history,
+    read_records,
     worker_history_file,
 )
 
 __all__ = ["COMPRESSED_HISTORY_FILE", "HISTORY_FILE", "RATE_LIMIT_FIELDS", "Channel", "HistoryError",
-           "HistoryWriter", "Observation", "Outcome", "StreamKind", "compress_history", "history_in",
-           "key_label", "rate_limit_facts", "read_history", "task_digest", "worker_history_file"]
+           "HistoryWriter", "Observation", "ObservationRecord", "Outcome", "StreamKind",
+           "compress_history", "history_in", "key_label", "rate_limit_facts", "read_history",
+           "read_records", "task_digest", "worker_history_file"]

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
@@ -24,7 +26,7 @@ from hypothesis import strategies as st
 from harness.checks.lifecycle import CHECKS, InvariantOptions, check_history
 from harness.checks.lifecycle_reference import RULES, reference_check
 from harness.contract import load_lifecycle
-from harness.history import Observation, StreamKind
+from harness.history import Observation, StreamKind, read_history, read_records
 from tests.checks.test_lifecycle import ANOMALIES, anomaly_options, base
 from tests.histories import MS, simulate
 
@@ -343,3 +345,27 @@ def test_the_earliest_sent_acknowledged_cancel_is_judged() -> None:
                Observation("t", "c1", "cancel", 14 * MS, 15 * MS, 0.0, http=202),
                Observation("t", "c2", "cancel", 5 * MS, 20 * MS, 0.0, http=202, status=7)]
     assert agreed(history) == {("LC-CANCEL-IGNORED", "t")}
+
+
+# -- the decoded records of read_records are checked exactly as Observations ------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32), size=st.tuples(st.integers(1, 5), st.integers(1, 4), st.integers(0, 4)),
+       changes=st.lists(st.tuples(st.sampled_from(sorted(PERTURBATIONS)), st.integers(0, 2**32)),
+                        min_size=1, max_size=4),
+       bound=st.sampled_from(BOUNDS))
+def test_records_give_the_same_report_as_observations(seed: int, size: tuple[int, int, int],
+                                                      changes: list[tuple[str, int]],
+                                                      bound: float | None) -> None:
+    """Findings (messages and witnesses too) and metrics, from the file read either way."""
+    history = perturbed(seed, size, changes)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "observations.jsonl"
+        path.write_text("".join(o.to_json() + "\n" for o in history))
+        records = list(read_records(path))
+        assert any(type(r) is not Observation for r in records)  # the fast decoder's own records
+        by_records = check_history(records, LC, bounded(bound))
+        by_observations = check_history(read_history(path), LC, bounded(bound))
+    assert by_records.findings == by_observations.findings
+    assert by_records.metrics == by_observations.metrics

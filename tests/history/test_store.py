@@ -1,4 +1,4 @@
-"""The history reader: the fast decoder gives exactly what the plain JSON path gives, line by line."""
+"""The history reader: its fast decoders (lines, blocks of lines) give exactly what the plain path gives."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import gzip
 import json
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from harness.history import HistoryError, Observation, read_history
+from harness.history import HistoryError, Observation, ObservationRecord, read_history, read_records, store
 from harness.history.store import _parse, _parse_slow
 
 # JSON values of every kind, surrogates and big numbers included (json.dumps escapes them).
@@ -75,6 +76,21 @@ def _outcome(parse: Any, line: str) -> str:
         return f"HistoryError: {exc}"
 
 
+_FIELDS = tuple(Observation.__dataclass_fields__)
+
+
+def _values(record: Any) -> str:
+    """A record's fields as a repr (a decoded struct's repr names its own type)."""
+    return repr(tuple(getattr(record, name) for name in _FIELDS))
+
+
+def _record_outcome(parse: Any, line: str) -> str:
+    try:
+        return _values(parse(line, 1))
+    except HistoryError as exc:
+        return f"HistoryError: {exc}"
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_observations())
 def test_written_observations_read_back_the_same_by_both_paths(obs: Observation) -> None:
@@ -87,6 +103,29 @@ def test_written_observations_read_back_the_same_by_both_paths(obs: Observation)
 @given(_hostile_lines())
 def test_hostile_lines_give_what_the_plain_path_gives(line: str) -> None:
     assert _outcome(_parse, line) == _outcome(_parse_slow, line)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_hostile_lines())
+def test_hostile_lines_read_as_records_give_the_plain_paths_values(
+        tmp_path_factory: pytest.TempPathFactory, line: str) -> None:
+    """read_records over a one-line file (lines a UTF-8 file can hold; a CR ends a line there)."""
+    assume(not _unwritable(line) and "\r" not in line)
+    path = tmp_path_factory.getbasetemp() / "one.jsonl"
+    path.write_text(line, encoding="utf-8")
+    try:
+        read = "; ".join(_values(r) for r in read_records(path))
+    except HistoryError as exc:
+        read = f"HistoryError: {exc}"
+    assert read == _record_outcome(_parse_slow, line)
+
+
+def _unwritable(line: str) -> bool:
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 @pytest.mark.parametrize("line", [
@@ -128,3 +167,84 @@ def test_a_lone_surrogate_takes_the_plain_path() -> None:
     # msgspec raises UnicodeEncodeError, not its own error, on a str it cannot encode.
     line = '{"task": "\ud800", "observer": "o", "channel": "get", "send_ns": 1, "wall": 0}\n'
     assert _outcome(_parse, line) == _outcome(_parse_slow, line)
+
+
+def test_the_record_protocol_names_only_observations_fields() -> None:
+    # Every name the protocol promises is a field of Observation, hence of the decoded struct
+    # built from them (a field added to Observation needs no change here to be read).
+    members = [name for name in vars(ObservationRecord) if not name.startswith("_")]
+    assert members and [name for name in _FIELDS if name in members] == members
+
+
+def test_records_read_the_same_values_as_observations(tmp_path: Path) -> None:
+    lines = [Observation(f"t{i}", "o", "get", i, i + 1, 0.5, http=200, status=9, trail=[1, 9],
+                         extra={"rl_group": "get"}).to_json() for i in range(3)]
+    odd = '{"observer":"o","channel":"get","send_ns":1,"wall":5,"extra":[]}'  # the plain path's
+    path = tmp_path / "h.jsonl"
+    path.write_text("\n".join([lines[0], odd, lines[1], lines[2]]) + "\n" + lines[0][:20])  # torn
+    records = list(read_records(path))
+    assert [_values(r) for r in records] == [_values(o) for o in read_history(path)]
+    assert [type(r) is Observation for r in records] == [False, True, False, False]
+    path.write_text(lines[0] + "\n{oops}\n")
+    with pytest.raises(HistoryError, match="line 2: not an observation"):
+        list(read_records(path))
+
+
+def _plain_read(path: Path) -> list[str]:
+    """What reading line by line as text gives: each line's values by the plain path, the first
+    error, and a torn last line skipped (the reader before block decoding)."""
+    with path.open(encoding="utf-8") as handle:
+        lines = list(handle)
+    out = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            out.append(_values(_parse_slow(line, number)))
+        except HistoryError as exc:
+            if number < len(lines) or line.endswith("\n"):
+                out.append(f"HistoryError: {exc}")
+            break
+    return out
+
+
+def _read_all(read: Any, path: Path) -> list[str]:
+    out = []
+    try:
+        for record in read(path):
+            out.append(_values(record))
+    except HistoryError as exc:
+        out.append(f"HistoryError: {exc}")
+    return out
+
+
+_good_lines = _observations().map(lambda o: o.to_json() + "\n")
+# A carriage return is JSON whitespace inside an object, but it ends a line in text mode.
+_cr_lines = _good_lines.map(lambda line: "{\r" + line[1:])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lines=st.lists(_good_lines | _hostile_lines() | _cr_lines
+                      | st.sampled_from(["\n", " \n", "\r\n", "{}\r"]), max_size=12),
+       torn=st.booleans(), block=st.sampled_from([1, 7, 64, 300, 32 * 1024]))
+def test_files_read_in_blocks_give_what_reading_line_by_line_gives(
+        tmp_path_factory: pytest.TempPathFactory, lines: list[str], torn: bool, block: int) -> None:
+    """Blocks of every size (lines across block ends), odd lines among good ones, a torn end."""
+    text = "".join(lines)
+    assume(not _unwritable(text))
+    if torn and text.endswith("\n"):
+        text = text[:-1]
+    path = tmp_path_factory.getbasetemp() / "many.jsonl"
+    path.write_text(text, encoding="utf-8")
+    with mock.patch.object(store, "BLOCK_BYTES", block):
+        assert _read_all(read_records, path) == _plain_read(path)
+        assert _read_all(read_history, path) == _plain_read(path)
+
+
+def test_invalid_utf8_fails_as_text_reading_does(tmp_path: Path) -> None:
+    good = Observation("t", "o", "get", 1, 2, 0.5).to_json().encode()
+    path = tmp_path / "h.jsonl"
+    path.write_bytes(good + b"\n" + good.replace(b'"o"', b'"\xff"') + b"\n")
+    with pytest.raises(UnicodeDecodeError):
+        list(read_records(path))
+    path.write_bytes(good + b"\n" + good.replace(b'"o"', b'"\xed\xa0\x80"') + b"\n")  # a surrogate
+    with pytest.raises(UnicodeDecodeError):
+        list(read_history(path))

@@ -19,12 +19,15 @@ already judges every answer with the same rules.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import itertools
+import threading
 import time
 import tomllib
 import zlib
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,6 +120,17 @@ class FuzzStats:
 
 # A response body past this is cut (and a finding): the harness's memory stays near it.
 MAX_BODY_BYTES = READ_CAP
+# Threads that send the coverage and fuzzing cases (`_Driver.send`): while they wait for
+# rate-limit slots and answers, the main thread generates the next cases (generation is most
+# of the suite's CPU). Generation stays on one thread: hypothesis on Python 3.11 is not safe to
+# run from several (its ast use races), and the cases stay those of a sequential run.
+LANES = 4
+# Modules schemathesis imports on a case's first call or check, imported here on the main thread
+# instead: anyio (which the ASGI transport imports) compiles its own source to an AST on import,
+# and an AST built on a lane while hypothesis builds one on the main thread fails on Python 3.11
+# (SystemError: AST constructor recursion depth mismatch).
+_IMPORTED_ON_FIRST_USE = ("schemathesis.transport.asgi", "schemathesis.transport.wsgi", "pyrate_limiter",
+                          "schemathesis.specs.openapi.object_authorization", "schemathesis.wfc.escalation")
 
 
 class _PacedSession(requests.Session):  # type: ignore[misc]
@@ -249,14 +263,31 @@ class _Driver:
         self.options = options
         self.progress = progress
         self.headers = {"Authorization": f"Bearer {key}"}
-        self.session = _PacedSession(traffic, options.request_timeout_s, options.stream_cap_s)
-        self.session.verify = policy().requests_verify()
-        self.session.trust_env = False  # no proxy or netrc credentials from the environment
+        for name in _IMPORTED_ON_FIRST_USE:
+            with contextlib.suppress(ImportError):  # another schemathesis version may lack it
+                importlib.import_module(name)
+        self._sessions = threading.local()  # one requests.Session per thread
+        self._lock = threading.Lock()
+        # One operation's cases always go to the same lane, so they are sent in order.
+        self._lanes = [ThreadPoolExecutor(1, thread_name_prefix=f"contract-lane{i}") for i in range(LANES)]
+        self._lane_of: dict[str, int] = {}
+        self._sent: list[Future[Any]] = []
         schemathesis_hooks.configure(options.lifecycle, options.limits)
         self.schema = schemathesis.openapi.from_path(schema_path, config=_config(base_url, key, options))
         self.stats = FuzzStats()
         self.auth_verified: set[str] = set()
         self.budget_spent = False
+
+    @property
+    def session(self) -> _PacedSession:
+        """This thread's session (requests does not promise that one Session is thread-safe)."""
+        session: _PacedSession | None = getattr(self._sessions, "session", None)
+        if session is None:
+            session = _PacedSession(self.traffic, self.options.request_timeout_s, self.options.stream_cap_s)
+            session.verify = policy().requests_verify()
+            session.trust_env = False  # no proxy or netrc credentials from the environment
+            self._sessions.session = session
+        return session
 
     def cap(self, operation: Any, wanted: int) -> int:
         """At most half a window's paced budget of the operation's rate-limit group per phase, so
@@ -282,20 +313,47 @@ class _Driver:
                     self.progress(f"contract: coverage phase over {len(operations)} operations")
                     for operation in operations:
                         self._coverage(operation)
+                    self._wait_for_sent()
                 if "fuzzing" in self.options.phases and self.options.max_examples > 0:
                     self.progress(f"contract: fuzzing phase, {self.options.max_examples} examples per "
                                   "operation and mode")
                     for operation in operations:
                         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
                             self._fuzz(operation, mode)
+                    self._wait_for_sent()
                 if "stateful" in self.options.phases and self.options.stateful_examples > 0:
                     self.progress(f"contract: stateful phase, {self.options.stateful_examples} scenarios "
                                   "through the links")
                     self._stateful()
         except StopRun:
             self.stats.stopped = "time budget spent"
+        finally:
+            for lane in self._lanes:
+                lane.shutdown(wait=True)  # cases still queued past the budget stop at once
         self.stats.seconds = time.monotonic() - started
         return self.stats
+
+    def send(self, case: Any, phase: str) -> None:
+        """Send `case` (`run_case`) on its operation's lane and return at once."""
+        if self.traffic.out_of_time():
+            raise StopRun
+        lane = self._lane_of.setdefault(case.operation.label, len(self._lane_of) % LANES)
+        self._sent.append(self._lanes[lane].submit(self._run_sent, case, phase))
+
+    def _run_sent(self, case: Any, phase: str) -> None:
+        try:
+            self.run_case(case, phase)
+        except StopRun:
+            raise
+        except Exception as exc:  # noted, as the phase did when it sent its cases itself
+            self._note_error(f"{phase} {case.operation.label}: {type(exc).__name__}: {str(exc)[:200]}")
+
+    def _wait_for_sent(self) -> None:
+        """Wait until every case sent so far has been judged; raise the first StopRun (or bug)."""
+        sent, self._sent = self._sent, []
+        errors = [error for future in sent if (error := future.exception()) is not None]
+        if errors:
+            raise errors[0]
 
     # -- one case ------------------------------------------------------------------------
 
@@ -305,8 +363,7 @@ class _Driver:
             raise StopRun
         if self.budget_spent and case.operation.label in BILLABLE:
             return None
-        self.stats.cases += 1
-        self.stats.by_phase[phase] = self.stats.by_phase.get(phase, 0) + 1
+        self._count(phase)
         try:
             response = case.call(**self.transport_kwargs())
         except TaskBudgetSpent:
@@ -339,10 +396,12 @@ class _Driver:
             self._transport_issue(case, exc)
         except Exception as exc:
             self._note_error(f"{label}: checks raised {type(exc).__name__}: {str(exc)[:200]}")
-        if 200 <= response.status_code < 300 and label not in self.auth_verified \
-                and self.traffic.rules.group(label) is not None:
-            self.auth_verified.add(label)
-            self._probe_auth(label, response.request)
+        if 200 <= response.status_code < 300 and self.traffic.rules.group(label) is not None:
+            with self._lock:
+                first = label not in self.auth_verified
+                self.auth_verified.add(label)
+            if first:
+                self._probe_auth(label, response.request)
 
     def _probe_auth(self, label: str, request: Any) -> None:
         """ignored_auth: the accepted request once without a key and once with a wrong one."""
@@ -393,9 +452,15 @@ class _Driver:
                                          key=kind), case.operation.label,
                                    {"request": request, "error": f"{kind}: {text[:500]}"})
 
+    def _count(self, phase: str) -> None:
+        with self._lock:
+            self.stats.cases += 1
+            self.stats.by_phase[phase] = self.stats.by_phase.get(phase, 0) + 1
+
     def _note_error(self, text: str) -> None:
-        if len(self.stats.errors) < 10:
-            self.stats.errors.append(text)
+        with self._lock:
+            if len(self.stats.errors) < 10:
+                self.stats.errors.append(text)
 
     # -- phases --------------------------------------------------------------------------
 
@@ -406,7 +471,7 @@ class _Driver:
                 operation, generation_modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
                 generation_config=config)
             for case in itertools.islice(cases, self.cap(operation, self.options.coverage_cap)):
-                self.run_case(case, "coverage")
+                self.send(case, "coverage")
         except StopRun:
             raise
         except Exception as exc:
@@ -440,7 +505,7 @@ class _Driver:
                     return
                 sent[0] += 1
                 try:
-                    self.run_case(case, phase)
+                    self.send(case, phase)
                 except StopRun as exc:
                     stop.append(exc)
 
@@ -452,7 +517,8 @@ class _Driver:
                 attempt(wanted, quick_give_up=mode is GenerationMode.NEGATIVE)
             except FailedHealthCheck:
                 if sent[0] == 0:
-                    self.stats.no_negative.append(operation.label)
+                    with self._lock:
+                        self.stats.no_negative.append(operation.label)
                     return  # nothing of this mode can be generated
                 attempt(wanted - sent[0], quick_give_up=False, salt=" again")
         except Unsatisfiable:
@@ -475,8 +541,7 @@ class _Driver:
             def call(self, case: Any, **kwargs: Any) -> Any:
                 if driver.traffic.out_of_time():
                     raise _Stop
-                driver.stats.cases += 1
-                driver.stats.by_phase["stateful"] = driver.stats.by_phase.get("stateful", 0) + 1
+                driver._count("stateful")
                 try:
                     return case.call(**kwargs)
                 except (StopRun, TaskBudgetSpent):
