@@ -49,7 +49,7 @@ def test_unknown_fault_is_a_usage_error() -> None:
 
 
 def test_check_on_a_self_started_server_is_clean(tmp_path: Path) -> None:
-    result = harness("check", "--out", str(tmp_path / "out"), "--duration", "3s", "--max-examples", "5",
+    result = harness("check", "--out", str(tmp_path / "out"), "--duration", "3s", "--max-examples", "2",
                      cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     (run_dir,) = (tmp_path / "out").iterdir()

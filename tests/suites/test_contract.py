@@ -33,10 +33,10 @@ PROBES = ConformanceOptions(max_examples=0, hold_s=0.3, stream_deadline_s=5.0, c
 # schemathesis' deterministic coverage phase only, a few cases per operation, no probes.
 COVERAGE = ConformanceOptions(max_examples=2, phases=("coverage",), coverage_cap=8, probes=False)
 # schemathesis' fuzzing phase deep enough to reach one mutated field of one operation reliably.
-# Seeded, but schemathesis steers later cases by earlier answers, so a change in the suite's
-# timing can move them: seed 1 stopped reaching a negative size when the suite began recording its
-# requests; seeds 2-7 all reach it (measured on this commit).
-FUZZ = ConformanceOptions(max_examples=30, phases=("fuzzing",), probes=False, seed=2)
+# POST /files alone (each operation's cases have their own seed). Seeds 2-7 reach a negative size;
+# seed 1 did until this commit's parent and no longer does (schemathesis steers by earlier answers).
+FUZZ = ConformanceOptions(max_examples=30, phases=("fuzzing",), probes=False, seed=2,
+                          operations=("POST /files",))
 # schemathesis' stateful phase alone, following the contract's links: scenarios long enough to
 # run a task that ends at once (infsh/fail, the peer dictionary), DELETE it and read it again.
 STATEFUL = ConformanceOptions(max_examples=10, phases=("stateful",), probes=False, seed=2, stateful_steps=25)

@@ -103,6 +103,9 @@ class FuzzOptions:
     request_timeout_s: float = 10.0
     stream_cap_s: float = 2.0
     seed: int = 0  # the same seed, schema and schemathesis version give the same cases
+    # Only these operations ("POST /files"; empty: all) in the coverage and fuzzing phases, which
+    # go one operation at a time; the stateful phase follows the links wherever they lead.
+    operations: tuple[str, ...] = ()
     lifecycle: Lifecycle | None = None  # what the hooks' stream check judges by (None: contracts/)
     limits: Limits | None = None
 
@@ -305,7 +308,8 @@ class _Driver:
     def run(self) -> FuzzStats:
         started = time.monotonic()
         operations = [result.ok() for result in self.schema.get_all_operations()
-                      if isinstance(result, Ok)]
+                      if isinstance(result, Ok)
+                      and (not self.options.operations or result.ok().label in self.options.operations)]
         self.stats.operations = len(operations)
         try:
             with ignore_hypothesis_output():

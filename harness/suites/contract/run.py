@@ -56,6 +56,7 @@ class ConformanceOptions:
     wire_lifecycle: Lifecycle | None = None  # the contract's own table (drift reference)
     apps: dict[str, dict[str, Any]] = field(default_factory=lambda: ProbeOptions().apps)
     history: Path | None = None  # where every request is recorded (the run's observations)
+    operations: tuple[str, ...] = ()  # schemathesis' coverage and fuzzing on these only (empty: all)
 
 
 def _load_openapi(path: Path) -> dict[str, Any]:
@@ -108,7 +109,8 @@ def run_conformance(base_url: str, keys: list[str], lifecycle: Lifecycle, limits
                 max_examples=options.max_examples, stateful_examples=options.max_examples,
                 stateful_steps=options.stateful_steps, coverage_cap=options.coverage_cap,
                 phases=options.phases, request_timeout_s=options.request_timeout_s,
-                stream_cap_s=options.fuzz_stream_cap_s, seed=seed, lifecycle=lifecycle, limits=limits),
+                stream_cap_s=options.fuzz_stream_cap_s, seed=seed, lifecycle=lifecycle, limits=limits,
+                operations=options.operations),
                 note)
             stopped = stats.stopped
         else:
