@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from harness import __version__
-from harness.argtypes import duration_arg, non_negative_int, port, positive_float, positive_int
+from harness.argtypes import duration_arg, positive_float, positive_int
 from harness.exit_codes import EPILOG, ExitCode
 from harness.findings import SEVERITY_RANK, RunResult
 from harness.redaction import redact
+from harness.server.command import add_serve_arguments, run_serve
 from harness.suites.registry import SUITES
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = ExitCode.OK, ExitCode.FINDINGS, ExitCode.USAGE
@@ -73,55 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     serve = sub.add_parser("serve", help="run the reference server")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=port, default=8000, help="0 picks a free port")
-    serve.add_argument("--api-key", action="append", dest="api_keys", default=[],
-                       metavar="KEY", help="repeatable (env HARNESS_API_KEYS or INFERENCE_API_KEY); "
-                       "with none, one "
-                       "is generated and printed once")
-    serve.add_argument("--rate-window", type=positive_float, metavar="S",
-                       help="rate-limit window in seconds (contract: 60)")
-    serve.add_argument("--speed", type=positive_float, default=1.0, metavar="F",
-                       help="divide every task phase duration by F (default 1)")
-    serve.add_argument("--fault", action="append", dest="faults", default=[], metavar="NAME",
-                       help="turn on a named bug (repeatable; see docs/faults.md)")
-    serve.add_argument("--heartbeat", type=positive_float, default=10.0, metavar="S",
-                       help="stream heartbeat interval (default 10)")
-    serve.add_argument("--progress-interval", type=positive_float, default=20.0, metavar="S",
-                       help="longest gap between non-heartbeat stream updates (default 20)")
-    serve.add_argument("--cloud-workers", type=int, default=16, metavar="N")
-    serve.add_argument("--private-workers", type=int, default=2, metavar="N",
-                       help="private workers per key (default 2)")
-    serve.add_argument("--retention", type=positive_float, default=3600.0, metavar="S",
-                       help="seconds finished tasks and files are kept (default 3600)")
-    serve.add_argument("--max-finished-tasks", type=positive_int, default=10_000, metavar="N")
-    serve.add_argument("--max-queued", type=non_negative_int, default=None, metavar="N",
-                       help="reject (status 13) a run that arrives while N tasks wait for a worker "
-                       "(default: admit every run)")
-    serve.add_argument("--app-name", action="append", dest="app_names", default=[], metavar="NEW=APP",
-                       help="serve a built-in app under another name only, e.g. acme/echo=infsh/echo "
-                       "(repeatable; to try a target profile)")
-    serve.add_argument("--max-upload-bytes", type=positive_int, default=10 * 1024 * 1024,
-                       metavar="N")
-    serve.add_argument("--max-body-bytes", type=positive_int, default=1024 * 1024, metavar="N",
-                       help="JSON request bodies above N bytes answer 413 (read in chunks, never whole)")
-    serve.add_argument("--max-files-per-request", type=positive_int, default=100, metavar="N",
-                       help="POST /files with more entries answers 422 (default 100)")
-    serve.add_argument("--max-files-per-key", type=positive_int, default=1000, metavar="N",
-                       help="files one key may hold; past it the key's own oldest go (default 1000)")
-    serve.add_argument("--max-stored-bytes-per-key", type=positive_int, default=64 * 1024 * 1024,
-                       metavar="N", help="uploaded bytes one key may hold; past it the key's own "
-                       "oldest go")
-    serve.add_argument("--header-timeout", type=positive_float, default=10.0, metavar="S",
-                       help="close a connection whose request headers are not complete within S "
-                       "seconds (408; default 10)")
-    serve.add_argument("--body-timeout", type=positive_float, default=10.0, metavar="S",
-                       help="a request body must arrive within S seconds plus 1 s per MiB declared, else "
-                       "408 and the connection closes (default 10)")
-    serve.add_argument("--max-header-bytes", type=positive_int, default=64 * 1024, metavar="N",
-                       help="request headers above N bytes answer 431 (default 65536)")
-    serve.add_argument("--idle-timeout", type=positive_int, default=5, metavar="S",
-                       help="close an idle keep-alive connection after S whole seconds (default 5)")
+    add_serve_arguments(serve)
 
     check = sub.add_parser("check", help="run every suite against a target and write a report")
     _add_target_options(check)
@@ -203,7 +155,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
-        return _serve(args)
+        return run_serve(args)
     if args.command == "check-history":
         return _check_history(args)
     if args.command == "report":
@@ -220,55 +172,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _fail(code: int, message: str) -> int:
     print(f"harness: error: {redact(message)}", file=sys.stderr)
     return code
-
-
-def _serve(args: argparse.Namespace) -> int:
-    from harness.server.app import ServerConfig
-    from harness.server.faults import Faults, UnknownFault
-    from harness.server.serve import serve
-    from harness.settings import api_keys_from_env
-
-    keys = list(args.api_keys) or api_keys_from_env()
-    generated = None
-    if not keys:
-        generated = "inf_" + secrets.token_urlsafe(18)
-        keys = [generated]
-    try:
-        Faults(args.faults)
-    except UnknownFault as exc:
-        return _fail(EXIT_USAGE, str(exc))
-    for name in ("cloud_workers", "private_workers"):
-        if getattr(args, name) < 0:
-            return _fail(EXIT_USAGE, f"--{name.replace('_', '-')} must be >= 0")
-    app_names: dict[str, str] = {}
-    for pair in args.app_names:
-        new, sep, old = pair.partition("=")
-        if not sep or not new.strip() or not old.strip():
-            return _fail(EXIT_USAGE, f"--app-name wants NEW=APP, got {pair!r}")
-        app_names[new.strip()] = old.strip()
-    from harness.server.apps import renamed_catalog
-
-    try:
-        renamed_catalog(app_names)
-    except ValueError as exc:
-        return _fail(EXIT_USAGE, str(exc))
-    config = ServerConfig(
-        keys=keys, rate_window=args.rate_window, speed=args.speed, faults=args.faults,
-        heartbeat_interval=args.heartbeat, progress_interval=args.progress_interval,
-        cloud_workers=args.cloud_workers, private_workers=args.private_workers,
-        retention_seconds=args.retention, max_finished_tasks=args.max_finished_tasks,
-        max_upload_bytes=args.max_upload_bytes, app_names=app_names, max_body_bytes=args.max_body_bytes,
-        max_files_per_request=args.max_files_per_request, max_files_per_key=args.max_files_per_key,
-        max_stored_bytes_per_key=args.max_stored_bytes_per_key, header_timeout=args.header_timeout,
-        max_header_bytes=args.max_header_bytes, idle_timeout=args.idle_timeout,
-        body_timeout=args.body_timeout, max_queued=args.max_queued)
-    try:
-        serve(config, args.host, args.port, generated_key=generated)
-    except OSError as exc:
-        return _fail(EXIT_USAGE, f"cannot listen on {args.host}:{args.port}: {exc.strerror}")
-    except KeyboardInterrupt:
-        pass
-    return EXIT_OK
 
 
 def _settings(args: argparse.Namespace) -> Any:

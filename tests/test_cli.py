@@ -46,6 +46,10 @@ def test_usage_errors_are_one_line_and_exit_2(args: list[str]) -> None:
 def test_unknown_fault_is_a_usage_error() -> None:
     result = harness("serve", "--port", "0", "--fault", "no-such-fault")
     assert result.returncode == 2 and "unknown fault 'no-such-fault'" in result.stderr
+    # The same command without the suites (what tests and harness.net.reference start).
+    alone = subprocess.run([sys.executable, "-m", "harness.server", "--port", "0", "--fault",
+                            "no-such-fault"], capture_output=True, text=True, timeout=30)
+    assert alone.returncode == 2 and "unknown fault 'no-such-fault'" in alone.stderr
 
 
 def test_check_on_a_self_started_server_is_clean(tmp_path: Path) -> None:

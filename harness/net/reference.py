@@ -45,7 +45,8 @@ def reference_server(keys: Sequence[str] | None = None, rate_window: float | Non
     `python` is the interpreter whose `harness` runs (another environment's, to test a wheel).
     """
     keys = list(keys) if keys else fresh_keys()
-    cmd = [python, "-m", "harness", "serve", "--host", host, "--port", "0",
+    # `harness.server` rather than `harness serve`: the same options, without importing the suites.
+    cmd = [python, "-m", "harness.server", "--host", host, "--port", "0",
            "--speed", str(speed)]
     if rate_window is not None:
         cmd += ["--rate-window", str(rate_window)]

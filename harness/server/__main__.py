@@ -1,0 +1,3 @@
+from harness.server.command import main
+
+raise SystemExit(main())
