@@ -24,11 +24,11 @@ from typing import Any
 import httpx
 
 from harness.checks.agents import ChatEvent, Conversation, ToolPost
-from harness.checks.envelope import data_of
 from harness.history import Channel, HistoryWriter, Observation, Outcome
 from harness.net import deadline
 from harness.net.bounded import bounded_request, unanswered
 from harness.net.calculator import calculate
+from harness.net.client import response_data
 from harness.net.decoders import NdjsonDecoder
 from harness.net.recording import rate_limit_extra
 from harness.net.tls import policy
@@ -184,7 +184,7 @@ def _started_chat(response: httpx.Response) -> str | None:
     """The chat a 2xx POST /agents/run answer names (assistant_message.chat_id), if any."""
     if not response.request.url.path.endswith("/agents/run") or response.status_code >= 300:
         return None
-    data = data_of(json_of(response))
+    data = response_data(response)
     assistant = data.get("assistant_message") if isinstance(data, dict) else None
     chat = assistant.get("chat_id") if isinstance(assistant, dict) else None
     return chat if isinstance(chat, str) else None
@@ -209,13 +209,6 @@ def agent_config(role: AppRole, tools: list[dict[str, Any]]) -> dict[str, Any]:
     return config
 
 
-def json_of(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
 def as_dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -227,7 +220,7 @@ def start(session: ChatSession, role: AppRole, text: str, tools: list[dict[str, 
     body = {"chat_id": chat_id, "input": {"text": text}, "agent_config": agent_config(role, tools),
             "agent_name": "inference-harness"}
     response = session.request("POST", "/agents/run", json=body)
-    data = data_of(json_of(response))
+    data = response_data(response)
     assistant = data.get("assistant_message") if isinstance(data, dict) else None
     started = assistant.get("chat_id") if isinstance(assistant, dict) else None
     return Conversation(label, started if isinstance(started, str) else "",
@@ -274,7 +267,7 @@ def run_state(event: ChatEvent) -> str | None:
 
 def finish(session: ChatSession, conv: Conversation) -> None:
     """The chat as GET /chats/{id} shows it at the end of the conversation."""
-    chat = data_of(json_of(session.request("GET", f"/chats/{conv.chat_id}")))
+    chat = response_data(session.request("GET", f"/chats/{conv.chat_id}"))
     conv.final_chat = chat if isinstance(chat, dict) else None
 
 

@@ -55,13 +55,18 @@ class ForeignHost(Exception):
     """A URL the target handed out points at a host the harness may not send requests to."""
 
 
-def response_data(response: httpx.Response) -> Any:
-    """The `data` of an enveloped JSON answer (or the bare body), None if not JSON."""
+def json_of(response: httpx.Response) -> Any:
+    """The answer's JSON body, None if it is not JSON."""
     try:
-        body = response.json()
+        return response.json()
     except ValueError:
         return None
-    return data_of(body)
+
+
+def response_data(response: httpx.Response) -> Any:
+    """The `data` of an enveloped JSON answer (or the bare body), None if not JSON."""
+    body = json_of(response)
+    return None if body is None else data_of(body)
 
 
 class ApiClient:

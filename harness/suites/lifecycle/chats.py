@@ -27,7 +27,6 @@ import httpx
 
 from harness.checks.agents import CHECKS as AG_CHECKS
 from harness.checks.agents import ChatEvent, Conversation, ToolPost, check_conversation
-from harness.checks.envelope import data_of
 from harness.contract import load_chat_lifecycle
 from harness.findings import Finding
 from harness.history import HistoryWriter, key_label
@@ -39,13 +38,13 @@ from harness.net.chats import (
     awaiting_client_tools,
     finish,
     foreign_probes,
-    json_of,
     post_tool_result,
     run_state,
     start,
     stop,
     write_conversations,
 )
+from harness.net.client import response_data
 from harness.net.repro import curl
 from harness.profile import AppRole
 
@@ -317,7 +316,7 @@ class ChatRunner:
             with self.tally.lock:
                 self.tally.polls += 1
             if response.status_code == 200:
-                record.events += poll_events(data_of(json_of(response)), time.monotonic() - chat.started)
+                record.events += poll_events(response_data(response), time.monotonic() - chat.started)
             done.wait(self.options.poll_interval_s)
 
     # -- judging -------------------------------------------------------------------------------

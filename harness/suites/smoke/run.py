@@ -23,7 +23,15 @@ from harness.findings import Finding, SuiteResult
 from harness.history import HistoryWriter, key_label
 from harness.net.bounded import ANSWER_DEADLINE_S, unanswered
 from harness.net.chats import STREAM, ChatRecorder, ChatSession, agent_config, finish, start, stop
-from harness.net.client import ApiClient, ForeignHost, Recorder, StreamFormat, StreamReading, response_data
+from harness.net.client import (
+    ApiClient,
+    ForeignHost,
+    Recorder,
+    StreamFormat,
+    StreamReading,
+    json_of,
+    response_data,
+)
 from harness.net.recording import ExchangeRecorder
 from harness.net.repro import SECOND_KEY_VAR, curl
 from harness.net.samples import PNG_1X1
@@ -158,13 +166,6 @@ def _poll(run: _Run, task_id: str, label: str, late_check: str = "ST-RUN-COMPLET
     return None
 
 
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
 def _check_auth(run: _Run, base_url: str) -> None:
     with ApiClient(base_url, "inf_harness_not_a_real_key") as stranger:
         stranger.recorder = run.stranger_recorder
@@ -188,7 +189,7 @@ def _check_app_not_found(run: _Run) -> None:
     repro = curl("POST", f"{run.client.base_url}/apps/run", UNKNOWN_APP)
     if response.status_code < 300:
         run.tasks_created += 1
-    gaps = error_answer_gaps(response.status_code, _json(response), 404, "app_not_found")
+    gaps = error_answer_gaps(response.status_code, json_of(response), 404, "app_not_found")
     if gaps:
         run.find("ST-APP-NOT-FOUND", f"a run of the unknown app {UNKNOWN_APP['app']!r}: "
                  + "; ".join(gaps), evidence=_excerpt(response), repro=repro)
@@ -199,7 +200,7 @@ def _check_app_not_found(run: _Run) -> None:
 def _check_titles(run: _Run) -> None:
     """Each documented error answer that came with the right status has the docs' title."""
     for code, response, repro in run.errors:
-        gap = title_gap(_json(response), code)
+        gap = title_gap(json_of(response), code)
         if gap is not None:
             run.find("ST-ERROR-TITLE", f"{response.request.method} {response.request.url.path} "
                      f"({response.status_code} {code}): {gap}", evidence=_excerpt(response),
