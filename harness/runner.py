@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -84,6 +85,24 @@ def target(settings: Settings, faults: list[str], progress: Progress,
                                               "max_tasks": settings.max_tasks or SELF_STARTED_MAX_TASKS})
     except ReferenceServerError as exc:
         raise RunError(ExitCode.UNREACHABLE, str(exc)) from exc
+
+
+class _InterruptFlag:
+    """Remembers a SIGINT while the suites run (then raises KeyboardInterrupt as Python does)."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        self._previous: Any = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        self.seen = True
+        raise KeyboardInterrupt
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 def _run_suite(suite: Suite, ctx: Context, options: Any, progress: Progress,
@@ -226,6 +245,7 @@ def _run_suites(settings: Settings, ready: Settings, suites: list[str], progress
                   ready.max_tasks or DEFAULT_MAX_TASKS, seed)
     progress(f"run {run_id} against {ready.base_url}")
     current: str | None = None
+    interrupt = _InterruptFlag()
     try:
         for name, suite in SUITES.items():
             if name not in suites:
@@ -247,6 +267,13 @@ def _run_suites(settings: Settings, ready: Settings, suites: list[str], progress
         if current is not None:
             result.suites.append(SuiteResult(name=current, status="error",
                                              error="interrupted by the user"))
+        progress("interrupted; writing the run folder")
+    finally:
+        interrupt.restore()
+    if interrupt.seen and not result.interrupted:
+        # The same SIGINT stopped the reference server first, and the suite ended on its errors
+        # before the main thread saw KeyboardInterrupt (or a library swallowed it): still Ctrl-C.
+        result.interrupted = True
         progress("interrupted; writing the run folder")
     result.finished_at = None if result.interrupted else now_rfc3339()
     compress_history(run_dir)

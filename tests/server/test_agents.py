@@ -98,7 +98,12 @@ def test_another_key_gets_404_everywhere(server: ReferenceServer) -> None:
                                                                    json={"result": "3"}),
                   run(other, "hi", chat_id=chat_id)]
         assert api.post(f"/chats/{chat_id}/stop").status_code == 200
-        chat = api.get(f"/chats/{chat_id}").json()["data"]
+        # The run ends at its next step, not inside the stop's answer (AG-STOP allows 10 s).
+        def ended() -> dict[str, Any] | None:
+            chat: dict[str, Any] = api.get(f"/chats/{chat_id}").json()["data"]
+            return chat if chat["active_run"]["state"] != "working" else None
+
+        chat = wait_until(ended, "the stopped run ended")
     assert [p.status_code for p in probes] == [404] * 5
     assert chat["active_run"]["state"] == "canceled"
     assert chat["chat_messages"][1]["tool_invocations"][0]["status"] == "cancelled"
