@@ -23,7 +23,7 @@ from harness.checks.agents import CHECKS as AG_CHECKS
 from harness.checks.lifecycle import CHECKS, InvariantOptions, check_history
 from harness.contract import Lifecycle, Limits
 from harness.findings import Finding, SuiteResult
-from harness.history import HistoryWriter, read_history
+from harness.history import HistoryWriter, read_records
 from harness.net.client import ApiClient, ForeignHost, response_data
 from harness.net.recording import RecordingClient
 from harness.net.samples import PNG_1X1
@@ -310,7 +310,7 @@ def run_lifecycle(base_url: str, keys: list[str], lifecycle: Lifecycle, limits: 
                 foreign_api.close()
         observed = history.count
     note(f"lifecycle: checking {observed} observations")
-    report = check_history(read_history(history_path), lifecycle,
+    report = check_history(read_records(history_path), lifecycle,
                            InvariantOptions(heartbeat_bound_s=options.heartbeat_bound_s))
     skipped: dict[str, str] = {}
     if len(keys) < 2:
