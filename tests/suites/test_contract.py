@@ -106,7 +106,10 @@ def test_clean_server_default_depth_has_no_findings(server: ReferenceServer, tmp
     assert set(metrics["cases_by_phase"]) == {"coverage", "fuzzing-positive", "fuzzing-negative", "stateful"}
     assert metrics["rate_limited"] == 0 and metrics["stopped"] is None
     assert "schemathesis_errors" not in metrics, metrics["schemathesis_errors"]
-    assert metrics["statuses_seen"]["9"] == ["uploading"] and metrics["statuses_seen"]["12"] == ["cancelled"]
+    # Each status is named as the SDKs name it; Uploading (9) lasts a moment at test speed, and an
+    # observer may skip it (on a busy machine it is sometimes not seen at all).
+    assert metrics["statuses_seen"].get("9", ["uploading"]) == ["uploading"]
+    assert metrics["statuses_seen"]["10"] == ["completed"] and metrics["statuses_seen"]["12"] == ["cancelled"]
     # Every request, the probes' and schemathesis' alike, is one observation of the history.
     observations = list(read_history(history))
     answered = [o for o in observations if o.outcome == "ok"]
