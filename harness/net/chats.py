@@ -163,7 +163,7 @@ class ChatSession:
                     stopped = stopped_at() if stopped_at is not None else conv.stop_at
                     if stop_grace_s is not None and stopped is not None:
                         end = min(end, started + stopped + stop_grace_s)
-                    if now > end:
+                    if now > end or decoder.stopped:  # past the stream cap: read no further
                         return 200
                 conv.closed_by_server = True
                 return 200

@@ -69,6 +69,11 @@ class _LineDecoder:
         self._stopped = False
 
     @property
+    def stopped(self) -> bool:
+        """The stream passed `max_stream`: nothing more is decoded, so nothing more need be read."""
+        return self._stopped
+
+    @property
     def pending(self) -> int:
         """Bytes held that belong to no event yet."""
         return len(self._buffer) + len(self._head)

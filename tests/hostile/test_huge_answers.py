@@ -12,7 +12,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from harness.checks.agents import Conversation
 from harness.net.bounded import READ_CAP, bounded_request
+from harness.net.chats import ChatSession
 from harness.net.client import ApiClient
 from harness.net.decoders import MAX_LINE
 from tests.hostile.servers import Request, drip, flood, raw_server, send_all
@@ -58,3 +60,17 @@ def test_an_endless_ndjson_line_is_cut_and_cr_only_sse_is_decoded(target: str) -
     assert ndjson.timed_out or ndjson.error is None
     assert sse.updates and sse.updates[0]["data"]["status"] == 10 and sse.timed_out
     assert took < 8, took
+
+
+def test_a_chat_stream_past_its_cap_is_not_read_further(target: str) -> None:
+    # The chat reader (agents suite, lifecycle chats, smoke) stops at the decoder's stream cap
+    # instead of reading an endless line until its deadline.
+    session = ChatSession(target, "inf_hostile_key_123456", 5.0)
+    conv = Conversation("endless", "chat_1")
+    started = time.monotonic()
+    try:
+        status = session.read_stream("chat_1", conv, started, 30.0, lambda _event: None)
+    finally:
+        session.close()
+    assert status == 200 and not conv.closed_by_server and conv.events == []
+    assert time.monotonic() - started < 15, "read past the cap until the deadline"
