@@ -19,6 +19,7 @@ from typing import Any
 
 from harness.server import agent_model as model
 from harness.server.faults import Fault, Faults
+from harness.server.interruptible import sleep_unless
 from harness.server.timefmt import rfc3339
 
 # Phase durations in seconds at --speed 1.
@@ -399,15 +400,8 @@ class AgentRuntime:
 
     async def _pause(self, run: Run, seconds: float) -> None:
         """Sleep a scaled phase; raise _Stopped if the chat is stopped meanwhile."""
-        if run.stop.is_set():
+        if await sleep_unless(run.stop, seconds / self.speed):
             raise _Stopped
-        try:
-            await asyncio.wait_for(run.stop.wait(), seconds / self.speed)
-        except TimeoutError:
-            if run.stop.is_set():
-                raise _Stopped from None
-            return
-        raise _Stopped
 
     async def _until(self, run: Run, event: asyncio.Event) -> None:
         """Wait for `event` (a tool's answer) or a stop, whichever comes first."""

@@ -17,6 +17,7 @@ from harness.server.faults import Fault, Faults
 from harness.server.files import FileStore
 from harness.server.fingerprint import setup_fingerprint
 from harness.server.inbox import Inbox
+from harness.server.interruptible import sleep_unless
 from harness.server.timefmt import rfc3339
 
 RECEIVED, QUEUED, DISPATCHED, PREPARING, SERVING, SETTING_UP, RUNNING = 1, 2, 3, 4, 5, 6, 7
@@ -362,16 +363,8 @@ class Engine:
 
     async def _wait(self, task: Task, seconds: float) -> None:
         """Sleep a scaled phase, waking early (and raising) on cancel."""
-        if task.cancel_event.is_set():
+        if await sleep_unless(task.cancel_event, seconds / self.speed):
             raise _Cancelled
-        try:
-            await asyncio.wait_for(task.cancel_event.wait(), seconds / self.speed)
-        except TimeoutError:
-            # wait_for yields once more after its timeout fires: a cancel can land right there.
-            if task.cancel_event.is_set():
-                raise _Cancelled from None
-            return
-        raise _Cancelled
 
     async def _acquire(self, task: Task) -> Worker:
         loop = asyncio.get_running_loop()
