@@ -335,6 +335,14 @@ class ApiUser(FastHttpUser):
                                  response_length=length, response=response, context={},
                                  exception=exception, start_time=started, url=url)
 
+    def not_created(self, answer: Answer, name: str, what: str) -> None:
+        """A billable create that made nothing: its budget slot back when the target answered (no
+        answer at all may still have created it), and an error when it answered 2xx without an id."""
+        if answer.code != 0:
+            self.hs.budget.refund()
+        if answer.ok:
+            self.hs.metrics.error(name, what, {"body": answer.content[:300].decode("utf-8", "replace")})
+
     def call(self, request: Request) -> Answer:
         """One request: pacing, a Locust request event, HDR latency, counters, an Observation."""
         route = request.route
@@ -455,11 +463,7 @@ class ApiUser(FastHttpUser):
                                    extra={"deadline_s": deadline_s, "app": body.get("app")}))
         task_id = answer.data.get("id") if answer.ok and isinstance(answer.data, dict) else None
         if not isinstance(task_id, str):
-            if answer.code != 0:
-                session.budget.refund()
-            if answer.ok:
-                session.metrics.error("run", "answer without a task id",
-                                      {"body": answer.content[:300].decode("utf-8", "replace")})
+            self.not_created(answer, "run", "answer without a task id")
             return None
         session.metrics.count("tasks_created")
         session.remember_task(self.key_index if key is None else key, task_id)
@@ -745,11 +749,7 @@ class AgentChatUser(ApiUser):
         assistant = assistant if isinstance(assistant, dict) else {}
         chat_id, run_id = assistant.get("chat_id"), assistant.get("agent_run_id")
         if not isinstance(chat_id, str):
-            if answer.code != 0:
-                session.budget.refund()
-            if answer.ok:
-                session.metrics.error("agent_run", "answer without an assistant message's chat_id",
-                                      {"body": answer.content[:300].decode("utf-8", "replace")})
+            self.not_created(answer, "agent_run", "answer without an assistant message's chat_id")
             return None
         session.metrics.count("tasks_created")
         turn = ChatTurn(session.metrics, chat_id, run_id if isinstance(run_id, str) else None, sent,
