@@ -207,10 +207,14 @@ def _read_ndjson(response: Any, *args: Any, timeout: Any = None, **kwargs: Any) 
         cut = True
     except ProtocolError as exc:  # broken off: what requests itself raises for it
         raise _requests.exceptions.ChunkedEncodingError(exc) from exc
+    if cut:
+        # The rest of the body is still coming on this connection: closed, not pooled (a pooled
+        # one would hand its next chunk to the next request as a status line).
+        response.raw.close()
+        setattr(response, STREAM_CUT_SHORT_ATTRIBUTE, True)
     response._content = b"".join(chunks)
     response._content_consumed = True
     if cut:
-        setattr(response, STREAM_CUT_SHORT_ATTRIBUTE, True)
         response.close()
 
 

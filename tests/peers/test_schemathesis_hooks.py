@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ from typing import Any
 import pytest
 import schemathesis
 from schemathesis.core.failures import Failure, FailureGroup
+from schemathesis.core.transport import STREAM_CUT_SHORT_ATTRIBUTE
 
 from harness.net.reference import ReferenceServer, fresh_keys, reference_server
 from harness.peers import schemathesis_hooks as hooks
@@ -191,3 +195,47 @@ def test_stream_check_names_the_rule_and_spares_a_cut_stream() -> None:
     # Cut short by the reader before the end: no terminal update is no finding; closed, it is one.
     assert _stream_checks(_line(1) + _line(7, ["status"]), cut=True) == set()
     assert _stream_checks(_line(1) + _line(7, ["status"])) == {"CT-SDK-STREAM-CLOSED-EARLY"}
+
+
+
+def _drip_server() -> socket.socket:
+    """Loopback HTTP/1.1 server for one connection: GET /stream answers chunked NDJSON, a line
+    every 50 ms for at most 2 s, while the connection stays open."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(5)
+
+    def serve() -> None:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(5)
+            conn.recv(4096)
+            try:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n"
+                             b"Transfer-Encoding: chunked\r\n\r\n")
+                for _ in range(40):
+                    conn.sendall(b"f\r\n{\"type\":\"beat\"}\r\n")
+                    time.sleep(0.05)
+            except OSError:
+                return
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener
+
+
+def test_a_stream_cut_short_does_not_go_back_to_the_pool() -> None:
+    # Before: the cut stream's connection went back to the pool open, and the rest of its body
+    # could become the next answer's status line (BadStatusLine('f\r\n')): a network error in the
+    # plain CLI's stateful phase when a chat stream's heartbeat came just after the next request.
+    import requests
+
+    with _drip_server() as listener, requests.Session() as session:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/stream"
+        response = session.get(url, stream=True, timeout=0.3, hooks={"response": [hooks._read_ndjson]})
+        assert getattr(response, STREAM_CUT_SHORT_ATTRIBUTE, False)
+        assert response.content.startswith(b'{"type":"beat"}')
+        # The connection went back to its pool closed (urllib3 opens a new one for the next request).
+        pooled = [conn for conn in list(response.raw._pool.pool.queue) if conn is not None]
+        assert len(pooled) == 1 and pooled[0].sock is None, pooled[0].sock
