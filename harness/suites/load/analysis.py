@@ -21,7 +21,7 @@ from harness.checks.ratelimit import remaining_problem, reset_value_problem, ret
 from harness.checks.thresholds import MetricsView, ThresholdResult, evaluate, parse_thresholds
 from harness.contract import Lifecycle
 from harness.findings import Finding, SuiteStatus
-from harness.history import HISTORY_FILE, Observation, read_history
+from harness.history import HISTORY_FILE, Observation, ObservationRecord, read_history, read_records
 from harness.suites.load.endpoints import endpoint_rows
 from harness.suites.load.metrics import PhaseMetrics
 from harness.suites.load.scenarios import SCENARIOS
@@ -74,6 +74,12 @@ class Phase:
         path = self.directory / HISTORY_FILE
         if path.exists():
             yield from read_history(path)
+
+    def records(self) -> Iterator[ObservationRecord]:
+        """The history as decoded records, for readers of fields only (the lifecycle checker)."""
+        path = self.directory / HISTORY_FILE
+        if path.exists():
+            yield from read_records(path)
 
     def view(self) -> MetricsView:
         return view_of(self.metrics, self.duration_s)
@@ -309,7 +315,7 @@ def analyse_phases(phase_dirs: list[Path], thresholds: list[str], lifecycle: Lif
         if refused:
             result.refused += refused
             result.notes.append(f"{phase.scenario}: {len(refused)} worker(s) refused the plan: {refused[0]}")
-    report = check_history(chain.from_iterable(p.observations() for p in phases), lifecycle,
+    report = check_history(chain.from_iterable(p.records() for p in phases), lifecycle,
                            invariant_options)
     for finding in report.findings:
         result.findings.append(finding.model_copy(update={"suite": SUITE}))
