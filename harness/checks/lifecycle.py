@@ -281,9 +281,10 @@ class Checker:
         # records: nearly every record is kept a while (the last one of its observer), and a kept
         # record outlives its block of the reader, to be freed cold, object by object. From a
         # list (or any other iterable) the records themselves.
-        by_position = isinstance(observations, HistoryRecords) and observations.positional()
-        if isinstance(observations, HistoryRecords) and by_position:
-            self._sources.append((count, observations))
+        source = observations if isinstance(observations, HistoryRecords) else None
+        by_position = source is not None and source.positional()
+        if source is not None and by_position:
+            self._sources.append((count, source))
         kept: _Kept
         try:
             for obs in observations:
