@@ -7,10 +7,11 @@ ended long before the newest observation are finalized and dropped.
 
 Records in: Observations, or the decoded records of `read_records` (anything with
 Observation's fields, `ObservationRecord`); witnesses show every field either way. Streamed
-from a file (`read_records`), the observations kept as witnesses are kept as their positions,
-with the few fields the rules read later beside them, and the findings' witnesses are read
-again from the file by `finish`: a kept record would outlive its block of the reader by
-seconds of history and then be freed out of the cache, object by object (a third of the time).
+from a file (`read_records`), no record is kept past its block of the reader: a kept record
+would be freed seconds of history later, out of the cache, object by object (a third of the
+time). Witnesses are kept as positions (with the few fields the rules read later beside them),
+each observer's last observation as its status only, and `finish` reads the findings'
+witnesses again from the file (an observer's last one found among its task's observations).
 
 Speed (benchmarks/checker.py): `add_all` is the hot path, about a microsecond per
 observation. The common case, a poll showing a known status of a task already seen, runs
@@ -38,7 +39,7 @@ from typing import Any, Literal
 from harness.checks.streams import StreamEnd
 from harness.contract import Lifecycle
 from harness.findings import Finding
-from harness.history import HistoryRecords, Observation, ObservationRecord
+from harness.history import HistoryError, HistoryRecords, Observation, ObservationRecord
 
 SUITE = "lifecycle"
 CHECKS = {
@@ -116,8 +117,12 @@ class _Task:
     setup_seen: _Kept | None = None
     setup_status: int = 0
     flipped: bool = False
-    # Per observer (or stream connection): the last known status seen, and that observation.
-    last: dict[str, tuple[int, _Kept]] = field(default_factory=dict)
+    first_seen: int = 0  # the position of its first observation (see `last`)
+    # Per observer (or stream connection): the last observation with a known status. Kept by
+    # position, only its status (no object kept per observation: a tuple with its position would
+    # be freed seconds of history later, out of the cache, a tenth of the time); the witness of a
+    # finding is then found again by reading the task's observations (`_LastOf`).
+    last: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -155,13 +160,23 @@ def _brief(obs: ObservationRecord) -> dict[str, Any]:
 _Message = str | Callable[[list[dict[str, Any]]], str]
 
 
+@dataclass(frozen=True, slots=True)
+class _LastOf:
+    """A witness kept by what it was: the last observation with a known status of an observer
+    (or connection) of a task, between two positions. Found by `Checker._read_last`."""
+    task: str
+    who: str
+    first: int
+    until: int
+
+
 @dataclass(slots=True)
 class _Pending:
     """A finding whose witnesses include kept positions: written by `finish` once they are read."""
     index: int  # its place in the report's findings
     check: str
     message: _Message
-    witness: list[dict[str, Any] | int]  # briefs, or the positions to read them from
+    witness: list[dict[str, Any] | int | _LastOf]  # briefs, or where to read them from
     task: str | None
 
 
@@ -214,7 +229,8 @@ class Checker:
 
     # -- reporting -------------------------------------------------------------------------
 
-    def _find(self, check: str, message: _Message, witness: list[_Kept], task: str | None) -> None:
+    def _find(self, check: str, message: _Message, witness: list[_Kept | _LastOf],
+              task: str | None) -> None:
         if task is not None:
             # One finding per task and check: the first witness is the clearest.
             if (check, task) in self._reported:
@@ -224,8 +240,8 @@ class Checker:
             self.report.suppressed[check] = self.report.suppressed.get(check, 0) + 1
             return
         self._per_check[check] = self._per_check.get(check, 0) + 1
-        briefs = [o if isinstance(o, int) else _brief(o) for o in witness]
-        done = [o for o in briefs if not isinstance(o, int)]
+        briefs = [o if isinstance(o, int | _LastOf) else _brief(o) for o in witness]
+        done = [o for o in briefs if isinstance(o, dict)]
         if len(done) == len(briefs):
             self.report.findings.append(_finding(check, message, done, task))
             return
@@ -237,17 +253,48 @@ class Checker:
         """The findings with kept positions among their witnesses: their records read again."""
         if not self._pending:
             return
+        for pending in self._pending:
+            pending.witness = [self._read_last(o) if isinstance(o, _LastOf) else o for o in pending.witness]
         wanted = sorted({o for pending in self._pending for o in pending.witness if isinstance(o, int)})
         read: dict[int, ObservationRecord] = {}
-        for i, (base, source) in enumerate(self._sources):
-            end = self._sources[i + 1][0] if i + 1 < len(self._sources) else self._count
+        for base, source in self._sources:
+            end = base + source.read_count()
             mine = wanted[bisect.bisect_right(wanted, base):bisect.bisect_right(wanted, end)]
             read.update((base + n, record) for n, record in source.reread(n - base for n in mine).items())
         for pending in self._pending:
             briefs = [_brief(read[o]) if isinstance(o, int) else o for o in pending.witness]
-            self.report.findings[pending.index] = _finding(pending.check, pending.message, briefs,
-                                                           pending.task)
+            self.report.findings[pending.index] = _finding(
+                pending.check, pending.message, [o for o in briefs if isinstance(o, dict)], pending.task)
         self._pending.clear()
+
+    def _read_last(self, mark: _LastOf) -> int:
+        """The position of what `_LastOf` names: the task's observations are read again from the
+        sources kept by position (an observer's last one kept by position was read from one)."""
+        found = None
+        for base, source in self._sources:
+            end = base + source.read_count()
+            first, until = max(mark.first, base + 1), min(mark.until, end)
+            for n, record in source.scan(first - base, until - base) if first <= until else ():
+                if record.task == mark.task and (record.conn or record.observer) == mark.who \
+                        and self._kept_as_last(record):
+                    found = base + n
+        if found is None:
+            raise HistoryError(f"the observation before {mark.until} of task {mark.task} by {mark.who} "
+                               "was not found again (the history changed since it was read)")
+        return found
+
+    def _kept_as_last(self, obs: ObservationRecord) -> bool:
+        """Whether the pass keeps this observation as its observer's last one: the tests `_add_all`
+        makes on the way to `last` (inlined there), in order."""
+        if obs.recv_ns is None or obs.outcome != "ok" or obs.task is None:
+            return False
+        extra = obs.extra
+        if extra and "probe" in extra and extra["probe"] == "foreign":
+            return False
+        status, kind = obs.status, obs.kind
+        if status is None or (kind is not None and kind in ("heartbeat", "close", "invalid")):
+            return False
+        return type(status) is int and status in self._known
 
     # -- the pass --------------------------------------------------------------------------
 
@@ -313,7 +360,7 @@ class Checker:
                     continue
                 task = tasks.get(task_id)
                 if task is None:
-                    task = self._new_task(task_id)
+                    task = self._new_task(task_id, count)
                 if recv > task.last_recv:
                     task.last_recv = recv
                 channel = obs.channel
@@ -337,13 +384,18 @@ class Checker:
                 last = task.last
                 who = conn or obs.observer
                 before = last.get(who)
-                last[who] = (status, kept)
+                last[who] = status if by_position else obs
                 if before is not None:
-                    previous = before[0]  # a known status: only those are kept in `last`
+                    # A known status: only those are kept. The kind is tested for, not
+                    # `by_position`: a checker fed from a list, then from a file, holds both.
+                    kept_status = type(before) is int
+                    previous = before if kept_status else before.status
                     if status != previous and status not in follows[previous]:
                         self._find("LC-REGRESSION", f"{obs.observer} saw task {task_id} go from "
                                    f"{self.lc.label(previous)} to {self.lc.label(status)}, which the "
-                                   "lifecycle does not allow", [before[1], obs], task_id)
+                                   "lifecycle does not allow",
+                                   [_LastOf(task_id, who, task.first_seen, count - 1) if kept_status
+                                    else before, kept], task_id)
                 # LC-TERMINAL-FLIP: once a terminal status was received, later requests see it.
                 if status in terminal:
                     self._realtime_terminal(task, task_id, obs, kept, status, recv)
@@ -368,9 +420,9 @@ class Checker:
         finally:
             self._count, self._newest = count, newest
 
-    def _new_task(self, task_id: str) -> _Task:
+    def _new_task(self, task_id: str, position: int) -> _Task:
         self._serial += 1
-        task = self._tasks[task_id] = _Task(self._serial)
+        task = self._tasks[task_id] = _Task(self._serial, first_seen=position)
         self._stats["tasks"] += 1
         return task
 
@@ -379,7 +431,8 @@ class Checker:
         (LC-CANCEL-UNREQUESTED), though never as acknowledged."""
         if obs.task is None or obs.extra.get("probe") == "foreign":
             return
-        self._cancel(self._tasks.get(obs.task) or self._new_task(obs.task), obs, kept)
+        task = self._tasks.get(obs.task) or self._new_task(obs.task, kept if isinstance(kept, int) else 0)
+        self._cancel(task, obs, kept)
 
     def _run(self, task: _Task, task_id: str, obs: ObservationRecord, kept: _Kept) -> None:
         if task.run is not None:

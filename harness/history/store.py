@@ -195,6 +195,10 @@ class HistoryRecords(Iterator[ObservationRecord]):
     def __next__(self) -> ObservationRecord:
         return next(self._records)
 
+    def read_count(self) -> int:
+        """How many records were read (whole blocks: those `reread` and `scan` can read again)."""
+        return self._counts[-1]
+
     def positional(self) -> bool:
         """Whether counting records from here gives their positions for `reread`: a regular file
         (not a pipe, which cannot be read twice) not read from yet."""
@@ -228,6 +232,44 @@ class HistoryRecords(Iterator[ObservationRecord]):
             raise HistoryError(f"{self.path.name}: the compressed history is damaged ({exc})") from exc
         return {position: found[position] for position in wanted}
 
+    def scan(self, first: int, last: int) -> Iterator[tuple[int, ObservationRecord]]:
+        """The records at positions `first` to `last` (each already read) with their positions,
+        read again in order: the blocks that hold them, streamed."""
+        if first < 1 or last > self._counts[-1]:
+            raise ValueError(f"positions {first}..{last} were not read (1..{self._counts[-1]})")
+        if first > last:
+            return
+        block = bisect.bisect_left(self._counts, first)  # counts[block - 1] < first
+        final = bisect.bisect_left(self._counts, last)
+        start = self._ends[block - 1]
+        position = self._counts[block - 1]
+        try:
+            with _open_binary(self.path) as handle:
+                handle.seek(start)
+                window = _Window(handle, self._ends[final] - start)
+                for records in _blocks_of(window, False, None):
+                    for record in records:
+                        position += 1
+                        if first <= position <= last:
+                            yield position, record
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            raise HistoryError(f"{self.path.name}: the compressed history is damaged ({exc})") from exc
+        if window.left or position != self._counts[final]:
+            raise HistoryError(f"{self.path.name}: changed since it was read")
+
+
+class _Window:
+    """The next `left` bytes of an open file, for `_blocks_of`."""
+
+    def __init__(self, handle: typing.BinaryIO | io.BufferedIOBase, left: int) -> None:
+        self.handle = handle
+        self.left = left
+
+    def read(self, size: int) -> bytes:
+        data = self.handle.read(min(size, self.left)) if self.left > 0 else b""
+        self.left -= len(data)
+        return data
+
 
 # Bytes read at a time: the records of a block are alive together, so a block's worth should
 # stay in the core's cache (larger blocks read slower).
@@ -247,7 +289,7 @@ def _blocks(path: Path, observations: bool,
         raise HistoryError(f"{path.name}: the compressed history is damaged ({exc})") from exc
 
 
-def _blocks_of(handle: typing.BinaryIO | io.BufferedIOBase, observations: bool,
+def _blocks_of(handle: typing.BinaryIO | io.BufferedIOBase | _Window, observations: bool,
                mark: Callable[[int, int], None] | None) -> Iterator[list[Any]]:
     """`_blocks` from an open file (or from the bytes of some of its blocks).
 

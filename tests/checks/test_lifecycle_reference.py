@@ -24,7 +24,7 @@ from pathlib import Path
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from harness.checks.lifecycle import CHECKS, InvariantOptions, check_history
+from harness.checks.lifecycle import CHECKS, Checker, InvariantOptions, check_history
 from harness.checks.lifecycle_reference import RULES, reference_check
 from harness.contract import load_lifecycle
 from harness.history import Observation, StreamKind, compress_history, read_history, read_records
@@ -380,3 +380,28 @@ def test_records_give_the_same_report_as_observations(seed: int, size: tuple[int
     for report in streamed:
         assert report.findings == by_observations.findings
         assert report.metrics == by_observations.metrics
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32), size=st.tuples(st.integers(1, 5), st.integers(1, 4), st.integers(0, 4)),
+       changes=st.lists(st.tuples(st.sampled_from(sorted(PERTURBATIONS)), st.integers(0, 2**32)),
+                        min_size=1, max_size=4),
+       cut=st.floats(0, 1), file_first=st.booleans())
+def test_a_checker_fed_from_a_list_and_from_a_file_finds_the_same(
+        seed: int, size: tuple[int, int, int], changes: list[tuple[str, int]], cut: float,
+        file_first: bool) -> None:
+    """Part of the history from a list (witnesses kept as records), the rest streamed from a file
+    (kept by position), in either order: the report of the whole list."""
+    history = perturbed(seed, size, changes)
+    at = int(len(history) * cut)
+    head, tail = history[:at], history[at:]
+    checker = Checker(LC, bounded(15.0))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "observations.jsonl"
+        path.write_text("".join(o.to_json() + "\n" for o in (head if file_first else tail)))
+        for part in ((read_records(path), tail) if file_first else (head, read_records(path))):
+            checker.add_all(part)
+        report = checker.finish()
+    whole = check_history(history, LC, bounded(15.0))
+    assert report.findings == whole.findings
+    assert report.metrics == whole.metrics
