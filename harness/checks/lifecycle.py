@@ -6,7 +6,12 @@ per task (a few fields) and per open stream connection, never per observation; t
 ended long before the newest observation are finalized and dropped.
 
 Records in: Observations, or the decoded records of `read_records` (anything with
-Observation's fields, `ObservationRecord`); witnesses show every field either way.
+Observation's fields, `ObservationRecord`); witnesses show every field either way. Streamed
+from a file (`read_records`), no record is kept past its block of the reader: a kept record
+would be freed seconds of history later, out of the cache, object by object (a third of the
+time). Witnesses are kept as positions (with the few fields the rules read later beside them),
+each observer's last observation as its status only, and `finish` reads the findings'
+witnesses again from the file (an observer's last one found among its task's observations).
 
 Speed (benchmarks/checker.py): `add_all` is the hot path, about a microsecond per
 observation. The common case, a poll showing a known status of a task already seen, runs
@@ -21,19 +26,20 @@ checks that both find the same (check, task) pairs on random histories.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import copy
 import gc
 import heapq
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from harness.checks.streams import StreamEnd
 from harness.contract import Lifecycle
 from harness.findings import Finding
-from harness.history import Observation, ObservationRecord
+from harness.history import HistoryError, HistoryRecords, Observation, ObservationRecord
 
 SUITE = "lifecycle"
 CHECKS = {
@@ -83,24 +89,41 @@ class CheckReport:
     suppressed: dict[str, int] = field(default_factory=dict)
 
 
+# A kept observation (a witness for later): the record, or its position in the checker's count
+# when the source can read it again (`HistoryRecords`, see `Checker._add_all`). The fields the
+# rules read later are kept beside it.
+_Kept = ObservationRecord | int
+
+
 @dataclass(slots=True)
 class _Task:
-    serial: int  # creation order: tasks are finalized in the order they were first seen
-    run: ObservationRecord | None = None
+    # First what nearly every observation reads or writes: few cache lines per task touched.
+    last_recv: int = 0
+    # Per observer (or stream connection): the last observation with a known status. Kept by
+    # position, only its status (no object kept per observation: a tuple with its position would
+    # be freed seconds of history later, out of the cache, a tenth of the time); the witness of a
+    # finding is then found again by reading the task's observations (`_LastOf`).
+    last: dict[str, Any] = field(default_factory=dict)
+    latest_open: _Kept | None = None  # the non-terminal observation sent last
+    latest_open_send: int = 0
+    terminal_obs: _Kept | None = None  # the terminal observation received first
+    warm_expected: bool = False
+    setup_seen: _Kept | None = None
+    serial: int = 0  # creation order: tasks are finalized in the order they were first seen
+    first_seen: int = 0  # the position of its first observation (see `last`)
+    run: _Kept | None = None
+    run_send: int = 0
     deadline_ns: int | None = None
     terminal: int | None = None
-    terminal_obs: ObservationRecord | None = None
-    latest_open: ObservationRecord | None = None  # the non-terminal observation sent last
-    latest_open_send: int = 0  # its send_ns (read without touching the observation)
+    terminal_recv: int = 0
     first_cancel_send: int | None = None
-    cancel_ack: ObservationRecord | None = None
-    first_cancel_status: ObservationRecord | None = None  # earliest-received 8/12
-    last_recv: int = 0
-    warm_expected: bool = False
-    setup_seen: ObservationRecord | None = None
+    cancel_ack: _Kept | None = None  # the earliest-sent acknowledged cancel
+    cancel_ack_send: int = 0
+    first_cancel_status: _Kept | None = None  # earliest-received 8/12
+    first_cancel_recv: int = 0
+    first_cancel_code: int = 0
+    setup_status: int = 0
     flipped: bool = False
-    # Per observer (or stream connection): the last observation with a known status.
-    last: dict[str, ObservationRecord] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -110,12 +133,18 @@ class _Conn:
     last_recv: int = 0
     last_update: int = 0  # the last update's (or the first event's) receive time
     quiet_found: int = 0  # bit 1: LC-PROGRESS-GAP reported, bit 2: LC-SDK-STREAM-IDLE
-    terminal: ObservationRecord | None = None
+    terminal: _Kept | None = None
     end: StreamEnd = field(default_factory=StreamEnd)
 
 
 def _first(item: tuple[int, str, _Task]) -> int:
     return item[0]
+
+
+def _finding(check: str, message: _Message, briefs: list[dict[str, Any]], task: str | None) -> Finding:
+    return Finding(check=check, severity=SEVERITY.get(check, "error"), suite=SUITE,
+                   message=message if isinstance(message, str) else message(briefs), task_id=task,
+                   evidence={"witness": briefs})
 
 
 # Every field of a record, in order: what a witness shows (Observation's own: they follow its fields).
@@ -126,6 +155,30 @@ def _brief(obs: ObservationRecord) -> dict[str, Any]:
     """A witness: the set fields of an Observation or of a decoded record (copies, as asdict)."""
     values = ((name, getattr(obs, name)) for name in _WITNESS_FIELDS)
     return {k: copy.deepcopy(v) for k, v in values if v is not None and v != {}}
+
+
+# A finding's message, or how to write it from its witnesses (when some are read again at the end).
+_Message = str | Callable[[list[dict[str, Any]]], str]
+
+
+@dataclass(frozen=True, slots=True)
+class _LastOf:
+    """A witness kept by what it was: the last observation with a known status of an observer
+    (or connection) of a task, between two positions. Found by `Checker._read_last`."""
+    task: str
+    who: str
+    first: int
+    until: int
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A finding whose witnesses include kept positions: written by `finish` once they are read."""
+    index: int  # its place in the report's findings
+    check: str
+    message: _Message
+    witness: list[dict[str, Any] | int | _LastOf]  # briefs, or where to read them from
+    task: str | None
 
 
 class Checker:
@@ -167,6 +220,9 @@ class Checker:
         self._ended: list[tuple[int, int, str, _Task]] = []
         self._peak_tasks = 0
         self._peak_conns = 0
+        # Sources whose records are kept by position: (the count before their first, source).
+        self._sources: list[tuple[int, HistoryRecords]] = []
+        self._pending: list[_Pending] = []
 
     def peak_held(self) -> tuple[int, int]:
         """The most task states and open stream states held at once so far (memory use)."""
@@ -174,7 +230,7 @@ class Checker:
 
     # -- reporting -------------------------------------------------------------------------
 
-    def _find(self, check: str, message: str, witness: list[ObservationRecord],
+    def _find(self, check: str, message: _Message, witness: list[_Kept | _LastOf],
               task: str | None) -> None:
         if task is not None:
             # One finding per task and check: the first witness is the clearest.
@@ -185,9 +241,61 @@ class Checker:
             self.report.suppressed[check] = self.report.suppressed.get(check, 0) + 1
             return
         self._per_check[check] = self._per_check.get(check, 0) + 1
-        self.report.findings.append(Finding(
-            check=check, severity=SEVERITY.get(check, "error"), suite=SUITE, message=message, task_id=task,
-            evidence={"witness": [_brief(o) for o in witness]}))
+        briefs = [o if isinstance(o, int | _LastOf) else _brief(o) for o in witness]
+        done = [o for o in briefs if isinstance(o, dict)]
+        if len(done) == len(briefs):
+            self.report.findings.append(_finding(check, message, done, task))
+            return
+        # Kept by position: read again at the end (`_write_pending`); a placeholder keeps its place.
+        self._pending.append(_Pending(len(self.report.findings), check, message, briefs, task))
+        self.report.findings.append(_finding(check, "", [], task))
+
+    def _write_pending(self) -> None:
+        """The findings with kept positions among their witnesses: their records read again."""
+        if not self._pending:
+            return
+        for pending in self._pending:
+            pending.witness = [self._read_last(o) if isinstance(o, _LastOf) else o for o in pending.witness]
+        wanted = sorted({o for pending in self._pending for o in pending.witness if isinstance(o, int)})
+        read: dict[int, ObservationRecord] = {}
+        for base, source in self._sources:
+            end = base + source.read_count()
+            mine = wanted[bisect.bisect_right(wanted, base):bisect.bisect_right(wanted, end)]
+            read.update((base + n, record) for n, record in source.reread(n - base for n in mine).items())
+        for pending in self._pending:
+            briefs = [_brief(read[o]) if isinstance(o, int) else o for o in pending.witness]
+            self.report.findings[pending.index] = _finding(
+                pending.check, pending.message, [o for o in briefs if isinstance(o, dict)], pending.task)
+        self._pending.clear()
+
+    def _read_last(self, mark: _LastOf) -> int:
+        """The position of what `_LastOf` names: the task's observations are read again from the
+        sources kept by position (an observer's last one kept by position was read from one)."""
+        found = None
+        for base, source in self._sources:
+            end = base + source.read_count()
+            first, until = max(mark.first, base + 1), min(mark.until, end)
+            for n, record in source.scan(first - base, until - base) if first <= until else ():
+                if record.task == mark.task and (record.conn or record.observer) == mark.who \
+                        and self._kept_as_last(record):
+                    found = base + n
+        if found is None:
+            raise HistoryError(f"the observation before {mark.until} of task {mark.task} by {mark.who} "
+                               "was not found again (the history changed since it was read)")
+        return found
+
+    def _kept_as_last(self, obs: ObservationRecord) -> bool:
+        """Whether the pass keeps this observation as its observer's last one: the tests `_add_all`
+        makes on the way to `last` (inlined there), in order."""
+        if obs.recv_ns is None or obs.outcome != "ok" or obs.task is None:
+            return False
+        extra = obs.extra
+        if extra and "probe" in extra and extra["probe"] == "foreign":
+            return False
+        status, kind = obs.status, obs.kind
+        if status is None or (kind is not None and kind in ("heartbeat", "close", "invalid")):
+            return False
+        return type(status) is int and status in self._known
 
     # -- the pass --------------------------------------------------------------------------
 
@@ -217,14 +325,24 @@ class Checker:
         finalize_every = FINALIZE_EVERY
         count = self._count
         newest = self._newest
+        # From a file that can be read again, witnesses are kept as positions (`count`), not as
+        # records: nearly every record is kept a while (the last one of its observer), and a kept
+        # record outlives its block of the reader, to be freed cold, object by object. From a
+        # list (or any other iterable) the records themselves.
+        source = observations if isinstance(observations, HistoryRecords) else None
+        by_position = source is not None and source.positional()
+        if source is not None and by_position:
+            self._sources.append((count, source))
+        kept: _Kept
         try:
             for obs in observations:
                 count += 1
+                kept = count if by_position else obs
                 recv = obs.recv_ns
                 if recv is None or obs.outcome != "ok":
                     self._indeterminate += 1
                     if obs.channel == "cancel":
-                        self._unanswered_cancel(obs)
+                        self._unanswered_cancel(obs, kept)
                     continue
                 if recv > newest:
                     newest = recv
@@ -237,21 +355,21 @@ class Checker:
                     continue
                 conn = obs.conn
                 if conn is not None:
-                    self._stream_event(obs)
+                    self._stream_event(obs, kept)
                 task_id = obs.task
                 if task_id is None:
                     continue
                 task = tasks.get(task_id)
                 if task is None:
-                    task = self._new_task(task_id)
+                    task = self._new_task(task_id, count)
                 if recv > task.last_recv:
                     task.last_recv = recv
                 channel = obs.channel
                 if channel == "run":
                     if obs.http is not None and obs.http < 300:
-                        self._run(task, task_id, obs)
+                        self._run(task, task_id, obs, kept)
                 elif channel == "cancel":
-                    self._cancel(task, obs)
+                    self._cancel(task, obs, kept)
                 status = obs.status
                 kind = obs.kind
                 if status is None or (kind is not None and kind in ("heartbeat", "close", "invalid")):
@@ -267,55 +385,63 @@ class Checker:
                 last = task.last
                 who = conn or obs.observer
                 before = last.get(who)
-                last[who] = obs
+                last[who] = status if by_position else obs
                 if before is not None:
-                    previous = before.status  # a known status: only those are kept in `last`
+                    # A known status: only those are kept. The kind is tested for, not
+                    # `by_position`: a checker fed from a list, then from a file, holds both.
+                    kept_status = type(before) is int
+                    previous = before if kept_status else before.status
                     if status != previous and status not in follows[previous]:
                         self._find("LC-REGRESSION", f"{obs.observer} saw task {task_id} go from "
                                    f"{self.lc.label(previous)} to {self.lc.label(status)}, which the "
-                                   "lifecycle does not allow", [before, obs], task_id)
+                                   "lifecycle does not allow",
+                                   [_LastOf(task_id, who, task.first_seen, count - 1) if kept_status
+                                    else before, kept], task_id)
                 # LC-TERMINAL-FLIP: once a terminal status was received, later requests see it.
                 if status in terminal:
-                    self._realtime_terminal(task, task_id, obs, status, recv)
+                    self._realtime_terminal(task, task_id, obs, kept, status, recv)
                 else:
                     send = obs.send_ns
                     if task.latest_open is None or send > task.latest_open_send:
-                        task.latest_open = obs
+                        task.latest_open = kept
                         task.latest_open_send = send
                         if task.terminal_obs is not None:
                             self._stale_check(task, task_id)
                 # Output, error and cancel facts; then the warm-setup rule (LC-SETUP-WARM).
                 if status in content_statuses:
-                    self._content(task, task_id, obs, status)
+                    self._content(task, task_id, obs, kept, status)
                 if task.warm_expected and task.setup_seen is None:
                     setup = self._setup
                     if status in setup or not setup.isdisjoint(obs.trail or ()):
-                        task.setup_seen = obs
+                        task.setup_seen = kept
+                        task.setup_status = status
                 if not count % finalize_every:
                     self._count, self._newest = count, newest
                     self._maybe_finalize()
         finally:
             self._count, self._newest = count, newest
 
-    def _new_task(self, task_id: str) -> _Task:
+    def _new_task(self, task_id: str, position: int) -> _Task:
         self._serial += 1
-        task = self._tasks[task_id] = _Task(self._serial)
+        task = self._tasks[task_id] = _Task(serial=self._serial, first_seen=position)
         self._stats["tasks"] += 1
         return task
 
-    def _unanswered_cancel(self, obs: ObservationRecord) -> None:
+    def _unanswered_cancel(self, obs: ObservationRecord, kept: _Kept) -> None:
         """A cancel that timed out may still have reached the server: it counts as sent
         (LC-CANCEL-UNREQUESTED), though never as acknowledged."""
         if obs.task is None or obs.extra.get("probe") == "foreign":
             return
-        self._cancel(self._tasks.get(obs.task) or self._new_task(obs.task), obs)
+        task = self._tasks.get(obs.task) or self._new_task(obs.task, kept if isinstance(kept, int) else 0)
+        self._cancel(task, obs, kept)
 
-    def _run(self, task: _Task, task_id: str, obs: ObservationRecord) -> None:
+    def _run(self, task: _Task, task_id: str, obs: ObservationRecord, kept: _Kept) -> None:
         if task.run is not None:
             self._find("LC-DUPLICATE-ID", f"two accepted runs returned the same task id {task_id}",
                        [task.run, obs], task_id)
             return
-        task.run = obs
+        task.run = kept
+        task.run_send = obs.send_ns
         deadline = obs.extra.get("deadline_s")
         if isinstance(deadline, int | float):
             task.deadline_ns = obs.send_ns + int(deadline * 1e9)
@@ -326,18 +452,19 @@ class Checker:
             self._find("LC-INITIAL-STATUS", f"the run answered status {self.lc.label(obs.status)}; "
                        f"a new task starts as one of {self.lc.initial}", [obs], task_id)
 
-    def _cancel(self, task: _Task, obs: ObservationRecord) -> None:
+    def _cancel(self, task: _Task, obs: ObservationRecord, kept: _Kept) -> None:
         if task.first_cancel_send is None or obs.send_ns < task.first_cancel_send:
             task.first_cancel_send = obs.send_ns
         acked = obs.http is not None and 200 <= obs.http < 300
         # The list, not the frozenset: the status is the server's JSON, perhaps a list or an object.
         if acked and (obs.status is None or obs.status not in self.lc.terminal):
             # The earliest sent, not the first recorded: if any was sent before the end, it was.
-            if task.cancel_ack is None or obs.send_ns < task.cancel_ack.send_ns:
-                task.cancel_ack = obs
+            if task.cancel_ack is None or obs.send_ns < task.cancel_ack_send:
+                task.cancel_ack = kept
+                task.cancel_ack_send = obs.send_ns
 
-    def _realtime_terminal(self, task: _Task, task_id: str, obs: ObservationRecord, status: int,
-                           recv: int) -> None:
+    def _realtime_terminal(self, task: _Task, task_id: str, obs: ObservationRecord, kept: _Kept,
+                           status: int, recv: int) -> None:
         if task.terminal is not None and status != task.terminal and not task.flipped:
             task.flipped = True
             assert task.terminal_obs is not None
@@ -345,13 +472,14 @@ class Checker:
                        f"{self.lc.label(task.terminal)} and {self.lc.label(status)}",
                        [task.terminal_obs, obs], task_id)
         term = task.terminal_obs
-        if term is None or recv < (term.recv_ns or 0):
+        if term is None or recv < task.terminal_recv:
             if task.terminal is None:
                 task.terminal = status
                 self._stats["terminal"] += 1
                 if task.run is not None:
-                    self._to_terminal_ms.append((recv - task.run.send_ns) / 1e6)
-            task.terminal_obs = obs
+                    self._to_terminal_ms.append((recv - task.run_send) / 1e6)
+            task.terminal_obs = kept
+            task.terminal_recv = recv
             if term is None:
                 # From now on the task can be finalized, once it has been quiet for the horizon.
                 heapq.heappush(self._ended, (task.last_recv, task.serial, task_id, task))
@@ -361,14 +489,19 @@ class Checker:
         term, late = task.terminal_obs, task.latest_open
         if term is None or late is None or task.flipped:
             return
-        assert term.recv_ns is not None
-        if late.send_ns > term.recv_ns:
+        if task.latest_open_send > task.terminal_recv:
             task.flipped = True
-            self._find("LC-TERMINAL-FLIP", f"{late.observer} sent a request after {term.observer} "
-                       f"had received the terminal status {self.lc.label(term.status)} of task "
-                       f"{task_id}, and saw {self.lc.label(late.status)}", [term, late], task_id)
+            label = self.lc.label
 
-    def _content(self, task: _Task, task_id: str, obs: ObservationRecord, status: int) -> None:
+            def message(witness: list[dict[str, Any]]) -> str:
+                term, late = witness
+                return (f"{late['observer']} sent a request after {term['observer']} had received the "
+                        f"terminal status {label(term['status'])} of task {task_id}, and saw "
+                        f"{label(late['status'])}")
+            self._find("LC-TERMINAL-FLIP", message, [term, late], task_id)
+
+    def _content(self, task: _Task, task_id: str, obs: ObservationRecord, kept: _Kept,
+                 status: int) -> None:
         """Output, error and cancel facts (the warm-setup rule is in `add_all`)."""
         if status == self.lc.completed and obs.output is False:
             self._find("LC-COMPLETED-OUTPUT", f"task {task_id} is completed without an output",
@@ -382,11 +515,13 @@ class Checker:
                        f"{' and '.join(stranded)} does not know as terminal: its run() waits forever "
                        "(stream or poll)", [obs], task_id)
         if status in self._cancel_statuses:
-            first = task.first_cancel_status
-            if first is None or (obs.recv_ns or 0) < (first.recv_ns or 0):
-                task.first_cancel_status = obs
+            recv = obs.recv_ns or 0
+            if task.first_cancel_status is None or recv < task.first_cancel_recv:
+                task.first_cancel_status = kept
+                task.first_cancel_recv = recv
+                task.first_cancel_code = status
 
-    def _stream_event(self, obs: ObservationRecord) -> None:
+    def _stream_event(self, obs: ObservationRecord, kept: _Kept) -> None:
         conn_id, recv = obs.conn, obs.recv_ns
         assert conn_id is not None and recv is not None
         conn = self._conns.get(conn_id)
@@ -422,7 +557,7 @@ class Checker:
             self._find("LC-STREAM-AFTER-TERMINAL", f"{obs.channel} stream {conn_id} sent {what} "
                        "after its terminal update", [conn.terminal, obs], obs.task)
         if terminal and conn.terminal is None:
-            conn.terminal = obs
+            conn.terminal = kept
 
     def _quiet(self, conn: _Conn, conn_id: str, obs: ObservationRecord, quiet_ns: int) -> None:
         """A live stream's time since its last update: the contract's bound, the SDK's idle check."""
@@ -468,20 +603,21 @@ class Checker:
     def _finalize(self, task_id: str, task: _Task) -> None:
         first = task.first_cancel_status
         if first is not None and (task.first_cancel_send is None
-                                  or (first.recv_ns or 0) < task.first_cancel_send):
-            self._find("LC-CANCEL-UNREQUESTED", f"task {task_id} showed {self.lc.label(first.status)} "
-                       "before any cancel was sent", [first], task_id)
+                                  or task.first_cancel_recv < task.first_cancel_send):
+            self._find("LC-CANCEL-UNREQUESTED", f"task {task_id} showed "
+                       f"{self.lc.label(task.first_cancel_code)} before any cancel was sent", [first],
+                       task_id)
         ack = task.cancel_ack
         if ack is not None and task.terminal is not None and task.terminal != self.lc.cancelled:
             term = task.terminal_obs
-            assert term is not None and term.recv_ns is not None
-            if term.recv_ns > ack.send_ns:  # it had not ended before the cancel was sent
+            assert term is not None
+            if task.terminal_recv > task.cancel_ack_send:  # it had not ended before the cancel was sent
                 self._find("LC-CANCEL-IGNORED", f"the cancel of task {task_id} was acknowledged but the "
                            f"task ended {self.lc.label(task.terminal)}", [ack, term], task_id)
         if task.warm_expected:
             if task.setup_seen is not None:
                 self._find("LC-SETUP-WARM", f"task {task_id} ran with the setup its worker was warm for, "
-                           f"but went through {self.lc.label(task.setup_seen.status)}",
+                           f"but went through {self.lc.label(task.setup_status)}",
                            [task.setup_seen], task_id)
             elif task.terminal is not None:
                 self._stats["warm_skipped"] += 1
@@ -499,6 +635,7 @@ class Checker:
             self._finalize(task_id, task)
         self._tasks.clear()
         self._ended.clear()
+        self._write_pending()
         times = sorted(self._to_terminal_ms)
         stats = self._stats
         self.report.metrics = {

@@ -14,6 +14,7 @@ from harness.history.store import (
     COMPRESSED_HISTORY_FILE,
     HISTORY_FILE,
     HistoryError,
+    HistoryRecords,
     HistoryWriter,
     ObservationRecord,
     compress_history,
@@ -24,6 +25,6 @@ from harness.history.store import (
 )
 
 __all__ = ["COMPRESSED_HISTORY_FILE", "HISTORY_FILE", "RATE_LIMIT_FIELDS", "Channel", "HistoryError",
-           "HistoryWriter", "Observation", "ObservationRecord", "Outcome", "StreamKind",
+           "HistoryRecords", "HistoryWriter", "Observation", "ObservationRecord", "Outcome", "StreamKind",
            "compress_history", "history_in", "key_label", "rate_limit_facts", "read_history",
            "read_records", "task_digest", "worker_history_file"]

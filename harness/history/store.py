@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import gzip
 import io
@@ -13,7 +14,7 @@ import shutil
 import threading
 import typing
 import zlib
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
@@ -151,12 +152,123 @@ def read_history(path: Path) -> Iterator[Observation]:
     return itertools.chain.from_iterable(_blocks(path, True))
 
 
-def read_records(path: Path) -> Iterator[ObservationRecord]:
+def read_records(path: Path) -> HistoryRecords:
     """`read_history` without building an `Observation` per line: the decoded record itself
     (the same values; an `Observation` for a line the fast decoder refuses). For readers that
     only look at the fields, such as the lifecycle checker: building the Observation is a third
-    of the time of reading a line."""
-    return itertools.chain.from_iterable(_blocks(path, False))
+    of the time of reading a line. From a regular file, a record read can be read again by its
+    position (`HistoryRecords.reread`)."""
+    return HistoryRecords(path)
+
+
+class HistoryRecords(Iterator[ObservationRecord]):
+    """The records of a history file in order, streamed (what `read_records` returns).
+
+    From a regular file any record read so far can be read again by its position (1 for the
+    first): a reader that keeps records for later, such as the lifecycle checker's witnesses,
+    can keep their positions instead. Kept records outlive the block they were decoded in and
+    are freed long after, out of the cache, each with its ~10 objects; a position is one int.
+    The file is read again only from the blocks that hold the records asked for.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        # Where each block of lines ends: an offset in the (decompressed) file and the number of
+        # records read up to there; a block's records are read again from those bytes alone.
+        self._ends = [0]
+        self._counts = [0]
+        self._started = False
+        # `for` iterates this chain directly (C speed), not `__next__` (a Python call per record).
+        self._records: Iterator[ObservationRecord] = itertools.chain.from_iterable(self._blocks())
+
+    def _blocks(self) -> Iterator[list[Any]]:
+        self._started = True
+        yield from _blocks(self.path, False, self._mark)
+
+    def _mark(self, end: int, count: int) -> None:
+        self._ends.append(end)
+        self._counts.append(count)
+
+    def __iter__(self) -> Iterator[ObservationRecord]:
+        return self._records
+
+    def __next__(self) -> ObservationRecord:
+        return next(self._records)
+
+    def read_count(self) -> int:
+        """How many records were read (whole blocks: those `reread` and `scan` can read again)."""
+        return self._counts[-1]
+
+    def positional(self) -> bool:
+        """Whether counting records from here gives their positions for `reread`: a regular file
+        (not a pipe, which cannot be read twice) not read from yet."""
+        return not self._started and self.path.is_file()
+
+    def reread(self, positions: Iterable[int]) -> dict[int, ObservationRecord]:
+        """The records at these positions (each already read), read again from the file: the
+        same values as the first time."""
+        wanted = sorted(set(positions))
+        found: dict[int, ObservationRecord] = {}
+        if not wanted:
+            return found
+        if wanted[0] < 1 or wanted[-1] > self._counts[-1]:
+            raise ValueError(f"positions {wanted[0]}..{wanted[-1]} were not read (1..{self._counts[-1]})")
+        try:
+            with _open_binary(self.path) as handle:
+                for position in wanted:
+                    if position in found:
+                        continue
+                    block = bisect.bisect_left(self._counts, position)  # counts[block - 1] < position
+                    start, end = self._ends[block - 1], self._ends[block]
+                    handle.seek(start)  # ascending positions: forward only (cheap in a .gz too)
+                    data = handle.read(end - start)
+                    records = list(itertools.chain.from_iterable(
+                        _blocks_of(io.BytesIO(data), False, None)))
+                    first = self._counts[block - 1] + 1
+                    if len(data) != end - start or len(records) != self._counts[block] - first + 1:
+                        raise HistoryError(f"{self.path.name}: changed since it was read")
+                    found.update(enumerate(records, first))
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            raise HistoryError(f"{self.path.name}: the compressed history is damaged ({exc})") from exc
+        return {position: found[position] for position in wanted}
+
+    def scan(self, first: int, last: int) -> Iterator[tuple[int, ObservationRecord]]:
+        """The records at positions `first` to `last` (each already read) with their positions,
+        read again in order: the blocks that hold them, streamed."""
+        if first < 1 or last > self._counts[-1]:
+            raise ValueError(f"positions {first}..{last} were not read (1..{self._counts[-1]})")
+        if first > last:
+            return
+        block = bisect.bisect_left(self._counts, first)  # counts[block - 1] < first
+        final = bisect.bisect_left(self._counts, last)
+        start = self._ends[block - 1]
+        position = self._counts[block - 1]
+        try:
+            with _open_binary(self.path) as handle:
+                handle.seek(start)
+                window = _Window(handle, self._ends[final] - start)
+                for records in _blocks_of(window, False, None):
+                    for record in records:
+                        position += 1
+                        if first <= position <= last:
+                            yield position, record
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            raise HistoryError(f"{self.path.name}: the compressed history is damaged ({exc})") from exc
+        if window.left or position != self._counts[final]:
+            raise HistoryError(f"{self.path.name}: changed since it was read")
+
+
+class _Window:
+    """The next `left` bytes of an open file, for `_blocks_of`."""
+
+    def __init__(self, handle: typing.BinaryIO | io.BufferedIOBase, left: int) -> None:
+        self.handle = handle
+        self.left = left
+
+    def read(self, size: int) -> bytes:
+        data = self.handle.read(min(size, self.left)) if self.left > 0 else b""
+        self.left -= len(data)
+        return data
 
 
 # Bytes read at a time: the records of a block are alive together, so a block's worth should
@@ -165,8 +277,21 @@ BLOCK_BYTES = 32 * 1024
 _COMMA, _CLOSE = b",", ord("]")
 
 
-def _blocks(path: Path, observations: bool) -> Iterator[list[Any]]:
+def _blocks(path: Path, observations: bool,
+            mark: Callable[[int, int], None] | None = None) -> Iterator[list[Any]]:
     """The history in lists of records (Observations if `observations`), a block of lines each.
+    `mark`, if given, is told where each block ends (its offset in the file) and how many
+    records were read up to there, once they were all taken (for `HistoryRecords.reread`)."""
+    try:
+        with _open_binary(path) as handle:
+            yield from _blocks_of(handle, observations, mark)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise HistoryError(f"{path.name}: the compressed history is damaged ({exc})") from exc
+
+
+def _blocks_of(handle: typing.BinaryIO | io.BufferedIOBase | _Window, observations: bool,
+               mark: Callable[[int, int], None] | None) -> Iterator[list[Any]]:
+    """`_blocks` from an open file (or from the bytes of some of its blocks).
 
     A block of whole lines is decoded in one msgspec call as a JSON array: `[` + the lines
     joined by commas + `]`. Unless it is `[]` (one blank line), that array decodes exactly when
@@ -174,39 +299,41 @@ def _blocks(path: Path, observations: bool) -> Iterator[list[Any]]:
     would; a block that does not, or that has a carriage return (which ends a line in text
     mode), is read line by line as text (`_lines`), the same as the plain reader did."""
     make = _observations
-    try:
-        with _open_binary(path) as handle:
-            number = 0  # lines before this block
-            pending: list[bytes] = []  # the start of a line longer than what was read so far
-            while data := handle.read(BLOCK_BYTES):
-                cut = data.rfind(b"\n")
-                if cut < 0:
-                    pending.append(data)
-                    continue
-                buffer = bytearray(b"[")
-                for part in pending:
-                    buffer += part
-                buffer += data
-                pending = [data[cut + 1:]] if cut + 1 < len(data) else []
-                end = len(buffer) - (len(data) - cut)  # the block's last newline
-                records: list[Any] | None = None
-                if b"\r" not in buffer:
-                    array = buffer.replace(b"\n", _COMMA)
-                    array[end] = _CLOSE
-                    try:
-                        records = _decode_block(memoryview(array)[:end + 1])
-                    except msgspec.MsgspecError:
-                        records = None
-                if not records:  # refused, or `[]`: a block of one blank line, not an observation
-                    number = yield from _lines(bytes(memoryview(buffer)[1:end + 1]), number,
-                                               observations, last=False)
-                    continue
-                number += len(records)
-                yield make(records) if observations else records
-            if pending:
-                yield from _lines(b"".join(pending), number, observations, last=True)
-    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        raise HistoryError(f"{path.name}: the compressed history is damaged ({exc})") from exc
+    number = 0  # lines before this block
+    offset = 0  # bytes read before this block
+    pending: list[bytes] = []  # the start of a line longer than what was read so far
+    while data := handle.read(BLOCK_BYTES):
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            pending.append(data)
+            continue
+        buffer = bytearray(b"[")
+        for part in pending:
+            buffer += part
+        buffer += data
+        pending = [data[cut + 1:]] if cut + 1 < len(data) else []
+        end = len(buffer) - (len(data) - cut)  # the block's last newline
+        offset += end  # the block's bytes: the `[` stands for its last newline
+        records: list[Any] | None = None
+        if b"\r" not in buffer:
+            array = buffer.replace(b"\n", _COMMA)
+            array[end] = _CLOSE
+            try:
+                records = _decode_block(memoryview(array)[:end + 1])
+            except msgspec.MsgspecError:
+                records = None
+        if not records:  # refused, or `[]`: a block of one blank line, not an observation
+            number = yield from _lines(bytes(memoryview(buffer)[1:end + 1]), number,
+                                       observations, last=False)
+        else:
+            number += len(records)
+            yield make(records) if observations else records
+        if mark is not None:  # once the block's records were all taken
+            mark(offset, number)
+    if pending:
+        number = yield from _lines(b"".join(pending), number, observations, last=True)
+        if mark is not None:
+            mark(offset + sum(len(part) for part in pending), number)
 
 
 def _lines(block: bytes, number: int, observations: bool,
@@ -214,7 +341,7 @@ def _lines(block: bytes, number: int, observations: bool,
     """Whole lines one at a time, as text (universal newlines, strict UTF-8) like the plain
     reader; a line that lacks its newline at the end of the file is torn: skipped if it is
     not an observation. Yields what it read before raising on a bad line; returns the number
-    of lines read so far."""
+    of records read so far (the lines, but a torn one)."""
     parse = _parse if observations else _parse_record
     out: list[Any] = []
     for line in io.TextIOWrapper(io.BytesIO(block), encoding="utf-8"):
@@ -225,7 +352,7 @@ def _lines(block: bytes, number: int, observations: bool,
             if out:
                 yield out
             if last and not line.endswith("\n"):
-                return number  # only the last line of the file can lack its newline
+                return number - 1  # only the last line of the file can lack its newline: no record
             raise
     if out:
         yield out

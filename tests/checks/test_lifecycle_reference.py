@@ -15,6 +15,7 @@ Where the fast checker may legitimately differ, the generator stays out of the w
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import random
 import tempfile
 from collections.abc import Callable
@@ -23,10 +24,10 @@ from pathlib import Path
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from harness.checks.lifecycle import CHECKS, InvariantOptions, check_history
+from harness.checks.lifecycle import CHECKS, Checker, InvariantOptions, check_history
 from harness.checks.lifecycle_reference import RULES, reference_check
 from harness.contract import load_lifecycle
-from harness.history import Observation, StreamKind, read_history, read_records
+from harness.history import Observation, StreamKind, compress_history, read_history, read_records
 from tests.checks.test_lifecycle import ANOMALIES, anomaly_options, base
 from tests.histories import MS, simulate
 
@@ -358,14 +359,49 @@ def test_the_earliest_sent_acknowledged_cancel_is_judged() -> None:
 def test_records_give_the_same_report_as_observations(seed: int, size: tuple[int, int, int],
                                                       changes: list[tuple[str, int]],
                                                       bound: float | None) -> None:
-    """Findings (messages and witnesses too) and metrics, from the file read either way."""
+    """Findings (messages and witnesses too) and metrics, from the file read either way: a list
+    of records (witnesses kept as records), or streamed from the file, plain or compressed
+    (witnesses kept as positions and read again at the end)."""
     history = perturbed(seed, size, changes)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "observations.jsonl"
         path.write_text("".join(o.to_json() + "\n" for o in history))
-        records = list(read_records(path))
+        compressed = compress_history(Path(folder))
+        assert compressed is not None
+        plain = Path(folder) / "plain.jsonl"
+        plain.write_bytes(gzip.decompress(compressed.read_bytes()))
+        records = list(read_records(plain))
         assert any(type(r) is not Observation for r in records)  # the fast decoder's own records
         by_records = check_history(records, LC, bounded(bound))
-        by_observations = check_history(read_history(path), LC, bounded(bound))
+        by_observations = check_history(read_history(plain), LC, bounded(bound))
+        streamed = [check_history(read_records(file), LC, bounded(bound)) for file in (plain, compressed)]
     assert by_records.findings == by_observations.findings
     assert by_records.metrics == by_observations.metrics
+    for report in streamed:
+        assert report.findings == by_observations.findings
+        assert report.metrics == by_observations.metrics
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32), size=st.tuples(st.integers(1, 5), st.integers(1, 4), st.integers(0, 4)),
+       changes=st.lists(st.tuples(st.sampled_from(sorted(PERTURBATIONS)), st.integers(0, 2**32)),
+                        min_size=1, max_size=4),
+       cut=st.floats(0, 1), file_first=st.booleans())
+def test_a_checker_fed_from_a_list_and_from_a_file_finds_the_same(
+        seed: int, size: tuple[int, int, int], changes: list[tuple[str, int]], cut: float,
+        file_first: bool) -> None:
+    """Part of the history from a list (witnesses kept as records), the rest streamed from a file
+    (kept by position), in either order: the report of the whole list."""
+    history = perturbed(seed, size, changes)
+    at = int(len(history) * cut)
+    head, tail = history[:at], history[at:]
+    checker = Checker(LC, bounded(15.0))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "observations.jsonl"
+        path.write_text("".join(o.to_json() + "\n" for o in (head if file_first else tail)))
+        for part in ((read_records(path), tail) if file_first else (head, read_records(path))):
+            checker.add_all(part)
+        report = checker.finish()
+    whole = check_history(history, LC, bounded(15.0))
+    assert report.findings == whole.findings
+    assert report.metrics == whole.metrics

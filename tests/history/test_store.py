@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -12,7 +13,16 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from harness.history import HistoryError, Observation, ObservationRecord, read_history, read_records, store
+from harness.history import (
+    HISTORY_FILE,
+    HistoryError,
+    Observation,
+    ObservationRecord,
+    compress_history,
+    read_history,
+    read_records,
+    store,
+)
 from harness.history.store import _parse, _parse_slow
 
 # JSON values of every kind, surrogates and big numbers included (json.dumps escapes them).
@@ -237,6 +247,41 @@ def test_files_read_in_blocks_give_what_reading_line_by_line_gives(
     with mock.patch.object(store, "BLOCK_BYTES", block):
         assert _read_all(read_records, path) == _plain_read(path)
         assert _read_all(read_history, path) == _plain_read(path)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lines=st.lists(_good_lines, min_size=1, max_size=12), torn=st.booleans(),
+       block=st.sampled_from([1, 7, 64, 300, 32 * 1024]), compressed=st.booleans(), data=st.data())
+def test_records_read_again_by_position_are_the_same(
+        tmp_path_factory: pytest.TempPathFactory, lines: list[str], torn: bool, block: int,
+        compressed: bool, data: st.DataObject) -> None:
+    """`HistoryRecords.reread`: any records read so far, by position, give the same values again."""
+    text = "".join(lines)
+    assume(not _unwritable(text))
+    if torn:
+        text += lines[0][:len(lines[0]) // 2]
+    folder = tmp_path_factory.mktemp("reread")
+    path = folder / HISTORY_FILE
+    path.write_text(text, encoding="utf-8")
+    if compressed:
+        path = compress_history(folder) or path
+    with mock.patch.object(store, "BLOCK_BYTES", block):
+        records = read_records(path)
+        assert records.positional()
+        values = [_values(r) for r in records]
+        assert not records.positional()  # read from: counting again would not give positions
+        positions = data.draw(st.lists(st.integers(1, len(values)), max_size=5))
+        again = records.reread(positions)
+    assert sorted(again) == sorted(set(positions))
+    assert all(_values(record) == values[n - 1] for n, record in again.items())
+    with pytest.raises(ValueError, match="not read"):
+        records.reread([len(values) + 1])
+
+
+def test_a_pipe_is_not_read_by_position(tmp_path: Path) -> None:
+    path = tmp_path / "fifo"
+    os.mkfifo(path)
+    assert not read_records(path).positional()
 
 
 def test_invalid_utf8_fails_as_text_reading_does(tmp_path: Path) -> None:
