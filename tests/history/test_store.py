@@ -249,7 +249,7 @@ def test_files_read_in_blocks_give_what_reading_line_by_line_gives(
         assert _read_all(read_history, path) == _plain_read(path)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(lines=st.lists(_good_lines, min_size=1, max_size=12), torn=st.booleans(),
        block=st.sampled_from([1, 7, 64, 300, 32 * 1024]), compressed=st.booleans(), data=st.data())
 def test_records_read_again_by_position_are_the_same(

