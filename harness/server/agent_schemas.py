@@ -12,7 +12,7 @@ ToolType = Literal["app", "agent", "hook", "http", "call", "mcp", "client", "int
 class FileRef(BaseModel):
     """An attachment: a file uploaded with `POST /files` (the SDKs send uri, filename, content_type)."""
 
-    model_config = ConfigDict(extra="allow", strict=True)
+    model_config = ConfigDict(extra="allow", strict=True, defer_build=True)
     uri: str
     filename: str | None = None
     content_type: str | None = None
@@ -23,7 +23,7 @@ class FileRef(BaseModel):
 class MessageInput(BaseModel):
     """The user's message: Python sends `{text, attachments?}`, JS adds role, context, images, files."""
 
-    model_config = ConfigDict(extra="allow", strict=True)
+    model_config = ConfigDict(extra="allow", strict=True, defer_build=True)
     text: str | None = None
     attachments: list[FileRef] | None = None
     images: list[str] | None = None
@@ -33,7 +33,7 @@ class MessageInput(BaseModel):
 class CoreApp(BaseModel):
     """The agent's core model: `{ref}` (the SDK's `CoreAppConfigInput`)."""
 
-    model_config = ConfigDict(extra="allow", strict=True)
+    model_config = ConfigDict(extra="allow", strict=True, defer_build=True)
     ref: str | None = None
     id: str | None = None
     version_id: str | None = None
@@ -42,7 +42,7 @@ class CoreApp(BaseModel):
 class AgentTool(BaseModel):
     """One tool as the SDK's tool builder sends it (`tool(...).build()`)."""
 
-    model_config = ConfigDict(extra="allow", strict=True)
+    model_config = ConfigDict(extra="allow", strict=True, defer_build=True)
     name: str
     type: ToolType = "client"
     display_name: str | None = None
@@ -53,7 +53,7 @@ class AgentTool(BaseModel):
 class AgentConfig(BaseModel):
     """An ad-hoc agent: `core_app: {ref}` (the SDK) or `core_app_ref` (the public docs)."""
 
-    model_config = ConfigDict(extra="allow", strict=True)
+    model_config = ConfigDict(extra="allow", strict=True, defer_build=True)
     name: str | None = None
     description: str | None = None
     system_prompt: str | None = None
@@ -65,7 +65,7 @@ class AgentConfig(BaseModel):
 class AgentRunRequest(BaseModel):
     """`POST /agents/run`: a template `agent` ref or an ad-hoc `agent_config` (+ `agent_name`)."""
 
-    model_config = ConfigDict(extra="allow", strict=True)
+    model_config = ConfigDict(extra="allow", strict=True, defer_build=True)
     chat_id: str | None = None
     input: MessageInput
     context: dict[str, str] | None = None
@@ -80,7 +80,7 @@ class AgentRunRequest(BaseModel):
 class ToolResult(BaseModel):
     """`POST /tools/{id}`: a client tool's result (a dict result arrives JSON-encoded)."""
 
-    model_config = ConfigDict(extra="allow", strict=True)
+    model_config = ConfigDict(extra="allow", strict=True, defer_build=True)
     result: str
     attachments: list[FileRef] | None = None
 
@@ -88,5 +88,5 @@ class ToolResult(BaseModel):
 class ToolRejection(BaseModel):
     """`POST /tools/{id}/reject`."""
 
-    model_config = ConfigDict(extra="allow", strict=True)
+    model_config = ConfigDict(extra="allow", strict=True, defer_build=True)
     reason: str | None = None
