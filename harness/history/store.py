@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
 import dataclasses
 import gzip
 import io
@@ -97,10 +98,14 @@ def compress_history(folder: Path) -> Path | None:
     return target
 
 
-def _open_binary(path: Path) -> io.BufferedIOBase:
-    if path.suffix == ".gz":
-        return gzip.open(path, "rb")
-    return path.open("rb")
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[io.BufferedIOBase]:
+    """The file's bytes (a `.gz` inflated); a damaged compressed file is a `HistoryError`."""
+    try:
+        with gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb") as handle:
+            yield handle
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise HistoryError(f"{path.name}: the compressed history is damaged ({exc})") from exc
 
 
 class ObservationRecord(Protocol):
@@ -211,49 +216,40 @@ class HistoryRecords(Iterator[ObservationRecord]):
         found: dict[int, ObservationRecord] = {}
         if not wanted:
             return found
-        if wanted[0] < 1 or wanted[-1] > self._counts[-1]:
-            raise ValueError(f"positions {wanted[0]}..{wanted[-1]} were not read (1..{self._counts[-1]})")
-        try:
-            with _open_binary(self.path) as handle:
-                for position in wanted:
-                    if position in found:
-                        continue
-                    block = bisect.bisect_left(self._counts, position)  # counts[block - 1] < position
-                    start, end = self._ends[block - 1], self._ends[block]
-                    handle.seek(start)  # ascending positions: forward only (cheap in a .gz too)
-                    data = handle.read(end - start)
-                    records = list(itertools.chain.from_iterable(
-                        _blocks_of(io.BytesIO(data), False, None)))
-                    first = self._counts[block - 1] + 1
-                    if len(data) != end - start or len(records) != self._counts[block] - first + 1:
-                        raise HistoryError(f"{self.path.name}: changed since it was read")
-                    found.update(enumerate(records, first))
-        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-            raise HistoryError(f"{self.path.name}: the compressed history is damaged ({exc})") from exc
+        self._check_read(wanted[0], wanted[-1])
+        with _reading(self.path) as handle:
+            for position in wanted:
+                if position not in found:  # ascending blocks: the file is read forward only
+                    block = bisect.bisect_left(self._counts, position)
+                    found.update(self._read_again(handle, block, block))
         return {position: found[position] for position in wanted}
 
     def scan(self, first: int, last: int) -> Iterator[tuple[int, ObservationRecord]]:
         """The records at positions `first` to `last` (each already read) with their positions,
         read again in order: the blocks that hold them, streamed."""
-        if first < 1 or last > self._counts[-1]:
-            raise ValueError(f"positions {first}..{last} were not read (1..{self._counts[-1]})")
+        self._check_read(first, last)
         if first > last:
             return
-        block = bisect.bisect_left(self._counts, first)  # counts[block - 1] < first
-        final = bisect.bisect_left(self._counts, last)
-        start = self._ends[block - 1]
+        with _reading(self.path) as handle:
+            records = self._read_again(handle, bisect.bisect_left(self._counts, first),
+                                       bisect.bisect_left(self._counts, last))
+            yield from ((n, record) for n, record in records if first <= n <= last)
+
+    def _check_read(self, first: int, last: int) -> None:
+        if first < 1 or last > self._counts[-1]:
+            raise ValueError(f"positions {first}..{last} were not read (1..{self._counts[-1]})")
+
+    def _read_again(self, handle: io.BufferedIOBase, block: int,
+                    final: int) -> Iterator[tuple[int, ObservationRecord]]:
+        """The records of blocks `block` to `final` (1-based, as `_ends`), with their positions,
+        from the bytes they were read from; other bytes there now are a `HistoryError`."""
+        handle.seek(self._ends[block - 1])  # cheap forward in a .gz too
+        window = _Window(handle, self._ends[final] - self._ends[block - 1])
         position = self._counts[block - 1]
-        try:
-            with _open_binary(self.path) as handle:
-                handle.seek(start)
-                window = _Window(handle, self._ends[final] - start)
-                for records in _blocks_of(window, False, None):
-                    for record in records:
-                        position += 1
-                        if first <= position <= last:
-                            yield position, record
-        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-            raise HistoryError(f"{self.path.name}: the compressed history is damaged ({exc})") from exc
+        for records in _blocks_of(window, False, None):
+            for record in records:
+                position += 1
+                yield position, record
         if window.left or position != self._counts[final]:
             raise HistoryError(f"{self.path.name}: changed since it was read")
 
@@ -261,7 +257,7 @@ class HistoryRecords(Iterator[ObservationRecord]):
 class _Window:
     """The next `left` bytes of an open file, for `_blocks_of`."""
 
-    def __init__(self, handle: typing.BinaryIO | io.BufferedIOBase, left: int) -> None:
+    def __init__(self, handle: io.BufferedIOBase, left: int) -> None:
         self.handle = handle
         self.left = left
 
@@ -282,14 +278,11 @@ def _blocks(path: Path, observations: bool,
     """The history in lists of records (Observations if `observations`), a block of lines each.
     `mark`, if given, is told where each block ends (its offset in the file) and how many
     records were read up to there, once they were all taken (for `HistoryRecords.reread`)."""
-    try:
-        with _open_binary(path) as handle:
-            yield from _blocks_of(handle, observations, mark)
-    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        raise HistoryError(f"{path.name}: the compressed history is damaged ({exc})") from exc
+    with _reading(path) as handle:
+        yield from _blocks_of(handle, observations, mark)
 
 
-def _blocks_of(handle: typing.BinaryIO | io.BufferedIOBase | _Window, observations: bool,
+def _blocks_of(handle: io.BufferedIOBase | _Window, observations: bool,
                mark: Callable[[int, int], None] | None) -> Iterator[list[Any]]:
     """`_blocks` from an open file (or from the bytes of some of its blocks).
 

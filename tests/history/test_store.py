@@ -278,6 +278,22 @@ def test_records_read_again_by_position_are_the_same(
         records.reread([len(values) + 1])
 
 
+def test_a_file_changed_since_it_was_read_is_not_read_again(tmp_path: Path) -> None:
+    path = tmp_path / HISTORY_FILE
+    lines = [Observation(task=f"t{n}", observer="u", channel="get", send_ns=n, recv_ns=n + 1,
+                         wall=1.0, http=200, status=7).to_json() + "\n" for n in range(40)]
+    path.write_text("".join(lines))
+    with mock.patch.object(store, "BLOCK_BYTES", 512):
+        records = read_records(path)
+        assert [r.task for r in records] == [f"t{n}" for n in range(40)]
+        assert [(n, r.task) for n, r in records.scan(3, 5)] == [(3, "t2"), (4, "t3"), (5, "t4")]
+        path.write_text("".join(lines[:30]))  # cut short (a different writer, a copy over it)
+        with pytest.raises(HistoryError, match="changed since it was read"):
+            records.reread([39])
+        with pytest.raises(HistoryError, match="changed since it was read"):
+            list(records.scan(35, 39))
+
+
 def test_a_pipe_is_not_read_by_position(tmp_path: Path) -> None:
     path = tmp_path / "fifo"
     os.mkfifo(path)
