@@ -241,18 +241,12 @@ class AgentRuntime:
             chat.run.stop.set()
 
     def submit_result(self, chat: Chat, invocation: Invocation, result: str) -> None:
-        if invocation.status != "awaiting_input":
-            raise AgentError(409, "invalid_transition",
-                             f"tool invocation {invocation.id} is {invocation.status}, "
-                             "not awaiting_input")
+        _expect_waiting(invocation, "awaiting_input")
         invocation.result = result
         invocation.answered.set()
 
     def decide(self, chat: Chat, invocation: Invocation, approve: bool, reason: str = "") -> None:
-        if invocation.status != "awaiting_approval":
-            raise AgentError(409, "invalid_transition",
-                             f"tool invocation {invocation.id} is {invocation.status}, "
-                             "not awaiting_approval")
+        _expect_waiting(invocation, "awaiting_approval")
         if not approve:
             invocation.rejected = reason
         invocation.answered.set()
@@ -491,3 +485,15 @@ class AgentRuntime:
         for driver in list(self._drivers):
             driver.cancel()
         await asyncio.gather(*self._drivers, return_exceptions=True)
+
+
+def _expect_waiting(invocation: Invocation, status: str) -> None:
+    """Refuse an answer unless the call waits for one (409).
+
+    An answer already given but not yet taken by the run also refuses: the status changes
+    only when the run wakes, and a second answer in between must not pass.
+    """
+    if invocation.status != status or invocation.answered.is_set():
+        shown = "already answered" if invocation.status == status else invocation.status
+        raise AgentError(409, "invalid_transition",
+                         f"tool invocation {invocation.id} is {shown}, not {status}")

@@ -150,3 +150,26 @@ def test_ended_chats_are_evicted_after_the_retention_and_past_the_cap() -> None:
             await asyncio.sleep(0.005)
 
     assert asyncio.run(scenario()) == (1, 2, 0)
+
+
+@pytest.mark.parametrize("status", ["awaiting_input", "awaiting_approval"])
+def test_a_second_answer_before_the_run_wakes_is_refused(status: str) -> None:
+    import asyncio
+
+    from harness.server.agent_model import ToolCall, ToolSpec
+    from harness.server.agents import AgentError, AgentRuntime, Invocation
+    from harness.server.faults import Faults
+
+    async def scenario() -> int:
+        runtime = AgentRuntime(1.0, Faults(), lambda v: json.dumps(v).encode())
+        chat = runtime.new_chat("k", "a", "infsh/claude-sonnet-4", "", {}, {})
+        invocation = Invocation("tinv_1", "msg_1", ToolCall(ToolSpec("calculator", "client"), {}),
+                                status)
+        answer = ((lambda: runtime.submit_result(chat, invocation, "5")) if status == "awaiting_input"
+                  else (lambda: runtime.decide(chat, invocation, True)))
+        answer()  # the run has not woken yet, so the status is unchanged
+        with pytest.raises(AgentError) as refused:
+            answer()
+        return refused.value.status
+
+    assert asyncio.run(scenario()) == 409
