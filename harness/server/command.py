@@ -27,6 +27,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rate-limit window in seconds (contract: 60)")
     parser.add_argument("--speed", type=positive_float, default=1.0, metavar="F",
                         help="divide every task phase duration by F (default 1)")
+    parser.add_argument("--agent-speed", type=positive_float, metavar="F",
+                        help="divide the agent runs' phases (thinking, server tools, writing) by F "
+                        "(default: --speed)")
     parser.add_argument("--fault", action="append", dest="faults", default=[], metavar="NAME",
                         help="turn on a named bug (repeatable; see docs/faults.md)")
     parser.add_argument("--heartbeat", type=positive_float, default=10.0, metavar="S",
@@ -105,7 +108,8 @@ def run_serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _fail( str(exc))
     config = ServerConfig(
-        keys=keys, rate_window=args.rate_window, speed=args.speed, faults=args.faults,
+        keys=keys, rate_window=args.rate_window, speed=args.speed, agent_speed=args.agent_speed,
+        faults=args.faults,
         heartbeat_interval=args.heartbeat, progress_interval=args.progress_interval,
         cloud_workers=args.cloud_workers, private_workers=args.private_workers,
         retention_seconds=args.retention, max_finished_tasks=args.max_finished_tasks,

@@ -12,6 +12,8 @@ class ServerConfig:
     keys: list[str]
     rate_window: float | None = None
     speed: float = 1.0
+    # The agent runs' phases (thinking, server tools, writing); None: `speed`.
+    agent_speed: float | None = None
     faults: list[str] = field(default_factory=list)
     heartbeat_interval: float = 10.0
     progress_interval: float = 20.0

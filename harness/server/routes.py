@@ -89,8 +89,8 @@ class ReferenceApi:
                              dump=dump, max_queued=config.max_queued)
         if Fault.INVALID_KEY_ACCEPTED in self.faults:
             self.engine.add_key(ANONYMOUS, 0)
-        self.agents = AgentRuntime(config.speed, self.faults, dump, config.retention_seconds,
-                                   config.max_finished_tasks)
+        self.agents = AgentRuntime(config.agent_speed or config.speed, self.faults, dump,
+                                   config.retention_seconds, config.max_finished_tasks)
 
     # -- plumbing ------------------------------------------------------------------------
 

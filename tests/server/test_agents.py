@@ -173,3 +173,14 @@ def test_a_second_answer_before_the_run_wakes_is_refused(status: str) -> None:
         return refused.value.status
 
     assert asyncio.run(scenario()) == 409
+
+
+def test_agent_speed_scales_the_agent_runs_apart_from_the_tasks() -> None:
+    from harness.net.reference import fresh_keys, reference_server
+
+    # At --speed 0.1 the agent would think for 10 s before its tool call, past awaiting_tool's 5 s
+    # deadline; --agent-speed 1000 makes it a millisecond (the plain schemathesis run relies on it).
+    with reference_server(fresh_keys(1), speed=0.1, extra_args=["--agent-speed", "1000"]) as fast:
+        with http(fast) as api:
+            chat_id = run(api, "What is 2 + 3?").json()["data"]["assistant_message"]["chat_id"]
+            assert awaiting_tool(api, chat_id).startswith("tinv_")

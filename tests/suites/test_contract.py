@@ -39,7 +39,8 @@ FUZZ = ConformanceOptions(max_examples=30, phases=("fuzzing",), probes=False, se
                           operations=("POST /files",))
 # schemathesis' stateful phase alone, following the contract's links: scenarios long enough to
 # run a task that ends at once (infsh/fail, the peer dictionary), DELETE it and read it again.
-STATEFUL = ConformanceOptions(max_examples=10, phases=("stateful",), probes=False, seed=2, stateful_steps=25)
+# Seeds 1-6 all do since `GET /tasks/{id}` links to DELETE too (before, 1, 4 and 5 of them did).
+STATEFUL = ConformanceOptions(max_examples=10, phases=("stateful",), probes=False, seed=1, stateful_steps=25)
 
 # Which checks prove each reference-server fault is caught, and with which depth (a fault may
 # be proven at two depths: by the suite's own rules and by schemathesis' checks).
