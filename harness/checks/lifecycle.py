@@ -12,6 +12,8 @@ would be freed seconds of history later, out of the cache, object by object (a t
 time). Witnesses are kept as positions (with the few fields the rules read later beside them),
 each observer's last observation as its status only, and `finish` reads the findings'
 witnesses again from the file (an observer's last one found among its task's observations).
+So the pass reads only the fields it checks (`HistoryRecords.checked`): a witness, even the
+record at hand, is kept by position and read again in full.
 
 Speed (benchmarks/checker.py): `add_all` is the hot path, about a microsecond per
 observation. The common case, a poll showing a known status of a task already seen, runs
@@ -39,7 +41,7 @@ from typing import Any, Literal
 from harness.checks.streams import StreamEnd
 from harness.contract import Lifecycle
 from harness.findings import Finding
-from harness.history import HistoryError, HistoryRecords, Observation, ObservationRecord
+from harness.history import CheckedRecord, HistoryError, HistoryRecords, Observation, ObservationRecord
 
 SUITE = "lifecycle"
 CHECKS = {
@@ -92,7 +94,7 @@ class CheckReport:
 # A kept observation (a witness for later): the record, or its position in the checker's count
 # when the source can read it again (`HistoryRecords`, see `Checker._add_all`). The fields the
 # rules read later are kept beside it.
-_Kept = ObservationRecord | int
+_Kept = CheckedRecord | int
 
 
 @dataclass(slots=True)
@@ -151,8 +153,9 @@ def _finding(check: str, message: _Message, briefs: list[dict[str, Any]], task: 
 _WITNESS_FIELDS = tuple(spec.name for spec in fields(Observation))
 
 
-def _brief(obs: ObservationRecord) -> dict[str, Any]:
-    """A witness: the set fields of an Observation or of a decoded record (copies, as asdict)."""
+def _brief(obs: CheckedRecord) -> dict[str, Any]:
+    """A witness: the set fields of an Observation or of a decoded record (copies, as asdict).
+    Never a lean record of `HistoryRecords.checked`: those are kept by position."""
     values = ((name, getattr(obs, name)) for name in _WITNESS_FIELDS)
     return {k: copy.deepcopy(v) for k, v in values if v is not None and v != {}}
 
@@ -331,11 +334,14 @@ class Checker:
         # list (or any other iterable) the records themselves.
         source = observations if isinstance(observations, HistoryRecords) else None
         by_position = source is not None and source.positional()
+        records: Iterable[CheckedRecord] = observations
         if source is not None and by_position:
             self._sources.append((count, source))
+            # Only the fields read here are decoded: witnesses are read again in full.
+            records = source.checked()
         kept: _Kept
         try:
-            for obs in observations:
+            for obs in records:
                 count += 1
                 kept = count if by_position else obs
                 recv = obs.recv_ns
@@ -347,11 +353,12 @@ class Checker:
                 if recv > newest:
                     newest = recv
                 extra = obs.extra
-                # `in` first: no method call for the records without a probe (nearly all).
-                if extra and "probe" in extra and extra["probe"] == "foreign":
+                # `in` first: no method call for the records without a probe (nearly all). Not a
+                # dict: the lean `extra` of `HistoryRecords.checked`, never a probe.
+                if type(extra) is dict and "probe" in extra and extra["probe"] == "foreign":
                     if obs.http != 404:
                         self._find("LC-ISOLATION", f"another key's {obs.channel} of task {obs.task} "
-                                   f"answered HTTP {obs.http}, not 404", [obs], obs.task)
+                                   f"answered HTTP {obs.http}, not 404", [kept], obs.task)
                     continue
                 conn = obs.conn
                 if conn is not None:
@@ -379,7 +386,7 @@ class Checker:
                     continue
                 if type(status) is not int or status not in known:
                     self._find("LC-UNKNOWN-STATUS", f"{obs.channel} by {obs.observer} showed status "
-                               f"{status!r}, which is not an integer code of the lifecycle", [obs], task_id)
+                               f"{status!r}, which is not an integer code of the lifecycle", [kept], task_id)
                     continue
                 # LC-REGRESSION: per observer (or connection), statuses only move forward.
                 last = task.last
@@ -427,7 +434,7 @@ class Checker:
         self._stats["tasks"] += 1
         return task
 
-    def _unanswered_cancel(self, obs: ObservationRecord, kept: _Kept) -> None:
+    def _unanswered_cancel(self, obs: CheckedRecord, kept: _Kept) -> None:
         """A cancel that timed out may still have reached the server: it counts as sent
         (LC-CANCEL-UNREQUESTED), though never as acknowledged."""
         if obs.task is None or obs.extra.get("probe") == "foreign":
@@ -435,10 +442,10 @@ class Checker:
         task = self._tasks.get(obs.task) or self._new_task(obs.task, kept if isinstance(kept, int) else 0)
         self._cancel(task, obs, kept)
 
-    def _run(self, task: _Task, task_id: str, obs: ObservationRecord, kept: _Kept) -> None:
+    def _run(self, task: _Task, task_id: str, obs: CheckedRecord, kept: _Kept) -> None:
         if task.run is not None:
             self._find("LC-DUPLICATE-ID", f"two accepted runs returned the same task id {task_id}",
-                       [task.run, obs], task_id)
+                       [task.run, kept], task_id)
             return
         task.run = kept
         task.run_send = obs.send_ns
@@ -450,9 +457,9 @@ class Checker:
             self._stats["warm_expected"] += 1
         if type(obs.status) is int and obs.status in self._known and obs.status not in self.lc.initial:
             self._find("LC-INITIAL-STATUS", f"the run answered status {self.lc.label(obs.status)}; "
-                       f"a new task starts as one of {self.lc.initial}", [obs], task_id)
+                       f"a new task starts as one of {self.lc.initial}", [kept], task_id)
 
-    def _cancel(self, task: _Task, obs: ObservationRecord, kept: _Kept) -> None:
+    def _cancel(self, task: _Task, obs: CheckedRecord, kept: _Kept) -> None:
         if task.first_cancel_send is None or obs.send_ns < task.first_cancel_send:
             task.first_cancel_send = obs.send_ns
         acked = obs.http is not None and 200 <= obs.http < 300
@@ -463,14 +470,14 @@ class Checker:
                 task.cancel_ack = kept
                 task.cancel_ack_send = obs.send_ns
 
-    def _realtime_terminal(self, task: _Task, task_id: str, obs: ObservationRecord, kept: _Kept,
+    def _realtime_terminal(self, task: _Task, task_id: str, obs: CheckedRecord, kept: _Kept,
                            status: int, recv: int) -> None:
         if task.terminal is not None and status != task.terminal and not task.flipped:
             task.flipped = True
             assert task.terminal_obs is not None
             self._find("LC-TERMINAL-FLIP", f"task {task_id} was seen ending as both "
                        f"{self.lc.label(task.terminal)} and {self.lc.label(status)}",
-                       [task.terminal_obs, obs], task_id)
+                       [task.terminal_obs, kept], task_id)
         term = task.terminal_obs
         if term is None or recv < task.terminal_recv:
             if task.terminal is None:
@@ -500,20 +507,20 @@ class Checker:
                         f"{label(late['status'])}")
             self._find("LC-TERMINAL-FLIP", message, [term, late], task_id)
 
-    def _content(self, task: _Task, task_id: str, obs: ObservationRecord, kept: _Kept,
+    def _content(self, task: _Task, task_id: str, obs: CheckedRecord, kept: _Kept,
                  status: int) -> None:
         """Output, error and cancel facts (the warm-setup rule is in `add_all`)."""
         if status == self.lc.completed and obs.output is False:
             self._find("LC-COMPLETED-OUTPUT", f"task {task_id} is completed without an output",
-                       [obs], task_id)
+                       [kept], task_id)
         if status in self._failed and obs.error is False:
             self._find("LC-FAILED-ERROR", f"task {task_id} is {self.lc.label(status)} without an "
-                       "error message", [obs], task_id)
+                       "error message", [kept], task_id)
         stranded = self._stranding.get(status)
         if stranded:
             self._find("LC-SDK-UNKNOWN-TERMINAL", f"task {task_id} ended {self.lc.label(status)}, which "
                        f"{' and '.join(stranded)} does not know as terminal: its run() waits forever "
-                       "(stream or poll)", [obs], task_id)
+                       "(stream or poll)", [kept], task_id)
         if status in self._cancel_statuses:
             recv = obs.recv_ns or 0
             if task.first_cancel_status is None or recv < task.first_cancel_recv:
@@ -521,7 +528,7 @@ class Checker:
                 task.first_cancel_recv = recv
                 task.first_cancel_code = status
 
-    def _stream_event(self, obs: ObservationRecord, kept: _Kept) -> None:
+    def _stream_event(self, obs: CheckedRecord, kept: _Kept) -> None:
         conn_id, recv = obs.conn, obs.recv_ns
         assert conn_id is not None and recv is not None
         conn = self._conns.get(conn_id)
@@ -529,17 +536,17 @@ class Checker:
             conn = self._conns[conn_id] = _Conn(obs.task)
             if obs.kind != "update":
                 self._find("LC-STREAM-SNAPSHOT-FIRST", f"the first event of {obs.channel} stream "
-                           f"{conn_id} was a {obs.kind}, not a snapshot of the task", [obs], obs.task)
+                           f"{conn_id} was a {obs.kind}, not a snapshot of the task", [kept], obs.task)
         bound = self._bound_ns
         if conn.events and bound is not None and recv - conn.last_recv > bound:
             gap = (recv - conn.last_recv) / 1e9
             self._find("LC-HEARTBEAT-GAP", f"{obs.channel} stream {conn_id} was silent for {gap:.1f} s "
-                       f"(bound {self.options.heartbeat_bound_s:g} s)", [obs], obs.task)
+                       f"(bound {self.options.heartbeat_bound_s:g} s)", [kept], obs.task)
         kind = obs.kind
         if not conn.events:
             conn.last_update = recv
         elif conn.terminal is None:
-            self._quiet(conn, conn_id, obs, recv - conn.last_update)
+            self._quiet(conn, conn_id, obs, kept, recv - conn.last_update)
         if kind == "update":
             conn.last_update = recv
         conn.events += 1
@@ -547,7 +554,7 @@ class Checker:
         if kind == "close":
             if conn.terminal is None:
                 self._find("LC-STREAM-NO-TERMINAL", f"the server closed {obs.channel} stream {conn_id} "
-                           f"of task {obs.task} without a terminal update", [obs], obs.task)
+                           f"of task {obs.task} without a terminal update", [kept], obs.task)
             del self._conns[conn_id]
             return
         terminal = kind == "update" and type(obs.status) is int and obs.status in self._terminal
@@ -555,25 +562,26 @@ class Checker:
             assert conn.terminal is not None
             what = "an update" if kind == "update" else "a non-JSON line"
             self._find("LC-STREAM-AFTER-TERMINAL", f"{obs.channel} stream {conn_id} sent {what} "
-                       "after its terminal update", [conn.terminal, obs], obs.task)
+                       "after its terminal update", [conn.terminal, kept], obs.task)
         if terminal and conn.terminal is None:
             conn.terminal = kept
 
-    def _quiet(self, conn: _Conn, conn_id: str, obs: ObservationRecord, quiet_ns: int) -> None:
+    def _quiet(self, conn: _Conn, conn_id: str, obs: CheckedRecord, kept: _Kept,
+               quiet_ns: int) -> None:
         """A live stream's time since its last update: the contract's bound, the SDK's idle check."""
         options = self.options
         progress, idle = options.progress_bound_s, options.sdk_idle_s
         if progress is not None and quiet_ns > progress * 1e9 and not conn.quiet_found & 1:
             conn.quiet_found |= 1
             self._find("LC-PROGRESS-GAP", f"{obs.channel} stream {conn_id} sent no update for "
-                       f"{quiet_ns / 1e9:.1f} s (bound {progress:g} s)", [obs], obs.task)
+                       f"{quiet_ns / 1e9:.1f} s (bound {progress:g} s)", [kept], obs.task)
         if idle is not None and obs.kind == "heartbeat" and quiet_ns > idle * 1e9 \
                 and not conn.quiet_found & 2:
             conn.quiet_found |= 2
             self._find("LC-SDK-STREAM-IDLE", f"{obs.channel} stream {conn_id}: a heartbeat came "
                        f"{quiet_ns / 1e9:.1f} s after the last update; the Python SDK drops the "
                        f"connection past {idle:g} s and reconnects (six times, then run() fails)",
-                       [obs], obs.task)
+                       [kept], obs.task)
 
     # -- finalizing ------------------------------------------------------------------------
 

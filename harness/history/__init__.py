@@ -13,6 +13,7 @@ from harness.history.record import (
 from harness.history.store import (
     COMPRESSED_HISTORY_FILE,
     HISTORY_FILE,
+    CheckedRecord,
     HistoryError,
     HistoryRecords,
     HistoryWriter,
@@ -24,7 +25,7 @@ from harness.history.store import (
     worker_history_file,
 )
 
-__all__ = ["COMPRESSED_HISTORY_FILE", "HISTORY_FILE", "RATE_LIMIT_FIELDS", "Channel", "HistoryError",
-           "HistoryRecords", "HistoryWriter", "Observation", "ObservationRecord", "Outcome", "StreamKind",
-           "compress_history", "history_in", "key_label", "rate_limit_facts", "read_history",
+__all__ = ["COMPRESSED_HISTORY_FILE", "HISTORY_FILE", "RATE_LIMIT_FIELDS", "Channel", "CheckedRecord",
+           "HistoryError", "HistoryRecords", "HistoryWriter", "Observation", "ObservationRecord", "Outcome",
+           "StreamKind", "compress_history", "history_in", "key_label", "rate_limit_facts", "read_history",
            "read_records", "task_digest", "worker_history_file"]

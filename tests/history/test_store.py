@@ -309,3 +309,103 @@ def test_invalid_utf8_fails_as_text_reading_does(tmp_path: Path) -> None:
     path.write_bytes(good + b"\n" + good.replace(b'"o"', b'"\xed\xa0\x80"') + b"\n")  # a surrogate
     with pytest.raises(UnicodeDecodeError):
         list(read_history(path))
+
+
+# What the lifecycle checker reads of a record (`HistoryRecords.checked`): its fields, and of
+# `extra` the probe and a run's two facts.
+_CHECKED = ("task", "observer", "channel", "send_ns", "recv_ns", "http", "status", "output", "error",
+            "outcome", "conn", "kind", "trail")
+
+
+def _checked_values(record: Any) -> str:
+    extra = record.extra
+    # A dict or the lean `extra`; the plain path keeps any other JSON there as it is.
+    facts = tuple(extra.get(key) for key in ("probe", "deadline_s", "warm_expected")) \
+        if hasattr(extra, "get") else extra
+    return repr((*(getattr(record, name) for name in _CHECKED), facts))
+
+
+def _read_checked(path: Path) -> list[str]:
+    out = []
+    try:
+        for record in read_records(path).checked():
+            out.append(_checked_values(record))
+    except HistoryError as exc:
+        out.append(f"HistoryError: {exc}")
+    return out
+
+
+def _plain_checked(path: Path) -> list[str]:
+    with path.open(encoding="utf-8") as handle:
+        lines = list(handle)
+    out = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            out.append(_checked_values(_parse_slow(line, number)))
+        except HistoryError as exc:
+            if number < len(lines) or line.endswith("\n"):
+                out.append(f"HistoryError: {exc}")
+            break
+    return out
+
+
+_extras = st.dictionaries(st.sampled_from(["probe", "deadline_s", "warm_expected", "rl_group", "é"]),
+                          _json | st.sampled_from(["foreign", "ünï"]), max_size=3)
+_extra_lines = st.builds(lambda o, extra, ascii: json.dumps({**json.loads(o.to_json()), "extra": extra},
+                                                            ensure_ascii=ascii) + "\n",
+                         _observations(), _extras, st.booleans())
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lines=st.lists(_good_lines | _extra_lines | _hostile_lines() | _cr_lines
+                      | st.sampled_from(["\n", "\r\n"]), max_size=12),
+       torn=st.booleans(), block=st.sampled_from([1, 64, 300, 32 * 1024]))
+def test_checked_records_give_the_checkers_fields_of_the_plain_read(
+        tmp_path_factory: pytest.TempPathFactory, lines: list[str], torn: bool, block: int) -> None:
+    """The lean decoder skips fields: what the checker reads is still what the plain path reads,
+    probes (never in a lean record) and non-ASCII text in `extra` included."""
+    text = "".join(lines)
+    assume(not _unwritable(text))
+    if torn and text.endswith("\n"):
+        text = text[:-1]
+    path = tmp_path_factory.getbasetemp() / "checked.jsonl"
+    path.write_text(text, encoding="utf-8")
+    with mock.patch.object(store, "BLOCK_BYTES", block):
+        assert _read_checked(path) == _plain_checked(path)
+
+
+def test_checked_records_skip_what_the_checker_does_not_read(tmp_path: Path) -> None:
+    """A lean record: skipped fields of any JSON type (a number too large for a float) are
+    still an observation; a probe, non-ASCII text or a lone surrogate (which msgspec refuses
+    even where it skips) give the record of the full read."""
+    good = Observation("t", "o", "run", 1, 2, 0.5, updated_at="x", key="k",
+                       extra={"rl_group": "get", "deadline_s": 5}).to_json()
+    lines = [good, good.replace('"x"', "5").replace('"get"', "1e400"),
+             good.replace('"get"', '{"a": [1, "b"]}'), good.replace('"get"', '"é"'),
+             good.replace('"rl_group"', '"probe"').replace('"get"', '"foreign"'),
+             good.replace('"x"', '"\\ud800"')]
+    path = tmp_path / HISTORY_FILE
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with mock.patch.object(store, "BLOCK_BYTES", 1):  # a line a block
+        records = read_records(path)
+        checked = list(records.checked())
+        assert [type(r).__name__ for r in checked] == ["_Checked", "_Checked", "_Checked", "_Line",
+                                                       "_Line", "Observation"]
+        assert [r.extra.get("deadline_s") for r in checked] == [5] * 6
+        assert checked[4].extra["probe"] == "foreign"
+        # Read again by position: the full records, as iterating gives them.
+        assert {n: _values(r) for n, r in records.reread(range(1, 7)).items()} == \
+            {n: _values(r) for n, r in enumerate(read_records(path), start=1)}
+    with pytest.raises(ValueError, match="alternative"):
+        records.checked()
+
+
+def test_invalid_utf8_in_a_skipped_field_fails_as_text_reading_does(tmp_path: Path) -> None:
+    """The lean decoder does not check the UTF-8 of what it skips: a block that is not ASCII is
+    decoded in full, and invalid UTF-8 there still fails."""
+    good = Observation("t", "o", "get", 1, 2, 0.5, extra={"rl_group": "get"}).to_json().encode()
+    path = tmp_path / "h.jsonl"
+    for bad in (b'"\xff"', b'"\xed\xa0\x80"', b'"\xc3"'):
+        path.write_bytes(good + b"\n" + good.replace(b'"get"}', bad + b"}") + b"\n")
+        with pytest.raises(UnicodeDecodeError):
+            list(read_records(path).checked())
