@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 
 from harness.history import (
     HISTORY_FILE,
+    CheckedRecord,
     HistoryError,
     Observation,
     ObservationRecord,
@@ -182,8 +184,9 @@ def test_a_lone_surrogate_takes_the_plain_path() -> None:
 def test_the_record_protocol_names_only_observations_fields() -> None:
     # Every name the protocol promises is a field of Observation, hence of the decoded struct
     # built from them (a field added to Observation needs no change here to be read).
-    members = [name for name in vars(ObservationRecord) if not name.startswith("_")]
-    assert members and [name for name in _FIELDS if name in members] == members
+    for protocol in (CheckedRecord, ObservationRecord):  # the second adds to the first
+        members = [name for name in vars(protocol) if not name.startswith("_")]
+        assert members and [name for name in _FIELDS if name in members] == members
 
 
 def test_records_read_the_same_values_as_observations(tmp_path: Path) -> None:
@@ -200,15 +203,15 @@ def test_records_read_the_same_values_as_observations(tmp_path: Path) -> None:
         list(read_records(path))
 
 
-def _plain_read(path: Path) -> list[str]:
-    """What reading line by line as text gives: each line's values by the plain path, the first
+def _plain_read(path: Path, values: Callable[[Any], str] = _values) -> list[str]:
+    """What reading line by line as text gives: each line's `values` by the plain path, the first
     error, and a torn last line skipped (the reader before block decoding)."""
     with path.open(encoding="utf-8") as handle:
         lines = list(handle)
     out = []
     for number, line in enumerate(lines, start=1):
         try:
-            out.append(_values(_parse_slow(line, number)))
+            out.append(values(_parse_slow(line, number)))
         except HistoryError as exc:
             if number < len(lines) or line.endswith("\n"):
                 out.append(f"HistoryError: {exc}")
@@ -231,13 +234,21 @@ _good_lines = _observations().map(lambda o: o.to_json() + "\n")
 _cr_lines = _good_lines.map(lambda line: "{\r" + line[1:])
 
 
+_extras = st.dictionaries(st.sampled_from(["probe", "deadline_s", "warm_expected", "rl_group", "é"]),
+                          _json | st.sampled_from(["foreign", "ünï"]), max_size=3)
+_extra_lines = st.builds(lambda o, extra, ascii: json.dumps({**json.loads(o.to_json()), "extra": extra},
+                                                            ensure_ascii=ascii) + "\n",
+                         _observations(), _extras, st.booleans())
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(lines=st.lists(_good_lines | _hostile_lines() | _cr_lines
+@given(lines=st.lists(_good_lines | _extra_lines | _hostile_lines() | _cr_lines
                       | st.sampled_from(["\n", " \n", "\r\n", "{}\r"]), max_size=12),
        torn=st.booleans(), block=st.sampled_from([1, 7, 64, 300, 32 * 1024]))
 def test_files_read_in_blocks_give_what_reading_line_by_line_gives(
         tmp_path_factory: pytest.TempPathFactory, lines: list[str], torn: bool, block: int) -> None:
-    """Blocks of every size (lines across block ends), odd lines among good ones, a torn end."""
+    """Blocks of every size (lines across block ends), odd lines among good ones, a torn end;
+    the checker's lean records too (probes, never in one, and non-ASCII `extra` included)."""
     text = "".join(lines)
     assume(not _unwritable(text))
     if torn and text.endswith("\n"):
@@ -247,6 +258,7 @@ def test_files_read_in_blocks_give_what_reading_line_by_line_gives(
     with mock.patch.object(store, "BLOCK_BYTES", block):
         assert _read_all(read_records, path) == _plain_read(path)
         assert _read_all(read_history, path) == _plain_read(path)
+        assert _read_checked(path) == _plain_read(path, _checked_values)
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -333,45 +345,6 @@ def _read_checked(path: Path) -> list[str]:
     except HistoryError as exc:
         out.append(f"HistoryError: {exc}")
     return out
-
-
-def _plain_checked(path: Path) -> list[str]:
-    with path.open(encoding="utf-8") as handle:
-        lines = list(handle)
-    out = []
-    for number, line in enumerate(lines, start=1):
-        try:
-            out.append(_checked_values(_parse_slow(line, number)))
-        except HistoryError as exc:
-            if number < len(lines) or line.endswith("\n"):
-                out.append(f"HistoryError: {exc}")
-            break
-    return out
-
-
-_extras = st.dictionaries(st.sampled_from(["probe", "deadline_s", "warm_expected", "rl_group", "é"]),
-                          _json | st.sampled_from(["foreign", "ünï"]), max_size=3)
-_extra_lines = st.builds(lambda o, extra, ascii: json.dumps({**json.loads(o.to_json()), "extra": extra},
-                                                            ensure_ascii=ascii) + "\n",
-                         _observations(), _extras, st.booleans())
-
-
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(lines=st.lists(_good_lines | _extra_lines | _hostile_lines() | _cr_lines
-                      | st.sampled_from(["\n", "\r\n"]), max_size=12),
-       torn=st.booleans(), block=st.sampled_from([1, 64, 300, 32 * 1024]))
-def test_checked_records_give_the_checkers_fields_of_the_plain_read(
-        tmp_path_factory: pytest.TempPathFactory, lines: list[str], torn: bool, block: int) -> None:
-    """The lean decoder skips fields: what the checker reads is still what the plain path reads,
-    probes (never in a lean record) and non-ASCII text in `extra` included."""
-    text = "".join(lines)
-    assume(not _unwritable(text))
-    if torn and text.endswith("\n"):
-        text = text[:-1]
-    path = tmp_path_factory.getbasetemp() / "checked.jsonl"
-    path.write_text(text, encoding="utf-8")
-    with mock.patch.object(store, "BLOCK_BYTES", block):
-        assert _read_checked(path) == _plain_checked(path)
 
 
 def test_checked_records_skip_what_the_checker_does_not_read(tmp_path: Path) -> None:
