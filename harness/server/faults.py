@@ -265,7 +265,8 @@ class StreamFaults:
         return Fault.STREAM_NOT_CLOSED in self._faults
 
     def replay(self, sent: bytes) -> bytes | None:
-        """stream-status-regression: once, the change before `sent` again (an older status)."""
+        """stream-status-regression: once, the line before `sent` again (the snapshot or an
+        earlier change: an older status); None the first time, when there is none before."""
         if not self._replay:
             return None
         previous, self._previous = self._previous, sent
