@@ -425,7 +425,8 @@ class _CheckedExtra(msgspec.Struct, kw_only=True, gc=False):
     probe: None = None
 
     def get(self, key: str, /) -> Any:
-        return getattr(self, key, None)
+        # Its fields only: `getattr` alone would answer `get("get")` with this method.
+        return getattr(self, key) if key in self.__struct_fields__ else None
 
 
 def _checked_struct() -> type[msgspec.Struct]:

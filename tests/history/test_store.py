@@ -365,6 +365,8 @@ def test_checked_records_skip_what_the_checker_does_not_read(tmp_path: Path) -> 
         assert [type(r).__name__ for r in checked] == ["_Checked", "_Checked", "_Checked", "_Line",
                                                        "_Line", "Observation"]
         assert [r.extra.get("deadline_s") for r in checked] == [5] * 6
+        # A lean `extra` answers for its keys only, never with one of its methods.
+        assert [checked[0].extra.get(name) for name in ("probe", "rl_group", "get")] == [None] * 3
         assert checked[4].extra["probe"] == "foreign"
         # Read again by position: the full records, as iterating gives them.
         assert {n: _values(r) for n, r in records.reread(range(1, 7)).items()} == \
