@@ -210,6 +210,9 @@ class Checker:
         bound = self.options.heartbeat_bound_s
         self._bound_ns = None if bound is None else bound * 1e9
         self._horizon_ns = int(self.options.horizon_s * 1e9)
+        # A live stream quiet for less than this is not judged by `_quiet` (no call).
+        quiet = [b for b in (self.options.progress_bound_s, self.options.sdk_idle_s) if b is not None]
+        self._quiet_ns = min(quiet) * 1e9 if quiet else float("inf")
         self._newest = 0
         self._count = 0
         self._indeterminate = 0
@@ -392,7 +395,9 @@ class Checker:
                 last = task.last
                 who = conn or obs.observer
                 before = last.get(who)
-                last[who] = status if by_position else obs
+                # Kept by position, an unchanged status (most polls) needs no write.
+                if before != status or not by_position:
+                    last[who] = status if by_position else obs
                 if before is not None:
                     # A known status: only those are kept. The kind is tested for, not
                     # `by_position`: a checker fed from a list, then from a file, holds both.
@@ -545,7 +550,7 @@ class Checker:
         kind = obs.kind
         if not conn.events:
             conn.last_update = recv
-        elif conn.terminal is None:
+        elif conn.terminal is None and recv - conn.last_update > self._quiet_ns:
             self._quiet(conn, conn_id, obs, kept, recv - conn.last_update)
         if kind == "update":
             conn.last_update = recv

@@ -429,23 +429,42 @@ class _CheckedExtra(msgspec.Struct, kw_only=True, gc=False):
         return getattr(self, key) if key in self.__struct_fields__ else None
 
 
+def _trail(record: Any) -> Any:
+    """A lean record's `trail`, decoded when read (the checker reads few): the value a full
+    read gives, whatever JSON the line holds there."""
+    raw = record.trail_json
+    try:
+        return _decode_trail(raw)
+    except msgspec.MsgspecError:
+        return _json_value(bytes(raw))
+
+
 def _checked_struct() -> type[msgspec.Struct]:
     """`_Line` with only the fields `CheckedRecord` names (`extra` as `_CheckedExtra`): the
-    others are skipped, but `wall`, which a line must have, read as raw JSON. A line decodes
-    as a `_Checked` whenever it decodes as a `_Line` (but with a probe); the ones that decode
-    only as a `_Checked` (a skipped field of another JSON type, or a number too large there)
-    are observations all the same, read by `_parse_slow` with these fields' values. msgspec
-    checks what it skips as JSON (lone surrogates included), not as UTF-8 (`_blocks_of`)."""
+    others are skipped, but `wall`, which a line must have, read as raw JSON. `trail` is kept
+    as raw JSON too, decoded only when read: a list on most lines, and the only object of a
+    record the garbage collector tracks. A line decodes as a `_Checked` whenever it decodes
+    as a `_Line` (but with a probe); the ones that decode only as a `_Checked` (a skipped or
+    raw field of another JSON type, or a number too large there) are observations all the
+    same, read by `_parse_slow` with these fields' values. msgspec checks what it skips as
+    JSON (lone surrogates included), not as UTF-8 (`_blocks_of`)."""
     names = {name for name in vars(CheckedRecord) if not name.startswith("_")}
     fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
     for spec in _line_fields():
         if spec[0] == "extra":
             fields.append(("extra", _CheckedExtra, msgspec.field(default_factory=_CheckedExtra)))
+        elif spec[0] == "trail":
+            fields.append(("trail_json", msgspec.Raw, msgspec.field(name="trail", default=_NULL)))
         elif spec[0] in names:
             fields.append(spec)
         elif len(spec) == 2:  # required: a line without it is not an observation
             fields.append((spec[0], msgspec.Raw))
-    return msgspec.defstruct("_Checked", fields, kw_only=True, gc=False)
+    return msgspec.defstruct("_Checked", fields, kw_only=True, gc=False,
+                             namespace={"trail": property(_trail)})
+
+
+_NULL = msgspec.Raw(b"null")
+_decode_trail: Callable[[msgspec.Raw], Any] = msgspec.json.Decoder(list[int] | None).decode
 
 
 _Checked = _checked_struct()
@@ -494,15 +513,19 @@ def _parse_record(line: str, number: int) -> ObservationRecord:
 def _parse_slow(line: str, number: int) -> Observation:
     """Any JSON object: the values json.loads gives, Observation.from_dict's checks."""
     try:
-        try:
-            # pydantic-core's parser (pydantic's own dependency): twice as fast as json.loads,
-            # the same values for valid JSON. What it refuses (invalid JSON, or lone surrogates,
-            # which json accepts) goes to json: json's result, or json's error message.
-            data = _from_json(line)
-        except ValueError:
-            data = json.loads(line)
+        data = _json_value(line)
         if not isinstance(data, dict):
             raise TypeError("not an object")
         return Observation.from_dict(data)
     except (ValueError, TypeError) as exc:
         raise HistoryError(f"line {number}: not an observation ({exc})") from exc
+
+
+def _json_value(text: str | bytes) -> Any:
+    """What json.loads gives, faster: pydantic-core's parser (pydantic's own dependency) is
+    twice as fast, with the same values for valid JSON. What it refuses (invalid JSON, or lone
+    surrogates, which json accepts) goes to json: json's result, or json's error message."""
+    try:
+        return _from_json(text)
+    except ValueError:
+        return json.loads(text)

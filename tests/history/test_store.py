@@ -375,6 +375,22 @@ def test_checked_records_skip_what_the_checker_does_not_read(tmp_path: Path) -> 
         records.checked()
 
 
+def test_a_lean_records_trail_is_what_a_full_read_gives(tmp_path: Path) -> None:
+    """The lean decoder keeps `trail` as raw JSON, decoded when read: of any JSON type there
+    (which a full read leaves to the plain path), the plain path's value."""
+    good = Observation("t", "o", "get", 1, 2, 0.5, status=3, trail=[1, 2]).to_json()
+    trails = ["[1,2]", "null", '"x"', "[1.5]", "[99999999999999999999999]", '{"a":[1]}', '["\\ud800"]']
+    lines = [good.replace("[1,2]", trail) for trail in trails] + [good.replace(',"trail":[1,2]', "")]
+    path = tmp_path / HISTORY_FILE
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with mock.patch.object(store, "BLOCK_BYTES", 1):  # a line a block
+        checked = list(read_records(path).checked())
+    # msgspec refuses a lone surrogate even in raw JSON: that line is read in full.
+    assert [type(r).__name__ for r in checked] == ["_Checked"] * 6 + ["Observation", "_Checked"]
+    assert [r.trail for r in checked] == [r.trail for r in read_history(path)] == \
+        [[1, 2], None, "x", [1.5], [99999999999999999999999], {"a": [1]}, ["\ud800"], None]
+
+
 def test_invalid_utf8_in_a_skipped_field_fails_as_text_reading_does(tmp_path: Path) -> None:
     """The lean decoder does not check the UTF-8 of what it skips: a block that is not ASCII is
     decoded in full, and invalid UTF-8 there still fails."""
