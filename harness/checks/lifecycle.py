@@ -71,6 +71,7 @@ CHECKS = {
 SEVERITY: dict[str, Literal["error", "warning", "info"]] = {"LC-SDK-UNKNOWN-TERMINAL": "warning"}
 MAX_FINDINGS_PER_CHECK = 25
 FINALIZE_EVERY = 20_000
+_RUN_OR_CANCEL = frozenset({"run", "cancel"})
 
 
 @dataclass
@@ -375,11 +376,11 @@ class Checker:
                 if recv > task.last_recv:
                     task.last_recv = recv
                 channel = obs.channel
-                if channel == "run":
-                    if obs.http is not None and obs.http < 300:
+                if channel in _RUN_OR_CANCEL:  # one test for the polls
+                    if channel == "cancel":
+                        self._cancel(task, obs, kept)
+                    elif obs.http is not None and obs.http < 300:
                         self._run(task, task_id, obs, kept)
-                elif channel == "cancel":
-                    self._cancel(task, obs, kept)
                 status = obs.status
                 kind = obs.kind
                 if status is None or (kind is not None and kind in ("heartbeat", "close", "invalid")):
@@ -395,26 +396,29 @@ class Checker:
                 last = task.last
                 who = conn or obs.observer
                 before = last.get(who)
-                # Kept by position, an unchanged status (most polls) needs no write.
-                if before != status or not by_position:
+                # Most polls repeat the observer's last status: kept by position, nothing to do.
+                # A kept record (not by position) is never equal to a status.
+                if before != status:
                     last[who] = status if by_position else obs
-                if before is not None:
-                    # A known status: only those are kept. The kind is tested for, not
-                    # `by_position`: a checker fed from a list, then from a file, holds both.
-                    kept_status = type(before) is int
-                    previous = before if kept_status else before.status
-                    if status != previous and status not in follows[previous]:
-                        self._find("LC-REGRESSION", f"{obs.observer} saw task {task_id} go from "
-                                   f"{self.lc.label(previous)} to {self.lc.label(status)}, which the "
-                                   "lifecycle does not allow",
-                                   [_LastOf(task_id, who, task.first_seen, count - 1) if kept_status
-                                    else before, kept], task_id)
+                    if before is not None:
+                        # A known status: only those are kept. The kind is tested for, not
+                        # `by_position`: a checker fed from a list, then from a file, holds both.
+                        kept_status = type(before) is int
+                        previous = before if kept_status else before.status
+                        if status != previous and status not in follows[previous]:
+                            self._find("LC-REGRESSION", f"{obs.observer} saw task {task_id} go "
+                                       f"from {self.lc.label(previous)} to {self.lc.label(status)}, "
+                                       "which the lifecycle does not allow",
+                                       [_LastOf(task_id, who, task.first_seen, count - 1)
+                                        if kept_status else before, kept], task_id)
+                elif not by_position:
+                    last[who] = obs
                 # LC-TERMINAL-FLIP: once a terminal status was received, later requests see it.
                 if status in terminal:
                     self._realtime_terminal(task, task_id, obs, kept, status, recv)
                 else:
                     send = obs.send_ns
-                    if task.latest_open is None or send > task.latest_open_send:
+                    if send > task.latest_open_send or task.latest_open is None:
                         task.latest_open = kept
                         task.latest_open_send = send
                         if task.terminal_obs is not None:
