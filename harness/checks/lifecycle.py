@@ -329,7 +329,8 @@ class Checker:
         terminal = self._terminal
         follows = self._follows
         content_statuses = self._content_statuses
-        finalize_every = FINALIZE_EVERY
+        # The next multiple of FINALIZE_EVERY: a comparison per observation, not a modulo.
+        next_finalize = (self._count // FINALIZE_EVERY + 1) * FINALIZE_EVERY
         count = self._count
         newest = self._newest
         # From a file that can be read again, witnesses are kept as positions (`count`), not as
@@ -345,8 +346,7 @@ class Checker:
             records = source.checked()
         kept: _Kept
         try:
-            for obs in records:
-                count += 1
+            for count, obs in enumerate(records, count + 1):
                 kept = count if by_position else obs
                 recv = obs.recv_ns
                 if recv is None or obs.outcome != "ok":
@@ -384,7 +384,8 @@ class Checker:
                 status = obs.status
                 kind = obs.kind
                 if status is None or (kind is not None and kind in ("heartbeat", "close", "invalid")):
-                    if not count % finalize_every:
+                    if count >= next_finalize:
+                        next_finalize += FINALIZE_EVERY
                         self._count, self._newest = count, newest
                         self._maybe_finalize()
                     continue
@@ -431,7 +432,8 @@ class Checker:
                     if status in setup or not setup.isdisjoint(obs.trail or ()):
                         task.setup_seen = kept
                         task.setup_status = status
-                if not count % finalize_every:
+                if count >= next_finalize:
+                    next_finalize += FINALIZE_EVERY
                     self._count, self._newest = count, newest
                     self._maybe_finalize()
         finally:
