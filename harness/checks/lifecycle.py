@@ -345,8 +345,9 @@ class Checker:
             # Only the fields read here are decoded: witnesses are read again in full.
             records = source.checked()
         kept: _Kept
+        first = count + 1
         try:
-            for count, obs in enumerate(records, count + 1):
+            for count, obs in enumerate(records, first):
                 kept = count if by_position else obs
                 recv = obs.recv_ns
                 if recv is None or obs.outcome != "ok":
