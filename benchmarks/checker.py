@@ -27,6 +27,11 @@ Method:
   (caches, memory bandwidth); the median run is reported next to it. Peak RSS is the
   child's VmHWM (the high-water mark of its own image; `getrusage` maxrss would also count
   the parent's RSS at fork), next to that of an idle child (same imports, lifecycle loaded).
+- Instructions (deterministic: other tenants move CPU seconds by +-30 % here, not these):
+  the largest ~1k-open history's first 50k and 150k lines, each read and checked once under
+  valgrind's cachegrind, and the same for the plain reader the project started with
+  (json.loads + Observation.from_dict a line, no check) as the same-run baseline; the
+  difference of the two passes over 100k is the cost per observation. Skipped without valgrind.
 - Linearity: the same history shape at 10k, 100k and 1M observations; the rate should not
   fall as the size grows, judged on the largest size against the next one down, >= 0.8 (the
   10k history is still ramping up, with fewer tasks open, so it runs faster).
@@ -50,6 +55,7 @@ import itertools
 import json
 import os
 import random
+import re
 import resource
 import subprocess
 import sys
@@ -87,10 +93,12 @@ class Options:
     rounds: int = 3  # every child is run once per round, the rounds spread over the benchmark
     seed: int = 20261127
     cpu: int | None = None  # None: the last usable CPU
+    instructions: bool = True  # count instructions under cachegrind too (when valgrind is there)
 
     @classmethod
     def quick(cls) -> Options:
-        return cls(sizes=[10_000, 100_000], open_tasks_large=5_000, repeat=2, rounds=1)
+        return cls(sizes=[10_000, 100_000], open_tasks_large=5_000, repeat=2, rounds=1,
+                    instructions=False)
 
 
 # -- history generation -------------------------------------------------------------------
@@ -332,7 +340,7 @@ def _maxrss_mb() -> float:
 def child(argv: list[str]) -> int:
     started = time.monotonic()
     parser = argparse.ArgumentParser(prog="python -m benchmarks.checker")
-    parser.add_argument("mode", choices=["idle", "memory", "stream"])
+    parser.add_argument("mode", choices=["idle", "memory", "stream", "once", "plain"])
     parser.add_argument("file", type=Path)
     parser.add_argument("--horizon", type=float, required=True)
     parser.add_argument("--repeat", type=int, default=3)
@@ -345,6 +353,14 @@ def child(argv: list[str]) -> int:
     result: dict[str, Any] = {"mode": args.mode, "rss_after_imports_mb": _rss_mb()}
     if args.mode == "idle":
         print(json.dumps(result))
+        return 0
+    if args.mode in ("once", "plain"):  # one pass, for counting instructions (`_instructions`)
+        if args.mode == "plain":
+            with args.file.open(encoding="utf-8") as handle:
+                for line in handle:
+                    Observation.from_dict(json.loads(line))
+        else:
+            Checker(lc, options).add_all(read_records(args.file))
         return 0
 
     def check(observations: Iterable[ObservationRecord]) -> tuple[float, float, Checker]:
@@ -513,7 +529,53 @@ def run(options: Options) -> dict[str, Any]:
         for row in rows:
             for mode in ("memory", "stream"):
                 row[mode] = _merge(row.pop(f"{mode}_runs"), row["observations"], problems, row["label"])
-    return _summarise(options, rows, idle, problems, started, cpu)
+        counted = _count_instructions(files[len(options.sizes) - 1], options, Path(tmp)) \
+            if options.instructions else {"skipped": "not asked (--quick)"}
+    result = _summarise(options, rows, idle, problems, started, cpu)
+    result["instructions"] = counted
+    return result
+
+
+# -- instructions: a figure other tenants cannot move ---------------------------------------
+
+# Lines of the largest ~1k-open history counted: the difference of the two passes is the
+# per-observation cost, without the imports and the start of the pass.
+INSTRUCTION_LINES = (50_000, 150_000)
+
+
+def _count_instructions(file: Path, options: Options, tmp: Path) -> dict[str, Any]:
+    """Instructions per observation of read + check and of the plain reader (the baseline:
+    json.loads + Observation.from_dict a line, no check), under valgrind's cachegrind."""
+    from shutil import which
+    if which("valgrind") is None:
+        return {"skipped": "valgrind not found"}
+    heads = []
+    with file.open("rb") as source:
+        lines = list(itertools.islice(source, max(INSTRUCTION_LINES)))
+    for count in INSTRUCTION_LINES:
+        head = tmp / f"head-{count}.jsonl"
+        head.write_bytes(b"".join(lines[:count]))
+        heads.append(head)
+    per_observation: dict[str, int] = {}
+    for mode in ("once", "plain"):
+        small, large = (_instructions(mode, head, options.horizon_s) for head in heads)
+        per_observation[mode] = round((large - small) / (INSTRUCTION_LINES[1] - INSTRUCTION_LINES[0]))
+        print(f"  {NAME}: instructions: {'read + check' if mode == 'once' else 'plain reader'} "
+              f"{per_observation[mode]:,} per observation", flush=True)
+    return {"tool": "valgrind --tool=cachegrind --cache-sim=no",
+            "lines": list(INSTRUCTION_LINES), "read_check_per_observation": per_observation["once"],
+            "plain_reader_per_observation": per_observation["plain"],
+            "plain_over_read_check": round(per_observation["plain"] / per_observation["once"], 3)}
+
+
+def _instructions(mode: str, file: Path, horizon: float) -> int:
+    cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+           sys.executable, "-m", "benchmarks.checker", mode, str(file), "--horizon", str(horizon)]
+    done = subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=1800)
+    found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
+    if done.returncode != 0 or found is None:
+        raise BenchmarkError(f"cachegrind ({mode} {file.name}) failed: {done.stderr.strip()[-800:]}")
+    return int(found.group(1).replace(",", ""))
 
 
 def _merge(runs: list[dict[str, Any]], expected: int, problems: list[str], label: str) -> dict[str, Any]:
@@ -618,6 +680,17 @@ def _fmt(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
+def _instructions_row(counted: dict[str, Any]) -> str:
+    if "read_check_per_observation" not in counted:
+        return f"| instructions per observation | {counted.get('skipped', 'not counted')} |"
+    first, last = counted["lines"]
+    return (f"| instructions per observation ({counted['tool']}: passes over the first "
+            f"{_label(last)} and {_label(first)} lines, the difference) | read + check "
+            f"**{_fmt(counted['read_check_per_observation'])}**; the plain reader alone (the "
+            f"baseline, no check) {_fmt(counted['plain_reader_per_observation'])}: "
+            f"**{counted['plain_over_read_check']}x** as many |")
+
+
 def markdown(result: dict[str, Any]) -> list[str]:
     goal = result.get("goal", {})
     cfg = result.get("config", {})
@@ -650,6 +723,7 @@ def markdown(result: dict[str, Any]) -> list[str]:
         f"| goal: >= {_fmt(int(goal.get('threshold', GOAL_RATE)))} obs/s reading the file and "
         f"checking at {_label(max(cfg.get('sizes', [0])))} | **{_fmt(stream_goal.get('rate'))} obs/s** "
         f"({'met' if stream_goal.get('met') else 'NOT met'}) |",
+        _instructions_row(result.get("instructions") or {}),
         "| memory, streaming: RSS over the idle child / tasks held | "
         + "; ".join(f"{m['label']}: {m['rss_over_idle_mb']} MB / {_fmt(m['peak_tasks_held'])} = "
                     f"{m['kb_per_task_held']} KB" for m in result.get("memory", [])) + " |",
