@@ -552,6 +552,8 @@ def _count_instructions(file: Path, options: Options, tmp: Path) -> dict[str, An
     heads = []
     with file.open("rb") as source:
         lines = list(itertools.islice(source, max(INSTRUCTION_LINES)))
+    if len(lines) < max(INSTRUCTION_LINES):
+        return {"skipped": f"the largest history has fewer than {max(INSTRUCTION_LINES):,} lines"}
     for count in INSTRUCTION_LINES:
         head = tmp / f"head-{count}.jsonl"
         head.write_bytes(b"".join(lines[:count]))
