@@ -57,6 +57,7 @@ import os
 import random
 import re
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -463,8 +464,7 @@ def _run_child(mode: str, file: Path, horizon: float, repeat: int, cpu: int | No
 
 
 def _has_taskset() -> bool:
-    from shutil import which
-    return which("taskset") is not None
+    return shutil.which("taskset") is not None
 
 
 # -- the parent ----------------------------------------------------------------------------
@@ -546,8 +546,7 @@ INSTRUCTION_LINES = (50_000, 150_000)
 def _count_instructions(file: Path, options: Options, tmp: Path) -> dict[str, Any]:
     """Instructions per observation of read + check and of the plain reader (the baseline:
     json.loads + Observation.from_dict a line, no check), under valgrind's cachegrind."""
-    from shutil import which
-    if which("valgrind") is None:
+    if shutil.which("valgrind") is None:
         return {"skipped": "valgrind not found"}
     heads = []
     with file.open("rb") as source:
